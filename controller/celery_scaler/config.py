@@ -1,0 +1,463 @@
+"""The configuration file: multi-document YAML, Kubernetes style (see DESIGN.md).
+
+Parsing is pure: it takes the file's text and the environment as arguments. Every
+error names the document, the field path and what was expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from .metrics import BROKER_ONLY_METRICS, LATENCY_METRICS, Metric
+
+API_VERSION = "celery-scaler/v1"
+DEFAULT_CONFIG_PATH = "celery-scaler.yaml"
+CONFIG_ENV = "CELERY_SCALER_CONFIG"
+BROKER_ENV = "CELERY_SCALER_BROKER_URL"
+
+
+class ConfigError(Exception):
+    """A configuration a user wrote that cannot be used; the message is for a person."""
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: object) -> float:
+    """`15s`, `5m`, `1h`, `250ms` or a number of seconds, as seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 15s, 5m, 1h or a number of seconds")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    else:
+        raise ValueError(
+            f"expected a duration such as 15s, 5m, 1h or a number of seconds, got {value!r}"
+        )
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def format_duration(seconds: float) -> str:
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        use_enum_values=False,
+    )
+
+
+class AdjustmentType(StrEnum):
+    CHANGE_IN_CAPACITY = "ChangeInCapacity"
+    PERCENT_CHANGE_IN_CAPACITY = "PercentChangeInCapacity"
+    EXACT_CAPACITY = "ExactCapacity"
+
+
+class Statistic(StrEnum):
+    AVERAGE = "Average"
+    MINIMUM = "Minimum"
+    MAXIMUM = "Maximum"
+
+
+class StepAdjustment(_Spec):
+    """One row of a step table; bounds are offsets from the policy's threshold."""
+
+    metric_interval_lower_bound: float | None = None
+    metric_interval_upper_bound: float | None = None
+    scaling_adjustment: int
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> StepAdjustment:
+        lower, upper = self.metric_interval_lower_bound, self.metric_interval_upper_bound
+        if lower is not None and upper is not None and lower >= upper:
+            raise ValueError(
+                f"metricIntervalLowerBound ({lower:g}) must be below "
+                f"metricIntervalUpperBound ({upper:g})"
+            )
+        return self
+
+    @property
+    def lower(self) -> float:
+        bound = self.metric_interval_lower_bound
+        return float("-inf") if bound is None else bound
+
+    @property
+    def upper(self) -> float:
+        bound = self.metric_interval_upper_bound
+        return float("inf") if bound is None else bound
+
+
+class StepPolicy(_Spec):
+    """One Application Auto Scaling step policy together with its alarm threshold."""
+
+    threshold: float
+    adjustment_type: AdjustmentType = AdjustmentType.CHANGE_IN_CAPACITY
+    min_adjustment_magnitude: int | None = Field(default=None, ge=1)
+    cooldown: Duration = 0.0
+    steps: tuple[StepAdjustment, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _table_is_valid(self) -> StepPolicy:
+        if (
+            self.min_adjustment_magnitude is not None
+            and self.adjustment_type is not AdjustmentType.PERCENT_CHANGE_IN_CAPACITY
+        ):
+            raise ValueError("minAdjustmentMagnitude applies only to PercentChangeInCapacity")
+        if self.adjustment_type is AdjustmentType.EXACT_CAPACITY and any(
+            step.scaling_adjustment < 0 for step in self.steps
+        ):
+            raise ValueError("ExactCapacity steps need a scalingAdjustment of 0 or more")
+        if sum(step.metric_interval_lower_bound is None for step in self.steps) > 1:
+            raise ValueError("at most one step may omit metricIntervalLowerBound")
+        if sum(step.metric_interval_upper_bound is None for step in self.steps) > 1:
+            raise ValueError("at most one step may omit metricIntervalUpperBound")
+        for before, after in itertools.pairwise(self.ordered_steps):
+            if before.upper > after.lower:
+                raise ValueError(
+                    f"steps overlap: {describe_interval(before)} and {describe_interval(after)}"
+                )
+            if before.upper < after.lower:
+                raise ValueError(f"steps leave a gap between {before.upper:g} and {after.lower:g}")
+        return self
+
+    @property
+    def ordered_steps(self) -> tuple[StepAdjustment, ...]:
+        return tuple(sorted(self.steps, key=lambda step: step.lower))
+
+
+def describe_interval(step: StepAdjustment) -> str:
+    lower = "-inf" if step.metric_interval_lower_bound is None else f"{step.lower:g}"
+    upper = "+inf" if step.metric_interval_upper_bound is None else f"{step.upper:g}"
+    return f"[{lower}, {upper})"
+
+
+class EcsTarget(_Spec):
+    cluster: str = Field(min_length=1)
+    service: str = Field(min_length=1)
+
+
+class FallbackSpec(_Spec):
+    failure_threshold: int = Field(default=3, ge=1)
+    capacity: int | None = Field(default=None, ge=0)
+
+
+class WorkerPoolSpec(_Spec):
+    ecs: EcsTarget
+    queues: tuple[str, ...] = Field(default=("celery",), min_length=1)
+    min_capacity: int = Field(default=1, ge=0)
+    max_capacity: int = Field(default=20, ge=0)
+    metric: Metric = Metric.BACKLOG_PER_TASK
+    statistic: Statistic = Statistic.AVERAGE
+    window: Duration = 0.0
+    scale_out: StepPolicy | None = None
+    scale_in: StepPolicy | None = None
+    safe_scale_in: bool = True
+    fallback: FallbackSpec = FallbackSpec()
+
+    @field_validator("metric", mode="before")
+    @classmethod
+    def _known_metric(cls, value: object) -> object:
+        names = [metric.value for metric in Metric]
+        if isinstance(value, str) and value not in names:
+            raise ValueError(f"unknown metric {value!r}{_suggest(value, names)}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WorkerPoolSpec:
+        if self.min_capacity > self.max_capacity:
+            raise ValueError(
+                f"minCapacity ({self.min_capacity}) is greater than "
+                f"maxCapacity ({self.max_capacity})"
+            )
+        if self.scale_out is None and self.scale_in is None:
+            raise ValueError("a pool needs a scaleOut policy, a scaleIn policy, or both")
+        if (
+            self.fallback.capacity is not None
+            and not self.min_capacity <= self.fallback.capacity <= self.max_capacity
+        ):
+            raise ValueError("fallback.capacity must lie within [minCapacity, maxCapacity]")
+        return self
+
+
+class Metadata(_Spec):
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+
+
+class CloudWatchSpec(_Spec):
+    enabled: bool = True
+    namespace: str = Field(default="CeleryMetrics", min_length=1)
+    per_worker_metrics: bool = False
+
+
+class PrometheusSpec(_Spec):
+    enabled: bool = True
+    port: int = Field(default=9808, ge=1, le=65535)
+
+
+class LeaderElectionSpec(_Spec):
+    enabled: bool = False
+    table: str = "celery-scaler-leases"
+    lease_duration: Duration = 30.0
+
+
+class SqsSpec(_Spec):
+    queue_name_prefix: str = ""
+    """Celery's `broker_transport_options['queue_name_prefix']`, so names match the app's."""
+
+
+BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp", "sqs")
+
+
+class ControllerSpec(_Spec):
+    broker: str = "redis://localhost:6379/0"
+    interval: Duration = 15.0
+    inspect_timeout: Duration = 1.0
+    region: str | None = None
+    cloudwatch: CloudWatchSpec = CloudWatchSpec()
+    prometheus: PrometheusSpec = PrometheusSpec()
+    leader_election: LeaderElectionSpec = LeaderElectionSpec()
+    sqs: SqsSpec = SqsSpec()
+
+    @field_validator("broker")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if scheme not in BROKER_SCHEMES:
+            raise ValueError(
+                f"broker URL scheme {scheme or '(none)'!r} is not one of "
+                f"{', '.join(BROKER_SCHEMES)}"
+            )
+        return value
+
+    @field_validator("interval", "inspect_timeout")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be longer than 0s")
+        return value
+
+    @property
+    def broker_kind(self) -> Literal["redis", "amqp", "sqs"]:
+        scheme = urlsplit(self.broker).scheme
+        if scheme.startswith("redis"):
+            return "redis"
+        return "sqs" if scheme == "sqs" else "amqp"
+
+
+class ControllerDocument(_Spec):
+    api_version: Literal["celery-scaler/v1"]
+    kind: Literal["Controller"]
+    metadata: Metadata | None = None
+    spec: ControllerSpec = ControllerSpec()
+
+
+class WorkerPoolDocument(_Spec):
+    api_version: Literal["celery-scaler/v1"]
+    kind: Literal["WorkerPool"]
+    metadata: Metadata
+    spec: WorkerPoolSpec
+
+
+class WorkerPool(BaseModel):
+    """A pool as the controller uses it: its name and its spec."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    spec: WorkerPoolSpec
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    controller: ControllerSpec
+    pools: tuple[WorkerPool, ...]
+
+    def pool(self, name: str) -> WorkerPool:
+        for pool in self.pools:
+            if pool.name == name:
+                return pool
+        known = ", ".join(pool.name for pool in self.pools)
+        raise ConfigError(f"no WorkerPool named {name!r} (the configuration has: {known})")
+
+
+KINDS: dict[str, type[ControllerDocument] | type[WorkerPoolDocument]] = {
+    "Controller": ControllerDocument,
+    "WorkerPool": WorkerPoolDocument,
+}
+
+
+def parse_config(text: str, source: str, env: Mapping[str, str] | None = None) -> Config:
+    """Parse and validate a configuration file's text; `source` names it in errors."""
+    try:
+        raw_documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{source}: not valid YAML{where}: {problem}") from None
+
+    controller: ControllerSpec | None = None
+    pools: list[WorkerPool] = []
+    for index, raw in enumerate(raw_documents, start=1):
+        label = f"{source}: document {index}"
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{label}: expected a mapping with apiVersion, kind and spec")
+        kind = raw.get("kind")
+        if raw.get("apiVersion") != API_VERSION:
+            raise ConfigError(
+                f"{label}: apiVersion: expected {API_VERSION!r}, got {raw.get('apiVersion')!r}"
+            )
+        if kind not in KINDS:
+            raise ConfigError(f"{label}: kind: expected one of {', '.join(KINDS)}, got {kind!r}")
+        metadata = raw.get("metadata")
+        name = metadata.get("name") if isinstance(metadata, dict) else None
+        label = f"{label} ({kind}{'/' + name if name else ''})"
+        try:
+            document = KINDS[kind].model_validate(raw)
+        except ValidationError as exc:
+            raise ConfigError(f"{label}: {_first_error(exc, KINDS[kind])}") from None
+        if isinstance(document, ControllerDocument):
+            if controller is not None:
+                raise ConfigError(f"{label}: a second Controller document; only one is allowed")
+            controller = document.spec
+        else:
+            if any(pool.name == document.metadata.name for pool in pools):
+                raise ConfigError(
+                    f"{label}: metadata.name: a WorkerPool named {document.metadata.name!r} "
+                    "is already defined"
+                )
+            pools.append(WorkerPool(name=document.metadata.name, spec=document.spec))
+
+    if not pools:
+        raise ConfigError(f"{source}: no WorkerPool document; the controller has nothing to scale")
+    controller = controller or ControllerSpec()
+    broker_override = (env or {}).get(BROKER_ENV)
+    if broker_override:
+        try:
+            controller = ControllerSpec.model_validate(
+                {**controller.model_dump(by_alias=True), "broker": broker_override}
+            )
+        except ValidationError as exc:
+            raise ConfigError(f"{BROKER_ENV}: {_first_error(exc, ControllerSpec)}") from None
+    for pool in pools:
+        _check_broker_can_give(controller, pool, f"{source}: WorkerPool/{pool.name}")
+    return Config(controller=controller, pools=tuple(pools))
+
+
+def _check_broker_can_give(controller: ControllerSpec, pool: WorkerPool, label: str) -> None:
+    kind = controller.broker_kind
+    metric = pool.spec.metric
+    if kind == "sqs" and metric not in BROKER_ONLY_METRICS:
+        raise ConfigError(
+            f"{label}: spec.metric: {metric.value} needs Celery's remote control (inspect), "
+            "which the SQS transport does not have; use queue_depth or backlog_per_task"
+        )
+    if kind == "sqs" and "safe_scale_in" in pool.spec.model_fields_set and pool.spec.safe_scale_in:
+        raise ConfigError(
+            f"{label}: spec.safeScaleIn: needs Celery's remote control (inspect) to see busy "
+            "workers, which the SQS transport does not have; remove it or set it to false"
+        )
+    if metric in LATENCY_METRICS and kind != "redis":
+        raise ConfigError(
+            f"{label}: spec.metric: {metric.value} is read from message stamps on Redis only; "
+            f"the {kind} broker cannot give it"
+        )
+
+
+def _first_error(exc: ValidationError, model: type[BaseModel]) -> str:
+    error = exc.errors()[0]
+    loc = error["loc"]
+    path = ".".join(str(part) for part in loc)
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return f"{path}: unknown field{_suggest(str(loc[-1]), _fields_at(model, loc[:-1]))}"
+    if error["type"] == "missing":
+        return f"{path}: required field is missing"
+    return f"{path}: {message}" if path else message
+
+
+def _fields_at(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> list[str]:
+    """The field names allowed at `loc`, to suggest the one a typo meant."""
+    for part in loc:
+        if model is None:
+            return []
+        if isinstance(part, int):
+            continue
+        field = next(
+            (info for name, info in model.model_fields.items() if part in (info.alias, name)),
+            None,
+        )
+        model = _model_in(field.annotation) if field else None
+    return [info.alias or name for name, info in model.model_fields.items()] if model else []
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model class inside an annotation such as `X | None` or `tuple[X, ...]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for inner in getattr(annotation, "__args__", ()):
+        if (found := _model_in(inner)) is not None:
+            return found
+    return None
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced, for logs and output."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema for one document of the configuration file (editors, CI checks)."""
+    document = Annotated[ControllerDocument | WorkerPoolDocument, Field(discriminator="kind")]
+    schema = TypeAdapter(document).json_schema(by_alias=True)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "celery-scaler configuration document",
+        **schema,
+    }

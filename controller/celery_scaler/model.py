@@ -1,0 +1,109 @@
+"""What one reconcile pass sees and decides: frozen values passed between layers.
+
+Nothing here does I/O. Adapters build the observations, the policy turns them into a
+Decision, the reconcile pass acts on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+
+class Action(StrEnum):
+    SCALE_OUT = "scale_out"
+    SCALE_IN = "scale_in"
+    HOLD = "hold"
+
+
+@dataclass(frozen=True)
+class BrokerObservation:
+    """The broker's view of one pool's queues."""
+
+    queue_depth: int
+    """Messages waiting, summed over the pool's queues."""
+    per_queue: Mapping[str, int] = field(default_factory=dict)
+    in_flight: int | None = None
+    """Messages received but not yet deleted (SQS only)."""
+    latency_seconds: float | None = None
+    """Age of the oldest waiting message, when the broker can tell."""
+
+
+@dataclass(frozen=True)
+class WorkerSnapshot:
+    """One Celery worker as its inspect replies describe it."""
+
+    name: str
+    queues: frozenset[str]
+    active: int
+    reserved: int
+    scheduled: int
+    revoked: int
+    concurrency: int
+    """The pool's max-concurrency from `stats`; 0 when the worker did not say."""
+    max_rss_kb: int | None = None
+    processed_total: int = 0
+    """Lifetime count of tasks the worker received (sum of `stats`' `total`)."""
+
+    @property
+    def busy(self) -> bool:
+        return self.active > 0
+
+
+@dataclass(frozen=True)
+class ServiceObservation:
+    """The ECS service behind a pool."""
+
+    desired: int
+    running: int
+    pending: int
+    deploying: bool
+    """A deployment is rolling out (more than one deployment, or one IN_PROGRESS)."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything read for one pool in one pass; `errors` lists what could not be read."""
+
+    broker: BrokerObservation | None
+    workers: tuple[WorkerSnapshot, ...] | None
+    service: ServiceObservation | None
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScaleOutCooldown:
+    """A running scale-out cooldown: AWS counts what it already added against new steps."""
+
+    started: float
+    added: int
+
+
+@dataclass(frozen=True)
+class PoolMemory:
+    """What the controller remembers about a pool between passes."""
+
+    samples: tuple[tuple[float, float], ...] = ()
+    """(time, metric value) pairs still inside the pool's window."""
+    scale_out_cooldown: ScaleOutCooldown | None = None
+    scale_in_cooldown_started: float | None = None
+
+    def evolve(self, **changes: object) -> PoolMemory:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of the pure policy for one pool and one pass."""
+
+    action: Action
+    current: int
+    desired: int
+    metric: str
+    value: float | None
+    reason: str
+    """A sentence for a person: what was seen, which rule matched, what follows."""
+    step: str | None = None
+    """The matching step, as `[lower, upper) → +n`, when one matched."""

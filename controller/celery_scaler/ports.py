@@ -1,0 +1,38 @@
+"""The small interfaces the reconcile pass talks through; one adapter implements each."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from .model import BrokerObservation, ServiceObservation, WorkerSnapshot
+
+
+class AdapterError(Exception):
+    """An external system could not be read or written; the message is for a person."""
+
+
+class QueueDepthSource(Protocol):
+    def observe(self, queues: Sequence[str]) -> BrokerObservation:
+        """Depth (and, where the broker can tell, latency) of these queues; raises AdapterError."""
+        ...
+
+
+class WorkerInspector(Protocol):
+    def inspect(self, expected: int) -> tuple[WorkerSnapshot, ...]:
+        """Every worker that answered this round; raises AdapterError when the broker fails.
+
+        `expected` is how many workers should answer (ECS's running count): the round
+        stops waiting once that many, and every worker seen last round, have replied.
+        """
+        ...
+
+
+class ServiceClient(Protocol):
+    def describe(self, cluster: str, service: str) -> ServiceObservation:
+        """The service's counts and rollout state; raises AdapterError."""
+        ...
+
+    def set_desired_count(self, cluster: str, service: str, count: int) -> None:
+        """UpdateService; raises AdapterError when the write did not happen."""
+        ...

@@ -1,0 +1,49 @@
+"""Shared fixtures: the real brokers on this machine and the local AWS API."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from celery_scaler.localaws import LocalAws, local_aws
+
+# Tests use their own Redis database so they never touch an application's keys.
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/11")
+AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    yield REDIS_URL
+    client.flushdb()
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    return AMQP_URL
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for queue, cluster and service names."""
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def local_aws_server() -> Iterator[LocalAws]:
+    with local_aws() as aws:
+        yield aws
+
+
+@pytest.fixture
+def aws(local_aws_server: LocalAws, monkeypatch: pytest.MonkeyPatch) -> LocalAws:
+    """The local AWS API, with this process's AWS SDK environment pointed at it."""
+    for name, value in local_aws_server.env.items():
+        monkeypatch.setenv(name, value)
+    return local_aws_server
