@@ -1,0 +1,140 @@
+"""One reconcile pass: observe every pool, decide with the pure policy, act on ECS."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .config import Config, WorkerPool
+from .inspect import workers_in_pool
+from .metrics import compute_metrics
+from .model import (
+    Action,
+    BrokerObservation,
+    Observation,
+    PoolMemory,
+    ServiceObservation,
+    WorkerSnapshot,
+)
+from .policy import after_scaling, decide, record_sample
+from .ports import AdapterError, QueueDepthSource, ServiceClient, WorkerInspector
+
+
+@dataclass(frozen=True)
+class PoolResult:
+    """What happened to one pool in one pass: the `--output json` line."""
+
+    pool: str
+    cluster: str
+    service: str
+    metric: str
+    value: float | None
+    current: int | None
+    desired: int | None
+    action: str
+    applied: bool
+    dry_run: bool
+    reason: str
+    observed: Mapping[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Reconciler:
+    """Runs passes over a configuration and remembers per-pool state between them."""
+
+    config: Config
+    broker: QueueDepthSource
+    ecs: ServiceClient
+    inspector: WorkerInspector | None
+    """None where the broker has no remote control (SQS)."""
+    memory: dict[str, PoolMemory] = field(default_factory=dict)
+
+    def reconcile(
+        self, now: float, *, dry_run: bool = False, only: Sequence[WorkerPool] | None = None
+    ) -> list[PoolResult]:
+        """One pass over `only` (default: every pool) at time `now`."""
+        pools = list(only) if only is not None else list(self.config.pools)
+        services = {pool.name: self._describe(pool) for pool in pools}
+        expected = sum(s.running for s in services.values() if isinstance(s, ServiceObservation))
+        workers, inspect_error = self._inspect(expected)
+        results = []
+        for pool in pools:
+            service = services[pool.name]
+            errors = [] if isinstance(service, ServiceObservation) else [service]
+            broker = self._observe_broker(pool, errors)
+            if inspect_error:
+                errors.append(inspect_error)
+            observation = Observation(
+                broker=broker,
+                workers=workers_in_pool(workers, pool.spec.queues) if workers is not None else None,
+                service=service if isinstance(service, ServiceObservation) else None,
+                errors=tuple(errors),
+            )
+            results.append(self._reconcile_pool(pool, observation, now, dry_run))
+        return results
+
+    def _describe(self, pool: WorkerPool) -> ServiceObservation | str:
+        try:
+            return self.ecs.describe(pool.spec.ecs.cluster, pool.spec.ecs.service)
+        except AdapterError as exc:
+            return str(exc)
+
+    def _inspect(self, expected: int) -> tuple[tuple[WorkerSnapshot, ...] | None, str | None]:
+        if self.inspector is None:
+            return None, None
+        try:
+            return self.inspector.inspect(expected), None
+        except AdapterError as exc:
+            return None, str(exc)
+
+    def _observe_broker(self, pool: WorkerPool, errors: list[str]) -> BrokerObservation | None:
+        try:
+            return self.broker.observe(pool.spec.queues)
+        except AdapterError as exc:
+            errors.append(str(exc))
+            return None
+
+    def _reconcile_pool(
+        self, pool: WorkerPool, obs: Observation, now: float, dry_run: bool
+    ) -> PoolResult:
+        spec = pool.spec
+        metrics = compute_metrics(obs)
+        memory = self.memory.get(pool.name, PoolMemory())
+        value = metrics.get(spec.metric.value)
+        if value is not None and not obs.errors:
+            memory = record_sample(memory, now, value, spec.window)
+        decision = decide(spec, obs, metrics, memory, now)
+
+        applied = False
+        error = "; ".join(obs.errors) or None
+        if decision.action is not Action.HOLD and not dry_run:
+            try:
+                self.ecs.set_desired_count(spec.ecs.cluster, spec.ecs.service, decision.desired)
+            except AdapterError as exc:
+                error = str(exc)
+            else:
+                applied = True
+                memory = after_scaling(spec, memory, decision, now)
+        self.memory[pool.name] = memory
+
+        return PoolResult(
+            pool=pool.name,
+            cluster=spec.ecs.cluster,
+            service=spec.ecs.service,
+            metric=decision.metric,
+            value=decision.value,
+            current=obs.service.desired if obs.service is not None else None,
+            desired=decision.desired if obs.service is not None else None,
+            action=decision.action.value,
+            applied=applied,
+            dry_run=dry_run,
+            reason=decision.reason,
+            observed=metrics,
+            error=error,
+        )
+

@@ -1,0 +1,54 @@
+"""How pass results look: JSON lines for machines, a table for people."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .reconcile import PoolResult
+
+ACTION_STYLE = {"scale_out": "green", "scale_in": "yellow", "hold": "dim"}
+
+
+def json_lines(results: Sequence[PoolResult]) -> str:
+    return "\n".join(json.dumps(result.to_json(), sort_keys=True) for result in results)
+
+
+def results_table(results: Sequence[PoolResult]) -> Table:
+    table = Table(show_lines=False, expand=False)
+    for column in ("pool", "service", "metric", "current", "desired", "action", "reason"):
+        table.add_column(column, overflow="fold")
+    for result in results:
+        value = "—" if result.value is None else f"{result.value:g}"
+        action = result.action.replace("_", "-")
+        if result.action != "hold":
+            action += " (applied)" if result.applied else " (dry run)" if result.dry_run else ""
+        reason = Text(result.reason)
+        if result.error and result.error not in result.reason:
+            reason.append(f"\nerror: {result.error}", style="red")
+        table.add_row(
+            Text(result.pool),
+            Text(f"{result.cluster}/{result.service}"),
+            Text(f"{result.metric} = {value}"),
+            _count(result.current),
+            _count(result.desired),
+            Text(action, style=ACTION_STYLE.get(result.action, "")),
+            reason,
+        )
+    return table
+
+
+def _count(count: int | None) -> str:
+    return "—" if count is None else str(count)
+
+
+def print_results(console: Console, results: Sequence[PoolResult], output: str) -> None:
+    if output == "json":
+        # Plain print: one object per line, no wrapping or markup from rich.
+        print(json_lines(results), flush=True)
+    else:
+        console.print(results_table(results))

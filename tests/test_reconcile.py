@@ -1,0 +1,238 @@
+"""The reconcile pass composing observation, policy and action (fake adapters, pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pytest
+
+from celery_scaler.config import Config, parse_config
+from celery_scaler.model import BrokerObservation, ServiceObservation, WorkerSnapshot
+from celery_scaler.ports import AdapterError
+from celery_scaler.reconcile import Reconciler
+
+CONFIG = """
+apiVersion: celery-scaler/v1
+kind: WorkerPool
+metadata: {name: images}
+spec:
+  ecs: {cluster: prod, service: images}
+  queues: [images]
+  minCapacity: 1
+  maxCapacity: 10
+  metric: queue_depth
+  scaleOut:
+    threshold: 50
+    cooldown: 60s
+    steps:
+      - {metricIntervalLowerBound: 0, metricIntervalUpperBound: 10, scalingAdjustment: 1}
+      - {metricIntervalLowerBound: 10, metricIntervalUpperBound: 20, scalingAdjustment: 2}
+      - {metricIntervalLowerBound: 20, scalingAdjustment: 3}
+  scaleIn:
+    threshold: 0
+    cooldown: 300s
+    steps:
+      - {metricIntervalUpperBound: 0, scalingAdjustment: -1}
+---
+apiVersion: celery-scaler/v1
+kind: WorkerPool
+metadata: {name: emails}
+spec:
+  ecs: {cluster: prod, service: emails}
+  queues: [emails]
+  minCapacity: 1
+  maxCapacity: 4
+  metric: queue_depth
+  scaleOut:
+    threshold: 10
+    steps:
+      - {metricIntervalLowerBound: 0, scalingAdjustment: 1}
+"""
+
+
+@dataclass
+class FakeBroker:
+    depths: dict[str, int]
+    failing: bool = False
+
+    def observe(self, queues: Sequence[str]) -> BrokerObservation:
+        if self.failing:
+            raise AdapterError("cannot reach redis://:***@broker:6379/0")
+        per_queue = {queue: self.depths.get(queue, 0) for queue in queues}
+        return BrokerObservation(queue_depth=sum(per_queue.values()), per_queue=per_queue)
+
+
+@dataclass
+class FakeInspector:
+    workers: tuple[WorkerSnapshot, ...] = ()
+    failing: bool = False
+    rounds: list[int] = field(default_factory=list)
+
+    def inspect(self, expected: int) -> tuple[WorkerSnapshot, ...]:
+        self.rounds.append(expected)
+        if self.failing:
+            raise AdapterError("inspect failed: broker connection lost")
+        return self.workers
+
+
+@dataclass
+class FakeEcs:
+    desired: dict[str, int]
+    failing_writes: bool = False
+    writes: list[tuple[str, int]] = field(default_factory=list)
+
+    def describe(self, cluster: str, service: str) -> ServiceObservation:
+        if service not in self.desired:
+            raise AdapterError(f"ECS service {service!r} in cluster {cluster!r}: MISSING")
+        count = self.desired[service]
+        return ServiceObservation(desired=count, running=count, pending=0, deploying=False)
+
+    def set_desired_count(self, cluster: str, service: str, count: int) -> None:
+        if self.failing_writes:
+            raise AdapterError("ECS UpdateService failed: ThrottlingException: Rate exceeded")
+        self.writes.append((service, count))
+        self.desired[service] = count
+
+
+def worker(name: str, queue: str, active: int = 0) -> WorkerSnapshot:
+    return WorkerSnapshot(
+        name=name,
+        queues=frozenset({queue}),
+        active=active,
+        reserved=0,
+        scheduled=0,
+        revoked=0,
+        concurrency=1,
+    )
+
+
+@pytest.fixture
+def config() -> Config:
+    return parse_config(CONFIG, "test.yaml")
+
+
+def make(
+    config: Config, depths: dict[str, int], desired: dict[str, int], **kwargs: object
+) -> tuple[Reconciler, FakeEcs, FakeInspector]:
+    ecs = FakeEcs(desired=desired)
+    inspector = FakeInspector(**kwargs)  # type: ignore[arg-type]
+    reconciler = Reconciler(config=config, broker=FakeBroker(depths), ecs=ecs, inspector=inspector)
+    return reconciler, ecs, inspector
+
+
+def test_scales_each_pool_by_its_own_table_and_writes_only_changes(config: Config) -> None:
+    reconciler, ecs, _ = make(config, {"images": 63, "emails": 3}, {"images": 4, "emails": 2})
+    images, emails = reconciler.reconcile(1000.0)
+    assert (images.action, images.current, images.desired, images.applied) == (
+        "scale_out",
+        4,
+        6,
+        True,
+    )
+    assert "queue_depth 63 ≥ 50" in images.reason
+    assert "4 → 6" in images.reason
+    assert (emails.action, emails.desired, emails.applied) == ("hold", 2, False)
+    assert ecs.writes == [("images", 6)]
+
+
+def test_inspects_once_per_pass_expecting_every_running_worker(config: Config) -> None:
+    reconciler, _, inspector = make(config, {}, {"images": 3, "emails": 2})
+    reconciler.reconcile(0.0)
+    assert inspector.rounds == [5]
+
+
+def test_dry_run_decides_but_writes_nothing_and_starts_no_cooldown(config: Config) -> None:
+    reconciler, ecs, _ = make(config, {"images": 80}, {"images": 4, "emails": 1})
+    first = reconciler.reconcile(0.0, dry_run=True, only=[config.pool("images")])
+    assert (first[0].action, first[0].desired, first[0].applied, first[0].dry_run) == (
+        "scale_out",
+        7,
+        False,
+        True,
+    )
+    assert ecs.writes == []
+    assert reconciler.memory["images"].scale_out_cooldown is None
+
+
+def test_cooldown_remembered_between_passes(config: Config) -> None:
+    reconciler, ecs, _ = make(config, {"images": 55}, {"images": 4, "emails": 1})
+    reconciler.reconcile(0.0, only=[config.pool("images")])  # +1 → 5, cooldown starts
+    reconciler.broker = FakeBroker({"images": 75})  # now the +3 step, inside the cooldown
+    (result,) = reconciler.reconcile(30.0, only=[config.pool("images")])
+    assert (result.current, result.desired) == (5, 7)  # 1 already added: 4 + 3 = 7
+    assert ecs.writes == [("images", 5), ("images", 7)]
+
+
+@pytest.mark.parametrize(
+    ("broker_failing", "inspect_failing", "message"),
+    [
+        (True, False, "cannot reach redis://:***@broker"),
+        (False, True, "inspect failed"),
+    ],
+)
+def test_observation_failure_holds_and_reports(
+    config: Config, broker_failing: bool, inspect_failing: bool, message: str
+) -> None:
+    reconciler, ecs, _ = make(config, {"images": 0}, {"images": 5, "emails": 1})
+    reconciler.broker = FakeBroker({}, failing=broker_failing)
+    reconciler.inspector = FakeInspector(failing=inspect_failing)
+    results = reconciler.reconcile(0.0)
+    assert all(r.action == "hold" and r.error and message in r.error for r in results)
+    assert ecs.writes == []
+
+
+def test_missing_service_is_that_pool_error_only(config: Config) -> None:
+    reconciler, ecs, _ = make(config, {"images": 70, "emails": 30}, {"emails": 1})
+    images, emails = reconciler.reconcile(0.0)
+    assert images.error is not None
+    assert "MISSING" in images.error
+    assert (images.current, images.desired, images.action) == (None, None, "hold")
+    assert emails.applied
+    assert ecs.writes == [("emails", 2)]
+
+
+def test_failed_write_is_an_error_never_assumed_done(config: Config) -> None:
+    reconciler, ecs, _ = make(config, {"images": 70}, {"images": 4, "emails": 1})
+    ecs.failing_writes = True
+    (result,) = reconciler.reconcile(0.0, only=[config.pool("images")])
+    assert result.applied is False
+    assert result.error is not None
+    assert "ThrottlingException" in result.error
+    # No cooldown recorded for a change that did not happen.
+    assert reconciler.memory["images"].scale_out_cooldown is None
+
+
+def test_safe_scale_in_counts_only_the_pool_workers(config: Config) -> None:
+    busy = (
+        worker("a@h", "images", active=1),
+        worker("b@h", "images", active=1),
+        worker("c@h", "emails", active=1),
+    )
+    reconciler, _, _ = make(config, {"images": 0}, {"images": 2, "emails": 1}, workers=busy)
+    (result,) = reconciler.reconcile(0.0, only=[config.pool("images")])
+    assert (result.action, result.desired) == ("hold", 2)
+    assert "2 workers are busy" in result.reason
+    assert result.observed["active_tasks"] == 2
+    assert result.observed["worker_status"] == 2
+
+
+def test_json_line_has_the_fields_design_promises(config: Config) -> None:
+    reconciler, _, _ = make(config, {"images": 0}, {"images": 1, "emails": 1})
+    line = reconciler.reconcile(0.0)[0].to_json()
+    for key in (
+        "pool",
+        "cluster",
+        "service",
+        "metric",
+        "value",
+        "current",
+        "desired",
+        "action",
+        "applied",
+        "dry_run",
+        "reason",
+        "observed",
+        "error",
+    ):
+        assert key in line
