@@ -17,11 +17,19 @@ AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield REDIS_URL
-    client.flushdb()
+def redis_url() -> str:
+    return REDIS_URL
+
+
+@pytest.fixture
+def queue(redis_url: str, unique: str) -> Iterator[str]:
+    """A fresh queue name; its Redis keys are deleted after the test."""
+    name = f"q-{unique}"
+    yield name
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(f"*{name}*"))
+    if keys:
+        client.delete(*keys)
 
 
 @pytest.fixture(scope="session")

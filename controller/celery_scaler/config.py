@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 import re
 from collections.abc import Mapping
 from enum import StrEnum
@@ -22,6 +23,7 @@ from pydantic import (
     Field,
     TypeAdapter,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -39,7 +41,16 @@ class ConfigError(Exception):
     """A configuration a user wrote that cannot be used; the message is for a person."""
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+class _FieldError(ValueError):
+    """A check across fields that is about one of them: the error's path ends there."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+_DURATION_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$"
+_DURATION = re.compile(_DURATION_PATTERN)
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
@@ -55,12 +66,27 @@ def parse_duration(value: object) -> float:
         raise ValueError(
             f"expected a duration such as 15s, 5m, 1h or a number of seconds, got {value!r}"
         )
+    if not math.isfinite(seconds):
+        raise ValueError(f"expected a finite duration, got {value!r}")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
     return seconds
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+# The schema must describe what a file may hold (`15s`), not the parsed float.
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": _DURATION_PATTERN},
+            ],
+            "description": "15s, 5m, 1h, 250ms or a number of seconds",
+        }
+    ),
+]
 
 
 def format_duration(seconds: float) -> str:
@@ -77,6 +103,8 @@ class _Spec(BaseModel):
         extra="forbid",
         frozen=True,
         use_enum_values=False,
+        # .nan or .inf would make every comparison with a threshold or bound false.
+        allow_inf_nan=False,
     )
 
 
@@ -102,6 +130,11 @@ class StepAdjustment(_Spec):
     @model_validator(mode="after")
     def _bounds_ordered(self) -> StepAdjustment:
         lower, upper = self.metric_interval_lower_bound, self.metric_interval_upper_bound
+        if lower is None and upper is None:
+            # AWS: "The upper and lower bound can't be null in the same step adjustment."
+            raise ValueError(
+                "a step needs metricIntervalLowerBound, metricIntervalUpperBound or both"
+            )
         if lower is not None and upper is not None and lower >= upper:
             raise ValueError(
                 f"metricIntervalLowerBound ({lower:g}) must be below "
@@ -126,7 +159,8 @@ class StepPolicy(_Spec):
     threshold: float
     adjustment_type: AdjustmentType = AdjustmentType.CHANGE_IN_CAPACITY
     min_adjustment_magnitude: int | None = Field(default=None, ge=1)
-    cooldown: Duration = 0.0
+    cooldown: Duration = 300.0
+    """AWS's default when a policy names none."""
     steps: tuple[StepAdjustment, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -135,22 +169,44 @@ class StepPolicy(_Spec):
             self.min_adjustment_magnitude is not None
             and self.adjustment_type is not AdjustmentType.PERCENT_CHANGE_IN_CAPACITY
         ):
-            raise ValueError("minAdjustmentMagnitude applies only to PercentChangeInCapacity")
+            raise _FieldError(
+                "minAdjustmentMagnitude",
+                f"applies only to PercentChangeInCapacity, not to {self.adjustment_type.value}",
+            )
         if self.adjustment_type is AdjustmentType.EXACT_CAPACITY and any(
             step.scaling_adjustment < 0 for step in self.steps
         ):
-            raise ValueError("ExactCapacity steps need a scalingAdjustment of 0 or more")
-        if sum(step.metric_interval_lower_bound is None for step in self.steps) > 1:
-            raise ValueError("at most one step may omit metricIntervalLowerBound")
-        if sum(step.metric_interval_upper_bound is None for step in self.steps) > 1:
-            raise ValueError("at most one step may omit metricIntervalUpperBound")
+            raise _FieldError("steps", "ExactCapacity steps need a scalingAdjustment of 0 or more")
+        open_lower = sum(step.metric_interval_lower_bound is None for step in self.steps)
+        open_upper = sum(step.metric_interval_upper_bound is None for step in self.steps)
+        if open_lower > 1:
+            raise _FieldError("steps", "at most one step may omit metricIntervalLowerBound")
+        if open_upper > 1:
+            raise _FieldError("steps", "at most one step may omit metricIntervalUpperBound")
+        # AWS's StepAdjustment rules: a table that reaches past the threshold in one
+        # direction must run on to infinity in that direction.
+        if not open_lower and any(step.lower < 0 for step in self.steps):
+            raise _FieldError(
+                "steps",
+                "a step has a negative metricIntervalLowerBound, so one step must omit "
+                "metricIntervalLowerBound (the table must reach -infinity)",
+            )
+        if not open_upper and any(step.upper > 0 for step in self.steps):
+            raise _FieldError(
+                "steps",
+                "a step has a positive metricIntervalUpperBound, so one step must omit "
+                "metricIntervalUpperBound (the table must reach +infinity)",
+            )
         for before, after in itertools.pairwise(self.ordered_steps):
             if before.upper > after.lower:
-                raise ValueError(
-                    f"steps overlap: {describe_interval(before)} and {describe_interval(after)}"
+                raise _FieldError(
+                    "steps",
+                    f"steps overlap: {describe_interval(before)} and {describe_interval(after)}",
                 )
             if before.upper < after.lower:
-                raise ValueError(f"steps leave a gap between {before.upper:g} and {after.lower:g}")
+                raise _FieldError(
+                    "steps", f"steps leave a gap between {before.upper:g} and {after.lower:g}"
+                )
         return self
 
     @property
@@ -158,10 +214,11 @@ class StepPolicy(_Spec):
         return tuple(sorted(self.steps, key=lambda step: step.lower))
 
 
-def describe_interval(step: StepAdjustment) -> str:
+def describe_interval(step: StepAdjustment, *, below_threshold: bool = False) -> str:
+    """The step's interval of offsets, bracketed as AWS includes its bounds on that side."""
     lower = "-inf" if step.metric_interval_lower_bound is None else f"{step.lower:g}"
     upper = "+inf" if step.metric_interval_upper_bound is None else f"{step.upper:g}"
-    return f"[{lower}, {upper})"
+    return f"({lower}, {upper}]" if below_threshold else f"[{lower}, {upper})"
 
 
 class EcsTarget(_Spec):
@@ -198,9 +255,10 @@ class WorkerPoolSpec(_Spec):
     @model_validator(mode="after")
     def _consistent(self) -> WorkerPoolSpec:
         if self.min_capacity > self.max_capacity:
-            raise ValueError(
+            raise _FieldError(
+                "minCapacity",
                 f"minCapacity ({self.min_capacity}) is greater than "
-                f"maxCapacity ({self.max_capacity})"
+                f"maxCapacity ({self.max_capacity})",
             )
         if self.scale_out is None and self.scale_in is None:
             raise ValueError("a pool needs a scaleOut policy, a scaleIn policy, or both")
@@ -208,7 +266,11 @@ class WorkerPoolSpec(_Spec):
             self.fallback.capacity is not None
             and not self.min_capacity <= self.fallback.capacity <= self.max_capacity
         ):
-            raise ValueError("fallback.capacity must lie within [minCapacity, maxCapacity]")
+            raise _FieldError(
+                "fallback.capacity",
+                f"{self.fallback.capacity} must lie within [minCapacity, maxCapacity] = "
+                f"[{self.min_capacity}, {self.max_capacity}]",
+            )
         return self
 
 
@@ -332,6 +394,7 @@ def parse_config(text: str, source: str, env: Mapping[str, str] | None = None) -
 
     controller: ControllerSpec | None = None
     pools: list[WorkerPool] = []
+    labels: dict[str, str] = {}
     for index, raw in enumerate(raw_documents, start=1):
         label = f"{source}: document {index}"
         if not isinstance(raw, dict):
@@ -361,6 +424,7 @@ def parse_config(text: str, source: str, env: Mapping[str, str] | None = None) -
                     "is already defined"
                 )
             pools.append(WorkerPool(name=document.metadata.name, spec=document.spec))
+            labels[document.metadata.name] = label
 
     if not pools:
         raise ConfigError(f"{source}: no WorkerPool document; the controller has nothing to scale")
@@ -374,13 +438,19 @@ def parse_config(text: str, source: str, env: Mapping[str, str] | None = None) -
         except ValidationError as exc:
             raise ConfigError(f"{BROKER_ENV}: {_first_error(exc, ControllerSpec)}") from None
     for pool in pools:
-        _check_broker_can_give(controller, pool, f"{source}: WorkerPool/{pool.name}")
+        _check_broker_can_give(controller, pool, labels[pool.name])
     return Config(controller=controller, pools=tuple(pools))
 
 
 def _check_broker_can_give(controller: ControllerSpec, pool: WorkerPool, label: str) -> None:
     kind = controller.broker_kind
     metric = pool.spec.metric
+    # Latency first: on SQS its reason is the missing stamps, not the missing inspect.
+    if metric in LATENCY_METRICS and kind != "redis":
+        raise ConfigError(
+            f"{label}: spec.metric: {metric.value} is read from message stamps on Redis only; "
+            f"the {kind} broker cannot give it"
+        )
     if kind == "sqs" and metric not in BROKER_ONLY_METRICS:
         raise ConfigError(
             f"{label}: spec.metric: {metric.value} needs Celery's remote control (inspect), "
@@ -391,16 +461,16 @@ def _check_broker_can_give(controller: ControllerSpec, pool: WorkerPool, label: 
             f"{label}: spec.safeScaleIn: needs Celery's remote control (inspect) to see busy "
             "workers, which the SQS transport does not have; remove it or set it to false"
         )
-    if metric in LATENCY_METRICS and kind != "redis":
-        raise ConfigError(
-            f"{label}: spec.metric: {metric.value} is read from message stamps on Redis only; "
-            f"the {kind} broker cannot give it"
-        )
 
 
 def _first_error(exc: ValidationError, model: type[BaseModel]) -> str:
-    error = exc.errors()[0]
+    errors = exc.errors()
+    # A misspelt key also leaves its real one missing: name the typo, which explains both.
+    error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = error["loc"]
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, _FieldError):
+        loc = (*loc, *cause.field.split("."))
     path = ".".join(str(part) for part in loc)
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
@@ -442,14 +512,17 @@ def _suggest(word: str, choices: list[str]) -> str:
 
 def mask_url(url: str) -> str:
     """The URL with any password replaced, for logs and output."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # e.g. an unclosed IPv6 bracket: show nothing rather than a secret
+        return "(unparseable URL)"
+    if password is None:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
+    # Rebuild from the netloc text so the host keeps its case, brackets and port.
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def json_schema() -> dict[str, Any]:

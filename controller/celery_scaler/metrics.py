@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
-from .model import Observation
+from .model import Observation, WorkerSnapshot
 
 KILOBYTES_PER_MEGABYTE = 1024
 
@@ -30,6 +31,16 @@ BROKER_ONLY_METRICS = frozenset({Metric.QUEUE_DEPTH, Metric.BACKLOG_PER_TASK})
 LATENCY_METRICS = frozenset({Metric.QUEUE_LATENCY_SECONDS})
 
 
+def unique_workers(workers: Iterable[WorkerSnapshot]) -> tuple[WorkerSnapshot, ...]:
+    """Each worker once, by name (the last reply wins), so no reply is counted twice."""
+    return tuple({worker.name: worker for worker in workers}.values())
+
+
+def busy_workers(workers: Iterable[WorkerSnapshot]) -> int:
+    """How many distinct workers are running at least one task."""
+    return sum(1 for worker in unique_workers(workers) if worker.busy)
+
+
 def compute_metrics(obs: Observation) -> dict[str, float]:
     """Every metric of DESIGN's table that this observation allows, by name.
 
@@ -43,14 +54,19 @@ def compute_metrics(obs: Observation) -> dict[str, float]:
         if broker.latency_seconds is not None:
             values[Metric.QUEUE_LATENCY_SECONDS] = broker.latency_seconds
     if workers is not None:
+        workers = unique_workers(workers)
         values[Metric.ACTIVE_TASKS] = sum(w.active for w in workers)
         values[Metric.RESERVED_TASKS] = sum(w.reserved for w in workers)
         values[Metric.SCHEDULED_TASKS] = sum(w.scheduled for w in workers)
         values[Metric.REVOKED_TASKS] = sum(w.revoked for w in workers)
-        values[Metric.WORKER_STATUS] = len({w.name for w in workers})
-        concurrency = sum(w.concurrency for w in workers)
-        if concurrency:
-            values[Metric.BUSY_RATIO] = values[Metric.ACTIVE_TASKS] / concurrency
+        values[Metric.WORKER_STATUS] = len(workers)
+        # Only workers that reported their concurrency: another's active tasks over
+        # nobody's slots would push the ratio past 1.
+        sized = [w for w in workers if w.concurrency > 0]
+        if sized:
+            values[Metric.BUSY_RATIO] = sum(w.active for w in sized) / sum(
+                w.concurrency for w in sized
+            )
         rss = [w.max_rss_kb for w in workers if w.max_rss_kb is not None]
         if rss:
             values[Metric.MEMORY_USAGE] = max(rss) / KILOBYTES_PER_MEGABYTE

@@ -14,6 +14,10 @@ The rules, from AWS's step scaling documentation:
 - While a scale-out cooldown runs, the capacity that cooldown already added counts
   toward the next scale-out (the adjustment is taken from the capacity the cooldown
   started at). No scale-in while a scale-in cooldown runs; a scale-out ends it.
+
+Beyond AWS: a scale-out policy never lowers the count and a scale-in policy never raises
+it (AWS would apply an ExactCapacity step either way); a count outside [minCapacity,
+maxCapacity] is always brought back, whatever cooldown or rollout is running.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from enum import Enum
 
 from .config import AdjustmentType, Statistic, StepAdjustment, StepPolicy, WorkerPoolSpec
 from .config import describe_interval as describe_interval
+from .metrics import busy_workers
 from .model import Action, Decision, Observation, PoolMemory, ScaleOutCooldown
 
 
@@ -52,9 +57,7 @@ def match_step(policy: StepPolicy, value: float, direction: Direction) -> StepAd
     offset = value - policy.threshold
     above = offset > 0 or (offset == 0 and direction is Direction.OUT)
     for step in policy.ordered_steps:
-        inside = (
-            step.lower <= offset < step.upper if above else step.lower < offset <= step.upper
-        )
+        inside = step.lower <= offset < step.upper if above else step.lower < offset <= step.upper
         if inside:
             return step
     return None
@@ -73,8 +76,10 @@ def percent_change(capacity: int, percent: int, min_magnitude: int | None) -> in
         whole = -1
     else:
         whole = 0
-    if min_magnitude is not None and whole != 0 and abs(whole) < min_magnitude:
-        whole = min_magnitude if whole > 0 else -min_magnitude
+    # The step's sign, not the rounded change's: a percentage of 0 tasks is 0, and a
+    # pool scaled to zero must still be able to leave it when a magnitude is set.
+    if min_magnitude is not None and percent != 0 and abs(whole) < min_magnitude:
+        whole = min_magnitude if percent > 0 else -min_magnitude
     return whole
 
 
@@ -88,7 +93,10 @@ def adjusted_capacity(policy: StepPolicy, step: StepAdjustment, capacity: int) -
     return capacity + adjustment
 
 
-def describe_step(policy: StepPolicy, step: StepAdjustment) -> str:
+def describe_step(
+    policy: StepPolicy, step: StepAdjustment, direction: Direction = Direction.OUT
+) -> str:
+    """`step [0, 10) → +1`, bracketed as the bounds apply on the policy's side."""
     adjustment = step.scaling_adjustment
     if policy.adjustment_type is AdjustmentType.EXACT_CAPACITY:
         effect = f"={adjustment}"
@@ -96,7 +104,8 @@ def describe_step(policy: StepPolicy, step: StepAdjustment) -> str:
         effect = f"{adjustment:+d}%"
     else:
         effect = f"{adjustment:+d}"
-    return f"step {describe_interval(step)} → {effect}"
+    interval = describe_interval(step, below_threshold=direction is Direction.IN)
+    return f"step {interval} → {effect}"
 
 
 def scale_out_cooldown_active(memory: PoolMemory, policy: StepPolicy, now: float) -> bool:
@@ -136,7 +145,9 @@ def decide(
     value = aggregate(memory.samples, pool.statistic)
     shown = f"{metric} {value:g}"
     if pool.window > 0 and len(memory.samples) > 1:
-        shown = f"{metric} {pool.statistic.value.lower()} {value:g} over {len(memory.samples)} samples"
+        shown = (
+            f"{metric} {pool.statistic.value.lower()} {value:g} over {len(memory.samples)} samples"
+        )
 
     scale_out, scale_in = pool.scale_out, pool.scale_in
     if scale_out is not None and value >= scale_out.threshold:
@@ -150,7 +161,7 @@ def decide(
     step = match_step(policy, value, direction)
     if step is None:
         return _bring_into_range(pool, current, metric, value, f"{premise} but no step matches")
-    rule = describe_step(policy, step)
+    rule = describe_step(policy, step, direction)
 
     notes: list[str] = []
     if direction is Direction.OUT and scale_out_cooldown_active(memory, policy, now):
@@ -161,6 +172,15 @@ def decide(
         notes.append(f"{memory.scale_out_cooldown.added} already added in cooldown")
     else:
         proposed = adjusted_capacity(policy, step, current)
+    # Each policy keeps to its direction (an ExactCapacity step can point the other way):
+    # a scale-out below the count would remove tasks past every scale-in guard. Only
+    # [minCapacity, maxCapacity] may override.
+    if direction is Direction.OUT and proposed < current:
+        notes.append(f"{proposed} is below {current}; a scale-out policy never removes tasks")
+        proposed = current
+    elif direction is Direction.IN and proposed > current:
+        notes.append(f"{proposed} is above {current}; a scale-in policy never adds tasks")
+        proposed = current
 
     desired = min(max(proposed, pool.min_capacity), pool.max_capacity)
     if desired != proposed:
@@ -168,18 +188,26 @@ def decide(
         notes.append(f"{proposed} clamped to {limit} {desired}")
 
     if desired < current:
+        # A count above maxCapacity comes down whatever else holds (as in
+        # _bring_into_range); only the policy's own reduction waits.
+        ceiling = min(current, pool.max_capacity)
         blocked = _scale_in_blocked(pool, obs, memory, now)
-        if blocked:
+        if blocked and desired < ceiling:
             notes.append(blocked)
-            desired = current
+            desired = ceiling
         elif pool.safe_scale_in and obs.workers is not None:
-            busy = sum(1 for worker in obs.workers if worker.busy)
-            if desired < busy:
-                notes.append(f"kept at {busy}: {busy} workers are busy (safeScaleIn)")
-                desired = min(busy, current)
+            busy = busy_workers(obs.workers)
+            floor = min(busy, ceiling)
+            if desired < floor:
+                notes.append(f"kept at {floor}: {busy} workers are busy (safeScaleIn)")
+                desired = floor
 
     action = (
-        Action.SCALE_OUT if desired > current else Action.SCALE_IN if desired < current else Action.HOLD
+        Action.SCALE_OUT
+        if desired > current
+        else Action.SCALE_IN
+        if desired < current
+        else Action.HOLD
     )
     detail = f" ({'; '.join(notes)})" if notes else ""
     reason = f"{premise} ({rule}): {current} → {desired}{detail}"
@@ -224,7 +252,9 @@ def _bring_into_range(
             value,
             f"{premise}; {current} is above maxCapacity: {current} → {desired}",
         )
-    return Decision(Action.HOLD, current, current, metric, value, f"{premise}: holding at {current}")
+    return Decision(
+        Action.HOLD, current, current, metric, value, f"{premise}: holding at {current}"
+    )
 
 
 def after_scaling(

@@ -20,16 +20,13 @@ def json_lines(results: Sequence[PoolResult]) -> str:
 
 def results_table(results: Sequence[PoolResult]) -> Table:
     table = Table(show_lines=False, expand=False)
-    for column in ("pool", "service", "metric", "current", "desired", "action", "reason"):
-        table.add_column(column, overflow="fold")
+    for column in ("pool", "service", "metric", "current", "desired", "action"):
+        table.add_column(column, no_wrap=True)
     for result in results:
         value = "—" if result.value is None else f"{result.value:g}"
         action = result.action.replace("_", "-")
         if result.action != "hold":
             action += " (applied)" if result.applied else " (dry run)" if result.dry_run else ""
-        reason = Text(result.reason)
-        if result.error and result.error not in result.reason:
-            reason.append(f"\nerror: {result.error}", style="red")
         table.add_row(
             Text(result.pool),
             Text(f"{result.cluster}/{result.service}"),
@@ -37,9 +34,20 @@ def results_table(results: Sequence[PoolResult]) -> Table:
             _count(result.current),
             _count(result.desired),
             Text(action, style=ACTION_STYLE.get(result.action, "")),
-            reason,
         )
     return table
+
+
+def reasons(results: Sequence[PoolResult]) -> Text:
+    """One line per pool under the table: why, and what went wrong."""
+    text = Text()
+    for result in results:
+        text.append(f"{result.pool}: ", style="bold")
+        text.append(result.reason)
+        if result.error and result.error not in result.reason:
+            text.append(f" — error: {result.error}", style="red")
+        text.append("\n")
+    return text
 
 
 def _count(count: int | None) -> str:
@@ -52,3 +60,4 @@ def print_results(console: Console, results: Sequence[PoolResult], output: str) 
         print(json_lines(results), flush=True)
     else:
         console.print(results_table(results))
+        console.print(reasons(results), end="", soft_wrap=True)

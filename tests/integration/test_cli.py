@@ -44,17 +44,29 @@ def pool_config(broker: str, cluster: str, queue: str, **spec: object) -> str:
         "scaleOut": {
             "threshold": 5,
             "steps": [
-                {"metricIntervalLowerBound": 0, "metricIntervalUpperBound": 10, "scalingAdjustment": 1},
+                {
+                    "metricIntervalLowerBound": 0,
+                    "metricIntervalUpperBound": 10,
+                    "scalingAdjustment": 1,
+                },
                 {"metricIntervalLowerBound": 10, "scalingAdjustment": 3},
             ],
         },
-        "scaleIn": {"threshold": 0, "steps": [{"metricIntervalUpperBound": 0, "scalingAdjustment": -1}]},
+        "scaleIn": {
+            "threshold": 0,
+            "steps": [{"metricIntervalUpperBound": 0, "scalingAdjustment": -1}],
+        },
         **spec,
     }
     controller = {"broker": broker, "interval": "1s", "inspectTimeout": "0.5s"}
     docs = [
         {"apiVersion": "celery-scaler/v1", "kind": "Controller", "spec": controller},
-        {"apiVersion": "celery-scaler/v1", "kind": "WorkerPool", "metadata": {"name": "p"}, "spec": pool},
+        {
+            "apiVersion": "celery-scaler/v1",
+            "kind": "WorkerPool",
+            "metadata": {"name": "p"},
+            "spec": pool,
+        },
     ]
     return yaml.safe_dump_all(docs)
 
@@ -111,7 +123,7 @@ BAD_INPUTS = {
         "  ecs: {cluster: c, service: s}\n  scaleOut:\n    threshold: 1\n    steps:\n"
         "      - {metricIntervalLowerBound: 0, metricIntervalUpperBound: 5, scalingAdjustment: 1}\n"
         "      - {metricIntervalLowerBound: 6, scalingAdjustment: 2}\n",
-        "spec.scaleOut: steps leave a gap between 5 and 6",
+        "spec.scaleOut.steps: steps leave a gap between 5 and 6",
     ),
     "bad duration": (
         "apiVersion: celery-scaler/v1\nkind: Controller\nspec: {interval: 5 minutes}\n",
@@ -144,3 +156,127 @@ def test_unknown_pool_is_usage_error(tmp_path: Path) -> None:
     result = run("reconcile", "--once", "--pool", "other", "--config", str(path))
     assert result.returncode == 2
     assert "no WorkerPool named 'other'" in result.stderr
+
+
+# --- reconcile against the real broker and the local AWS API -----------------------
+
+
+def publish(broker: str, queue: str, count: int) -> None:
+    from celery import Celery
+
+    app = Celery(broker=broker)
+    for _ in range(count):
+        app.send_task("tests.noop", queue=queue)
+    app.close()
+
+
+def desired_count(aws: LocalAws, cluster: str) -> int:
+    service = aws.client("ecs").describe_services(cluster=cluster, services=["workers"])
+    return int(service["services"][0]["desiredCount"])
+
+
+def test_once_scales_out_on_queue_depth_and_dry_run_changes_nothing(
+    tmp_path: Path, aws: LocalAws, redis_url: str, unique: str, queue: str
+) -> None:
+    cluster = f"c-{unique}"
+    aws.create_service(cluster, "workers", desired=2)
+    publish(redis_url, queue, 17)  # 17 ≥ 5, offset 12 → the +3 step
+    path = write(tmp_path, pool_config(redis_url, cluster, queue))
+
+    dry = run("reconcile", "--once", "--dry-run", "--output", "json", "--config", str(path))
+    assert dry.returncode == 0, dry.stderr
+    (line,) = json_lines(dry.stdout)
+    assert (line["action"], line["current"], line["desired"], line["applied"], line["dry_run"]) == (
+        "scale_out",
+        2,
+        5,
+        False,
+        True,
+    )
+    assert line["observed"]["queue_depth"] == 17  # type: ignore[index]
+    assert desired_count(aws, cluster) == 2
+
+    real = run("reconcile", "--once", "--output", "json", "--config", str(path))
+    assert real.returncode == 0, real.stderr
+    (line,) = json_lines(real.stdout)
+    assert (line["action"], line["desired"], line["applied"], line["error"]) == (
+        "scale_out",
+        5,
+        True,
+        None,
+    )
+    assert desired_count(aws, cluster) == 5
+
+    table = run("reconcile", "--once", "--dry-run", "--config", str(path), env={"COLUMNS": "200"})
+    assert table.returncode == 0
+    assert "scale-out" in table.stdout
+    assert f"{cluster}/workers" in table.stdout
+
+
+def test_unreachable_broker_holds_exit_1_and_masks_password(
+    tmp_path: Path, aws: LocalAws, unique: str
+) -> None:
+    cluster = f"c-{unique}"
+    aws.create_service(cluster, "workers", desired=3)
+    path = write(tmp_path, pool_config("redis://:s3cret@127.0.0.1:1/0", cluster, "q"))
+    result = run("reconcile", "--once", "--output", "json", "--config", str(path))
+    assert result.returncode == 1
+    (line,) = json_lines(result.stdout)
+    assert line["action"] == "hold"
+    assert line["error"]
+    assert "s3cret" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert desired_count(aws, cluster) == 3
+
+
+def test_missing_service_is_exit_1(
+    tmp_path: Path, aws: LocalAws, redis_url: str, unique: str
+) -> None:
+    aws.create_service(f"c-{unique}", "other", desired=1)
+    path = write(tmp_path, pool_config(redis_url, f"c-{unique}", "q"))
+    result = run("reconcile", "--once", "--output", "json", "--config", str(path))
+    assert result.returncode == 1
+    (line,) = json_lines(result.stdout)
+    assert "'workers'" in str(line["error"])
+    assert "MISSING" in str(line["error"])
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_credentials_is_exit_1(tmp_path: Path, aws: LocalAws, redis_url: str) -> None:
+    path = write(tmp_path, pool_config(redis_url, "c", "q"))
+    env = {name: "" for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")}
+    env |= {"AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent"}
+    env |= {"AWS_EC2_METADATA_DISABLED": "true"}
+    result = run("reconcile", "--once", "--output", "json", "--config", str(path), env=env)
+    assert result.returncode == 1
+    (line,) = json_lines(result.stdout)
+    assert "no AWS credentials" in str(line["error"])
+    assert "Traceback" not in result.stderr
+
+
+def test_continuous_mode_passes_until_sigterm(
+    tmp_path: Path, aws: LocalAws, redis_url: str, unique: str, queue: str
+) -> None:
+    cluster = f"c-{unique}"
+    aws.create_service(cluster, "workers", desired=1)
+    path = write(tmp_path, pool_config(redis_url, cluster, queue))
+    process = subprocess.Popen(
+        [SCRIPT, "reconcile", "--dry-run", "--output", "json", "--config", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    try:
+        assert process.stdout is not None
+        passes = [json.loads(process.stdout.readline()) for _ in range(2)]
+        assert all(p["pool"] == "p" for p in passes)
+        sent = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        # The pass in flight finishes, then it stops: no longer than one pass.
+        assert time.monotonic() - sent < 2 * 0.5 + 1 + 1
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

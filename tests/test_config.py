@@ -1,0 +1,732 @@
+"""The configuration file: the DESIGN example, defaults, durations and every error's message."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from importlib import resources
+from typing import Any
+
+import pytest
+import yaml
+
+from celery_scaler.config import (
+    AdjustmentType,
+    ConfigError,
+    Statistic,
+    format_duration,
+    json_schema,
+    mask_url,
+    parse_config,
+    parse_duration,
+)
+from celery_scaler.metrics import Metric
+
+# DESIGN.md, "Configuration file", verbatim.
+DESIGN_EXAMPLE = """\
+apiVersion: celery-scaler/v1
+kind: Controller              # optional document; all fields have defaults
+spec:
+  broker: redis://localhost:6379/0   # env CELERY_SCALER_BROKER_URL overrides
+  interval: 15s                      # time between reconcile passes
+  inspectTimeout: 1s
+  region: us-east-1                  # else the AWS SDK's own resolution
+  cloudwatch: {enabled: true, namespace: CeleryMetrics, perWorkerMetrics: false}
+  prometheus: {enabled: true, port: 9808}
+  leaderElection: {enabled: false, table: celery-scaler-leases, leaseDuration: 30s}
+---
+apiVersion: celery-scaler/v1
+kind: WorkerPool
+metadata: {name: default}
+spec:
+  ecs: {cluster: prod, service: celery-worker}
+  queues: [celery]
+  minCapacity: 1
+  maxCapacity: 20
+  metric: backlog_per_task   # see "Metrics"
+  statistic: Average         # Average | Minimum | Maximum of the samples in window
+  window: 0s                 # 0s = latest sample only
+  scaleOut:
+    threshold: 10
+    adjustmentType: ChangeInCapacity   # | PercentChangeInCapacity | ExactCapacity
+    minAdjustmentMagnitude: null       # PercentChangeInCapacity only
+    cooldown: 60s
+    steps:
+      - {metricIntervalLowerBound: 0, metricIntervalUpperBound: 10, scalingAdjustment: 1}
+      - {metricIntervalLowerBound: 10, scalingAdjustment: 2}
+  scaleIn:
+    threshold: 2
+    adjustmentType: ChangeInCapacity
+    cooldown: 300s
+    steps:
+      - {metricIntervalUpperBound: 0, scalingAdjustment: -1}
+  safeScaleIn: true          # never below the number of ECS tasks whose worker is busy
+  fallback: {failureThreshold: 3, capacity: null}   # see "Faults"
+"""
+
+CONTROLLER_HEADER = "apiVersion: celery-scaler/v1\nkind: Controller\n"
+
+
+def controller(spec: str = "") -> str:
+    body = textwrap.indent(textwrap.dedent(spec).strip(), "  ")
+    return CONTROLLER_HEADER + (f"spec:\n{body}\n" if body.strip() else "")
+
+
+def pool(spec: str = "", *, name: str = "default", policies: bool = True) -> str:
+    """A WorkerPool document; `spec` lines are added to a minimal valid spec."""
+    lines = ["ecs: {cluster: prod, service: celery-worker}"]
+    if policies:
+        lines.append(
+            "scaleOut: {threshold: 10, steps: [{metricIntervalLowerBound: 0, "
+            "scalingAdjustment: 1}]}"
+        )
+    extra = textwrap.dedent(spec).strip()
+    body = textwrap.indent("\n".join([*lines, extra] if extra else lines), "  ")
+    return (
+        f"apiVersion: celery-scaler/v1\nkind: WorkerPool\nmetadata: {{name: {name}}}\n"
+        f"spec:\n{body}\n"
+    )
+
+
+def documents(*docs: str) -> str:
+    return "---\n".join(docs)
+
+
+def config_error(text: str, env: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "scaler.yaml", env)
+    return str(caught.value)
+
+
+def scale_out(steps: str, **fields: Any) -> str:
+    extra = "".join(f", {key}: {value}" for key, value in fields.items())
+    return f"scaleOut: {{threshold: 10{extra}, steps: {steps}}}"
+
+
+# --------------------------------------------------------------------------- the example
+
+
+def test_design_example_parses() -> None:
+    config = parse_config(DESIGN_EXAMPLE, "celery-scaler.yaml")
+    spec = config.controller
+    assert spec.broker == "redis://localhost:6379/0"
+    assert spec.broker_kind == "redis"
+    assert (spec.interval, spec.inspect_timeout, spec.region) == (15.0, 1.0, "us-east-1")
+    assert spec.cloudwatch.enabled
+    assert spec.cloudwatch.namespace == "CeleryMetrics"
+    assert not spec.cloudwatch.per_worker_metrics
+    assert (spec.prometheus.enabled, spec.prometheus.port) == (True, 9808)
+    assert not spec.leader_election.enabled
+    assert spec.leader_election.table == "celery-scaler-leases"
+    assert spec.leader_election.lease_duration == 30.0
+
+    assert [p.name for p in config.pools] == ["default"]
+    worker_pool = config.pool("default").spec
+    assert (worker_pool.ecs.cluster, worker_pool.ecs.service) == ("prod", "celery-worker")
+    assert worker_pool.queues == ("celery",)
+    assert (worker_pool.min_capacity, worker_pool.max_capacity) == (1, 20)
+    assert worker_pool.metric is Metric.BACKLOG_PER_TASK
+    assert worker_pool.statistic is Statistic.AVERAGE
+    assert worker_pool.window == 0.0
+    out = worker_pool.scale_out
+    assert out is not None
+    assert (out.threshold, out.cooldown, out.min_adjustment_magnitude) == (10.0, 60.0, None)
+    assert out.adjustment_type is AdjustmentType.CHANGE_IN_CAPACITY
+    assert [(s.lower, s.upper, s.scaling_adjustment) for s in out.ordered_steps] == [
+        (0.0, 10.0, 1),
+        (10.0, math.inf, 2),
+    ]
+    in_ = worker_pool.scale_in
+    assert in_ is not None
+    assert (in_.threshold, in_.cooldown) == (2.0, 300.0)
+    assert [(s.lower, s.upper, s.scaling_adjustment) for s in in_.steps] == [(-math.inf, 0.0, -1)]
+    assert worker_pool.safe_scale_in
+    assert (worker_pool.fallback.failure_threshold, worker_pool.fallback.capacity) == (3, None)
+
+
+def test_packaged_example_parses() -> None:
+    example = resources.files("celery_scaler").joinpath("example.yaml")
+    if not example.is_file():
+        pytest.skip("the package ships no example.yaml")
+    config = parse_config(example.read_text(), "example.yaml")
+    assert config.pools
+
+
+def test_defaults() -> None:
+    config = parse_config(pool(), "scaler.yaml")
+    spec = config.controller
+    assert spec.broker == "redis://localhost:6379/0"
+    assert (spec.interval, spec.inspect_timeout, spec.region) == (15.0, 1.0, None)
+    assert (spec.cloudwatch.enabled, spec.cloudwatch.namespace) == (True, "CeleryMetrics")
+    assert not spec.cloudwatch.per_worker_metrics
+    assert (spec.prometheus.enabled, spec.prometheus.port) == (True, 9808)
+    assert not spec.leader_election.enabled
+    assert spec.leader_election.lease_duration == 30.0
+    worker_pool = config.pools[0].spec
+    assert worker_pool.queues == ("celery",)
+    assert (worker_pool.min_capacity, worker_pool.max_capacity) == (1, 20)
+    assert worker_pool.metric is Metric.BACKLOG_PER_TASK
+    assert worker_pool.statistic is Statistic.AVERAGE
+    assert worker_pool.window == 0.0
+    assert worker_pool.safe_scale_in
+    assert (worker_pool.fallback.failure_threshold, worker_pool.fallback.capacity) == (3, None)
+    assert worker_pool.scale_in is None
+    out = worker_pool.scale_out
+    assert out is not None
+    assert out.adjustment_type is AdjustmentType.CHANGE_IN_CAPACITY
+    assert (out.cooldown, out.min_adjustment_magnitude) == (300.0, None)  # AWS default
+
+
+def test_several_pools_keep_their_order() -> None:
+    text = documents(pool(name="fast"), controller("interval: 5s"), pool(name="slow"))
+    config = parse_config(text, "scaler.yaml")
+    assert [p.name for p in config.pools] == ["fast", "slow"]
+    assert config.controller.interval == 5.0
+
+
+def test_unknown_pool_name() -> None:
+    config = parse_config(documents(pool(name="fast"), pool(name="slow")), "scaler.yaml")
+    with pytest.raises(ConfigError, match=r"no WorkerPool named 'medium'.*fast, slow"):
+        config.pool("medium")
+
+
+def test_percent_policy_with_magnitude_parses() -> None:
+    text = pool(
+        "scaleIn: {threshold: 2, adjustmentType: PercentChangeInCapacity, "
+        "minAdjustmentMagnitude: 2, steps: [{metricIntervalUpperBound: 0, scalingAdjustment: -25}]}"
+    )
+    in_ = parse_config(text, "scaler.yaml").pools[0].spec.scale_in
+    assert in_ is not None
+    assert in_.min_adjustment_magnitude == 2
+
+
+# --------------------------------------------------------------------------- durations
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("15s", 15.0),
+        ("5m", 300.0),
+        ("1h", 3600.0),
+        ("250ms", 0.25),
+        ("30", 30.0),
+        (30, 30.0),
+        (1.5, 1.5),
+        ("1.5m", 90.0),
+        ("0s", 0.0),
+    ],
+)
+def test_parse_duration(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    "text", ["5 minutes", "-1s", -1, "1d", "", "s", "fast", True, None, math.nan, math.inf]
+)
+def test_parse_duration_rejects(text: object) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(3600, "1h"), (300, "5m"), (15, "15s"), (90, "90s"), (0.25, "0.25s")]
+)
+def test_format_duration(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+def test_durations_in_a_document() -> None:
+    text = documents(
+        controller("interval: 250ms\ninspectTimeout: 2\nleaderElection: {leaseDuration: 1h}"),
+        pool("window: 5m"),
+    )
+    config = parse_config(text, "scaler.yaml")
+    assert config.controller.interval == 0.25
+    assert config.controller.inspect_timeout == 2.0
+    assert config.controller.leader_election.lease_duration == 3600.0
+    assert config.pools[0].spec.window == 300.0
+
+
+@pytest.mark.parametrize(
+    ("spec", "path", "expected"),
+    [
+        ("interval: 5 minutes", "spec.interval", "expected a duration such as 15s"),
+        ("interval: -1s", "spec.interval", "expected a duration such as 15s"),
+        ("interval: -1", "spec.interval", "cannot be negative"),
+        ("interval: 0s", "spec.interval", "must be longer than 0s"),
+        ("inspectTimeout: 0", "spec.inspectTimeout", "must be longer than 0s"),
+        ("leaderElection: {leaseDuration: .inf}", "spec.leaderElection.leaseDuration", "finite"),
+    ],
+)
+def test_bad_controller_durations(spec: str, path: str, expected: str) -> None:
+    message = config_error(documents(controller(spec), pool()))
+    assert "scaler.yaml: document 1 (Controller)" in message
+    assert f"{path}: " in message
+    assert expected in message
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _pool_error(spec: str, *, policies: bool = True) -> str:
+    """The error for a WorkerPool that is document 2, after a Controller."""
+    return config_error(documents(controller(), pool(spec, policies=policies)))
+
+
+POOL_ERRORS = [
+    # (the pool's extra spec lines, whether to add the default scaleOut, path, expectation)
+    pytest.param(
+        "scaleOut: {treshold: 10, steps: [{metricIntervalLowerBound: 0, scalingAdjustment: 1}]}",
+        False,
+        "spec.scaleOut.treshold",
+        "unknown field (did you mean 'threshold'?)",
+        id="unknown-key-suggests-scale-out",
+    ),
+    pytest.param(
+        "scaleIn: {treshold: 2, steps: [{metricIntervalUpperBound: 0, scalingAdjustment: -1}]}",
+        True,
+        "spec.scaleIn.treshold",
+        "unknown field (did you mean 'threshold'?)",
+        id="unknown-key-suggests",
+    ),
+    pytest.param(
+        "metric: backlog_per_tsk",
+        True,
+        "spec.metric",
+        "unknown metric 'backlog_per_tsk' (did you mean 'backlog_per_task'?)",
+        id="unknown-metric-suggests",
+    ),
+    pytest.param(
+        "minCapacity: 5\nmaxCapacity: 2",
+        True,
+        "spec.minCapacity",
+        "minCapacity (5) is greater than maxCapacity (2)",
+        id="min-above-max",
+    ),
+    pytest.param(
+        "minCapacity: -1",
+        True,
+        "spec.minCapacity",
+        "greater than or equal to 0",
+        id="negative-min",
+    ),
+    pytest.param(
+        "maxCapacity: -3",
+        True,
+        "spec.maxCapacity",
+        "greater than or equal to 0",
+        id="negative-max",
+    ),
+    pytest.param(
+        scale_out(
+            "[{metricIntervalLowerBound: 0, metricIntervalUpperBound: 5, scalingAdjustment: 1},"
+            " {metricIntervalLowerBound: 10, scalingAdjustment: 2}]"
+        ),
+        False,
+        "spec.scaleOut.steps",
+        "steps leave a gap between 5 and 10",
+        id="gap",
+    ),
+    pytest.param(
+        scale_out(
+            "[{metricIntervalLowerBound: 0, metricIntervalUpperBound: 10, scalingAdjustment: 1},"
+            " {metricIntervalLowerBound: 5, scalingAdjustment: 2}]"
+        ),
+        False,
+        "spec.scaleOut.steps",
+        "steps overlap: [0, 10) and [5, +inf)",
+        id="overlap",
+    ),
+    pytest.param(
+        "scaleIn: {threshold: 2, steps: [{metricIntervalUpperBound: 0, scalingAdjustment: -1},"
+        " {metricIntervalUpperBound: -5, scalingAdjustment: -2}]}",
+        True,
+        "spec.scaleIn.steps",
+        "at most one step may omit metricIntervalLowerBound",
+        id="two-open-lower-bounds",
+    ),
+    pytest.param(
+        scale_out(
+            "[{metricIntervalLowerBound: 0, scalingAdjustment: 1},"
+            " {metricIntervalLowerBound: 5, scalingAdjustment: 2}]"
+        ),
+        False,
+        "spec.scaleOut.steps",
+        "at most one step may omit metricIntervalUpperBound",
+        id="two-open-upper-bounds",
+    ),
+    pytest.param(
+        scale_out(
+            "[{metricIntervalLowerBound: 10, metricIntervalUpperBound: 5, scalingAdjustment: 1}]"
+        ),
+        False,
+        "spec.scaleOut.steps.0",
+        "metricIntervalLowerBound (10) must be below metricIntervalUpperBound (5)",
+        id="lower-above-upper",
+    ),
+    pytest.param(
+        scale_out(
+            "[{metricIntervalLowerBound: 5, metricIntervalUpperBound: 5, scalingAdjustment: 1}]"
+        ),
+        False,
+        "spec.scaleOut.steps.0",
+        "must be below",
+        id="lower-equals-upper",
+    ),
+    pytest.param(
+        scale_out("[{scalingAdjustment: 1}]"),
+        False,
+        "spec.scaleOut.steps.0",
+        "a step needs metricIntervalLowerBound, metricIntervalUpperBound or both",
+        id="step-without-bounds",
+    ),
+    pytest.param(
+        scale_out(
+            "[{metricIntervalLowerBound: 0, metricIntervalUpperBound: 10, scalingAdjustment: 1}]"
+        ),
+        False,
+        "spec.scaleOut.steps",
+        "one step must omit metricIntervalUpperBound (the table must reach +infinity)",
+        id="positive-upper-needs-open-top",
+    ),
+    pytest.param(
+        "scaleIn: {threshold: 2, steps: [{metricIntervalLowerBound: -5,"
+        " metricIntervalUpperBound: 0, scalingAdjustment: -1}]}",
+        True,
+        "spec.scaleIn.steps",
+        "one step must omit metricIntervalLowerBound (the table must reach -infinity)",
+        id="negative-lower-needs-open-bottom",
+    ),
+    pytest.param(
+        scale_out("[]"),
+        False,
+        "spec.scaleOut.steps",
+        "at least 1 item",
+        id="no-steps",
+    ),
+    pytest.param(
+        scale_out("[{metricIntervalLowerBound: 0, scalingAdjustment: 1.5}]"),
+        False,
+        "spec.scaleOut.steps.0.scalingAdjustment",
+        "integer",
+        id="fractional-adjustment",
+    ),
+    pytest.param(
+        scale_out(
+            "[{metricIntervalLowerBound: 0, scalingAdjustment: 1}]", minAdjustmentMagnitude=2
+        ),
+        False,
+        "spec.scaleOut.minAdjustmentMagnitude",
+        "applies only to PercentChangeInCapacity, not to ChangeInCapacity",
+        id="magnitude-with-change-in-capacity",
+    ),
+    pytest.param(
+        scale_out(
+            "[{metricIntervalLowerBound: 0, scalingAdjustment: 10}]",
+            adjustmentType="PercentChangeInCapacity",
+            minAdjustmentMagnitude=0,
+        ),
+        False,
+        "spec.scaleOut.minAdjustmentMagnitude",
+        "greater than or equal to 1",
+        id="magnitude-zero",
+    ),
+    pytest.param(
+        scale_out(
+            "[{metricIntervalLowerBound: 0, scalingAdjustment: -1}]", adjustmentType="ExactCapacity"
+        ),
+        False,
+        "spec.scaleOut.steps",
+        "ExactCapacity steps need a scalingAdjustment of 0 or more",
+        id="negative-exact-capacity",
+    ),
+    pytest.param(
+        scale_out(
+            "[{metricIntervalLowerBound: 0, scalingAdjustment: 1}]", adjustmentType="Percent"
+        ),
+        False,
+        "spec.scaleOut.adjustmentType",
+        "'ChangeInCapacity', 'PercentChangeInCapacity' or 'ExactCapacity'",
+        id="unknown-adjustment-type",
+    ),
+    pytest.param(
+        "statistic: Median",
+        True,
+        "spec.statistic",
+        "'Average', 'Minimum' or 'Maximum'",
+        id="unknown-statistic",
+    ),
+    pytest.param(
+        scale_out("[{metricIntervalLowerBound: 0, scalingAdjustment: 1}]", cooldown="5 minutes"),
+        False,
+        "spec.scaleOut.cooldown",
+        "expected a duration such as 15s, 5m, 1h or a number of seconds, got '5 minutes'",
+        id="bad-cooldown",
+    ),
+    pytest.param(
+        "window: -1s",
+        True,
+        "spec.window",
+        "expected a duration",
+        id="negative-window",
+    ),
+    pytest.param(
+        scale_out("[{metricIntervalLowerBound: 0, scalingAdjustment: 1}]").replace("10", ".nan", 1),
+        False,
+        "spec.scaleOut.threshold",
+        "finite number",
+        id="nan-threshold",
+    ),
+    pytest.param(
+        "",
+        False,
+        "spec",
+        "a pool needs a scaleOut policy, a scaleIn policy, or both",
+        id="neither-policy",
+    ),
+    pytest.param(
+        "fallback: {capacity: 50}",
+        True,
+        "spec.fallback.capacity",
+        "50 must lie within [minCapacity, maxCapacity] = [1, 20]",
+        id="fallback-capacity-outside-range",
+    ),
+    pytest.param(
+        "fallback: {failureThreshold: 0}",
+        True,
+        "spec.fallback.failureThreshold",
+        "greater than or equal to 1",
+        id="fallback-threshold-zero",
+    ),
+    pytest.param(
+        "queues: []",
+        True,
+        "spec.queues",
+        "at least 1 item",
+        id="no-queues",
+    ),
+    pytest.param(
+        "ecs: {cluster: prod}",
+        True,
+        "spec.ecs.service",
+        "required field is missing",
+        id="missing-service",
+    ),
+]
+
+
+@pytest.mark.parametrize(("spec", "policies", "path", "expected"), POOL_ERRORS)
+def test_pool_errors_name_document_path_and_expectation(
+    spec: str, policies: bool, path: str, expected: str
+) -> None:
+    message = _pool_error(spec, policies=policies)
+    assert message.startswith("scaler.yaml: document 2 (WorkerPool/default): ")
+    assert f": {path}: " in message
+    assert expected in message
+
+
+def test_malformed_yaml_names_the_line() -> None:
+    text = documents(controller(), "apiVersion: celery-scaler/v1\nkind: [WorkerPool\n")
+    message = config_error(text)
+    assert message.startswith("scaler.yaml: not valid YAML at line ")
+    assert "line 6" in message
+
+
+def test_unknown_controller_key_suggests() -> None:
+    message = config_error(documents(controller("intervall: 5s"), pool()))
+    assert message == (
+        "scaler.yaml: document 1 (Controller): spec.intervall: unknown field "
+        "(did you mean 'interval'?)"
+    )
+
+
+def test_unknown_top_level_key_suggests() -> None:
+    message = config_error(pool().replace("spec:", "specs:"))
+    assert "document 1 (WorkerPool/default): specs: unknown field (did you mean 'spec'?)" in message
+
+
+def test_no_worker_pool() -> None:
+    assert "no WorkerPool document" in config_error(controller())
+    assert "no WorkerPool document" in config_error("")
+
+
+def test_duplicate_pool_names() -> None:
+    message = config_error(documents(controller(), pool(), pool()))
+    assert message.startswith("scaler.yaml: document 3 (WorkerPool/default): metadata.name: ")
+    assert "a WorkerPool named 'default' is already defined" in message
+
+
+def test_second_controller_document() -> None:
+    message = config_error(documents(controller(), pool(), controller()))
+    assert "document 3 (Controller): a second Controller document" in message
+
+
+@pytest.mark.parametrize(
+    ("replace", "expected"),
+    [
+        (
+            ("celery-scaler/v1", "celery-scaler/v2"),
+            "document 1: apiVersion: expected 'celery-scaler/v1', got 'celery-scaler/v2'",
+        ),
+        (
+            ("kind: WorkerPool", "kind: Workerpool"),
+            "document 1: kind: expected one of Controller, WorkerPool, got 'Workerpool'",
+        ),
+        (("kind: WorkerPool\n", ""), "document 1: kind: expected one of Controller, WorkerPool"),
+    ],
+)
+def test_wrong_api_version_or_kind(replace: tuple[str, str], expected: str) -> None:
+    assert expected in config_error(pool().replace(*replace))
+
+
+def test_document_that_is_not_a_mapping() -> None:
+    message = config_error(documents(pool(), "- just\n- a list\n"))
+    assert "document 2: expected a mapping with apiVersion, kind and spec" in message
+
+
+def test_bad_pool_name() -> None:
+    message = config_error(pool(name="Default_Pool"))
+    assert "document 1 (WorkerPool/Default_Pool): metadata.name: " in message
+
+
+def test_bad_broker_scheme() -> None:
+    message = config_error(documents(controller("broker: http://localhost"), pool()))
+    assert "document 1 (Controller): spec.broker: broker URL scheme 'http' is not one of" in message
+
+
+# --------------------------------------------------------------------------- broker and metric
+
+
+@pytest.mark.parametrize(
+    ("broker", "metric", "expected"),
+    [
+        ("sqs://", "busy_ratio", "busy_ratio needs Celery's remote control (inspect)"),
+        ("sqs://", "active_tasks", "which the SQS transport does not have"),
+        ("sqs://", "queue_latency_seconds", "Redis only; the sqs broker cannot give it"),
+        ("amqp://guest@rabbit//", "queue_latency_seconds", "Redis only; the amqp broker"),
+    ],
+)
+def test_broker_that_cannot_give_the_metric(broker: str, metric: str, expected: str) -> None:
+    text = documents(controller(f"broker: {broker}"), pool(f"metric: {metric}"))
+    message = config_error(text)
+    assert message.startswith("scaler.yaml: document 2 (WorkerPool/default): spec.metric: ")
+    assert expected in message
+
+
+@pytest.mark.parametrize("metric", ["queue_depth", "backlog_per_task"])
+def test_sqs_with_a_broker_only_metric(metric: str) -> None:
+    text = documents(controller("broker: sqs://"), pool(f"metric: {metric}"))
+    assert parse_config(text, "scaler.yaml").controller.broker_kind == "sqs"
+
+
+def test_sqs_with_safe_scale_in_set_explicitly() -> None:
+    text = documents(controller("broker: sqs://"), pool("safeScaleIn: true"))
+    message = config_error(text)
+    assert "document 2 (WorkerPool/default): spec.safeScaleIn: needs Celery's remote" in message
+    parse_config(documents(controller("broker: sqs://"), pool("safeScaleIn: false")), "x")
+
+
+def test_redis_may_give_latency() -> None:
+    config = parse_config(pool("metric: queue_latency_seconds"), "scaler.yaml")
+    assert config.pools[0].spec.metric is Metric.QUEUE_LATENCY_SECONDS
+
+
+def test_broker_env_overrides_the_file() -> None:
+    override = "amqp://user:secret@rabbit:5672/vhost"
+    text = documents(controller("broker: redis://localhost:6379/0"), pool())
+    config = parse_config(text, "scaler.yaml", env={"CELERY_SCALER_BROKER_URL": override})
+    assert config.controller.broker == override
+    assert config.controller.broker_kind == "amqp"
+    assert config.controller.interval == 15.0  # the rest of the Controller document stays
+    unset = parse_config(text, "scaler.yaml", env={"CELERY_SCALER_BROKER_URL": ""})
+    assert unset.controller.broker == "redis://localhost:6379/0"
+    assert parse_config(text, "scaler.yaml").controller.broker == "redis://localhost:6379/0"
+
+
+def test_broker_env_override_is_checked_without_showing_the_password() -> None:
+    message = config_error(pool(), env={"CELERY_SCALER_BROKER_URL": "http://u:secret@host"})
+    assert message.startswith("CELERY_SCALER_BROKER_URL: broker: broker URL scheme 'http'")
+    assert "secret" not in message
+
+
+def test_broker_env_override_to_sqs_rechecks_the_pools() -> None:
+    message = config_error(pool("metric: busy_ratio"), env={"CELERY_SCALER_BROKER_URL": "sqs://"})
+    assert "document 1 (WorkerPool/default): spec.metric: busy_ratio needs" in message
+
+
+# --------------------------------------------------------------------------- mask_url
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("redis://:pw@host:6379/0", "redis://:***@host:6379/0"),
+        ("amqp://user:pw@host:5672/vhost", "amqp://user:***@host:5672/vhost"),
+        (
+            "rediss://default:s3cr%40t@Cache.Example.com:6380/1",
+            "rediss://default:***@Cache.Example.com:6380/1",
+        ),
+        ("redis://:pw@[::1]:6379/0", "redis://:***@[::1]:6379/0"),
+        ("sqs://AKIAEXAMPLE:wJalrXUtnFEMI@", "sqs://AKIAEXAMPLE:***@"),
+        ("redis://:p@ss@host/0", "redis://:***@host/0"),
+        ("redis://localhost:6379/0", "redis://localhost:6379/0"),
+        ("amqp://guest@rabbit//", "amqp://guest@rabbit//"),
+        ("sqs://", "sqs://"),
+    ],
+)
+def test_mask_url(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
+def test_mask_url_never_shows_an_unparseable_url() -> None:
+    assert "pw" not in mask_url("redis://:pw@[::1:6379/0")
+
+
+# --------------------------------------------------------------------------- JSON Schema
+
+
+def _design_documents() -> list[dict[str, Any]]:
+    return list(yaml.safe_load_all(DESIGN_EXAMPLE))
+
+
+def test_json_schema_structure() -> None:
+    schema = json_schema()
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    defs = schema["$defs"]
+    variants = {ref["$ref"].rsplit("/", 1)[-1] for ref in schema["oneOf"]}
+    assert variants == {"ControllerDocument", "WorkerPoolDocument"}
+    assert schema["discriminator"]["propertyName"] == "kind"
+    pool_spec = defs["WorkerPoolSpec"]
+    assert pool_spec["additionalProperties"] is False  # unknown keys are errors
+    assert {"minCapacity", "maxCapacity", "scaleOut", "scaleIn", "safeScaleIn"} <= set(
+        pool_spec["properties"]
+    )
+    assert set(defs["StepAdjustment"]["properties"]) == {
+        "metricIntervalLowerBound",
+        "metricIntervalUpperBound",
+        "scalingAdjustment",
+    }
+    # Durations are written as text in a file, so the schema must allow it.
+    cooldown = defs["StepPolicy"]["properties"]["cooldown"]
+    assert {"type": "string", "pattern": cooldown["anyOf"][1]["pattern"]} in cooldown["anyOf"]
+    assert defs["WorkerPoolDocument"]["properties"]["apiVersion"]["const"] == "celery-scaler/v1"
+
+
+def test_json_schema_accepts_the_design_example_and_rejects_mistakes() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json_schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    for document in _design_documents():
+        validator.validate(document)
+
+    _, pool_doc = _design_documents()
+    pool_doc["spec"]["scaleOut"]["treshold"] = 10
+    assert not validator.is_valid(pool_doc)
+    _, pool_doc = _design_documents()
+    pool_doc["spec"]["window"] = "5 minutes"
+    assert not validator.is_valid(pool_doc)
+    _, pool_doc = _design_documents()
+    pool_doc["kind"] = "Pool"
+    assert not validator.is_valid(pool_doc)

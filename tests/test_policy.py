@@ -1,0 +1,930 @@
+"""The pure step-scaling policy against AWS Application Auto Scaling's documented semantics.
+
+Sources the worked examples come from (cited beside each test as [tag]):
+
+[API-SA]   Application Auto Scaling API Reference, StepAdjustment
+           https://docs.aws.amazon.com/autoscaling/application/APIReference/API_StepAdjustment.html
+[API-SSPC] Application Auto Scaling API Reference, StepScalingPolicyConfiguration
+           (Cooldown, MinAdjustmentMagnitude)
+           https://docs.aws.amazon.com/autoscaling/application/APIReference/API_StepScalingPolicyConfiguration.html
+[UG-STEP]  Application Auto Scaling User Guide, "How step scaling for Application Auto
+           Scaling works", Step adjustments (capacity 10, thresholds 50, PercentChangeInCapacity)
+           https://docs.aws.amazon.com/autoscaling/application/userguide/step-scaling-policy-overview.html
+[EC2-ADJ]  Amazon EC2 Auto Scaling User Guide, Scaling adjustment types (the rounding examples,
+           which Application Auto Scaling shares)
+           https://docs.aws.amazon.com/autoscaling/ec2/userguide/as-scaling-simple-step.html
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from celery_scaler.config import AdjustmentType, Statistic, StepPolicy, WorkerPoolSpec
+from celery_scaler.model import (
+    Action,
+    Decision,
+    Observation,
+    PoolMemory,
+    ScaleOutCooldown,
+    ServiceObservation,
+    WorkerSnapshot,
+)
+from celery_scaler.policy import (
+    Direction,
+    adjusted_capacity,
+    after_scaling,
+    aggregate,
+    decide,
+    match_step,
+    percent_change,
+    record_sample,
+)
+
+T0 = 100_000.0
+
+# --------------------------------------------------------------------------- helpers
+
+
+def step(lower: float | None, upper: float | None, adjustment: int) -> dict[str, Any]:
+    row: dict[str, Any] = {"scalingAdjustment": adjustment}
+    if lower is not None:
+        row["metricIntervalLowerBound"] = lower
+    if upper is not None:
+        row["metricIntervalUpperBound"] = upper
+    return row
+
+
+def policy(
+    threshold: float,
+    *steps: dict[str, Any],
+    adjustment: str = "ChangeInCapacity",
+    cooldown: float = 0,
+    magnitude: int | None = None,
+) -> dict[str, Any]:
+    return {
+        "threshold": threshold,
+        "adjustmentType": adjustment,
+        "cooldown": cooldown,
+        "minAdjustmentMagnitude": magnitude,
+        "steps": list(steps),
+    }
+
+
+# DESIGN.md's example pool: scale out above a backlog of 10, in at or below 2.
+DESIGN_OUT = policy(10, step(0, 10, 1), step(10, None, 2), cooldown=60)
+DESIGN_IN = policy(2, step(None, 0, -1), cooldown=300)
+
+# [UG-STEP]: one alarm above 50 and one below 50, both PercentChangeInCapacity.
+AWS_OUT = policy(
+    50, step(0, 10, 0), step(10, 20, 10), step(20, None, 30), adjustment="PercentChangeInCapacity"
+)
+AWS_IN = policy(
+    50,
+    step(-10, 0, 0),
+    step(-20, -10, -10),
+    step(None, -20, -30),
+    adjustment="PercentChangeInCapacity",
+)
+
+_UNSET: Any = object()
+
+
+def make_pool(
+    *,
+    scale_out: dict[str, Any] | None = _UNSET,
+    scale_in: dict[str, Any] | None = _UNSET,
+    min_capacity: int = 1,
+    max_capacity: int = 20,
+    **extra: Any,
+) -> WorkerPoolSpec:
+    doc: dict[str, Any] = {
+        "ecs": {"cluster": "prod", "service": "celery-worker"},
+        "minCapacity": min_capacity,
+        "maxCapacity": max_capacity,
+        "scaleOut": DESIGN_OUT if scale_out is _UNSET else scale_out,
+        "scaleIn": DESIGN_IN if scale_in is _UNSET else scale_in,
+        **extra,
+    }
+    return WorkerPoolSpec.model_validate(doc)
+
+
+def step_policy(doc: dict[str, Any]) -> StepPolicy:
+    return StepPolicy.model_validate(doc)
+
+
+def workers(*active: int) -> tuple[WorkerSnapshot, ...]:
+    """One worker per entry, with that many active tasks."""
+    return tuple(
+        WorkerSnapshot(
+            name=f"celery@w{index}",
+            queues=frozenset({"celery"}),
+            active=count,
+            reserved=0,
+            scheduled=0,
+            revoked=0,
+            concurrency=4,
+        )
+        for index, count in enumerate(active)
+    )
+
+
+def observation(
+    desired: int,
+    *,
+    worker_list: tuple[WorkerSnapshot, ...] | None = None,
+    deploying: bool = False,
+    errors: tuple[str, ...] = (),
+) -> Observation:
+    return Observation(
+        broker=None,
+        workers=worker_list,
+        service=ServiceObservation(
+            desired=desired, running=desired, pending=0, deploying=deploying
+        ),
+        errors=errors,
+    )
+
+
+def decide_at(
+    pool: WorkerPoolSpec,
+    value: float,
+    current: int,
+    *,
+    memory: PoolMemory | None = None,
+    now: float = T0,
+    **obs: Any,
+) -> Decision:
+    """One pass as the reconcile loop runs it: record the sample, then decide."""
+    memory = record_sample(memory or PoolMemory(), now, value, pool.window)
+    return decide(pool, observation(current, **obs), {pool.metric.value: value}, memory, now)
+
+
+def run(pool: WorkerPoolSpec, passes: list[tuple[float, float]], current: int) -> list[Decision]:
+    """Consecutive passes `(time, value)`, applying every decision as the loop would."""
+    memory = PoolMemory()
+    decisions = []
+    for now, value in passes:
+        memory = record_sample(memory, now, value, pool.window)
+        decision = decide(pool, observation(current), {pool.metric.value: value}, memory, now)
+        if decision.action is not Action.HOLD:
+            memory = after_scaling(pool, memory, decision, now)
+        current = decision.desired
+        decisions.append(decision)
+    return decisions
+
+
+# --------------------------------------------------------------------------- match_step
+
+
+@pytest.mark.parametrize(
+    ("table", "value", "direction", "expected"),
+    [
+        # [API-SA]: threshold 50, "greater than or equal to 50 and less than 60" is [0, 10).
+        (AWS_OUT, 50, Direction.OUT, 0),  # value == threshold, scale-out: lower inclusive
+        (AWS_OUT, 59.999, Direction.OUT, 0),
+        (AWS_OUT, 60, Direction.OUT, 10),  # upper exclusive above the threshold
+        (AWS_OUT, 69.999, Direction.OUT, 10),
+        (AWS_OUT, 70, Direction.OUT, 30),
+        (AWS_OUT, 1e9, Direction.OUT, 30),  # missing upper bound is +infinity
+        # [API-SA]: "greater than 40 and less than or equal to 50" is (-10, 0].
+        (AWS_IN, 50, Direction.IN, 0),  # value == threshold, scale-in: upper inclusive
+        (AWS_IN, 40.001, Direction.IN, 0),
+        (AWS_IN, 40, Direction.IN, -10),  # lower exclusive below the threshold
+        (AWS_IN, 30.001, Direction.IN, -10),
+        (AWS_IN, 30, Direction.IN, -30),
+        (AWS_IN, -1e9, Direction.IN, -30),  # missing lower bound is -infinity
+    ],
+)
+def test_match_step_bounds(
+    table: dict[str, Any], value: float, direction: Direction, expected: int
+) -> None:
+    matched = match_step(step_policy(table), value, direction)
+    assert matched is not None
+    assert matched.scaling_adjustment == expected
+
+
+def test_match_step_at_the_threshold_takes_the_policys_side() -> None:
+    # One table with a step ending at 0 and one starting at 0: at the threshold itself a
+    # scale-out alarm (>=) reads it as above, a scale-in alarm (<=) as below.
+    table = step_policy(policy(50, step(None, 0, -1), step(0, None, 1)))
+    out, in_ = match_step(table, 50, Direction.OUT), match_step(table, 50, Direction.IN)
+    assert out is not None
+    assert out.scaling_adjustment == 1
+    assert in_ is not None
+    assert in_.scaling_adjustment == -1
+
+
+def test_match_step_none_when_no_step_covers_the_value() -> None:
+    # A table may start above the threshold (AWS allows positive lower bounds).
+    table = step_policy(policy(10, step(5, None, 1)))
+    assert match_step(table, 12, Direction.OUT) is None
+    matched = match_step(table, 15, Direction.OUT)
+    assert matched is not None
+    assert matched.scaling_adjustment == 1
+
+
+# --------------------------------------------------------------------------- adjustments
+
+
+@pytest.mark.parametrize(
+    ("capacity", "percent", "magnitude", "expected"),
+    [
+        (127, 10, None, 12),  # [EC2-ADJ] 12.7 is rounded to 12 (> 1: down)
+        (67, 1, None, 1),  # [EC2-ADJ] .67 is rounded to 1 (0..1: 1)
+        (58, -1, None, -1),  # [EC2-ADJ] -.58 is rounded to -1 (-1..0: -1)
+        (667, -1, None, -6),  # [EC2-ADJ] -6.67 is rounded to -6 (< -1: up, toward zero)
+        (10, 10, None, 1),  # [EC2-ADJ] 10 percent of 10 instances adds 1
+        (10, -10, None, -1),  # exactly -1
+        (11, 30, None, 3),  # [UG-STEP] 30 percent of 11, 3.3, rounded down to 3
+        (14, -10, None, -1),  # [UG-STEP] 10 percent of 14, 1.4, rounded down to 1
+        (13, -30, None, -3),  # [UG-STEP] 30 percent of 13, 3.9, rounded down to 3
+        (4, 25, 2, 2),  # [API-SSPC] 25 percent of 4 is 1, MinAdjustmentMagnitude 2 → 2
+        (4, -25, 2, -2),  # the magnitude applies to removals too
+        (100, 25, 2, 25),  # a magnitude never shrinks a larger change
+        (10, 0, None, 0),  # a 0% step changes nothing ...
+        (10, 0, 2, 0),  # ... even with a magnitude
+        (0, 50, None, 0),  # a percentage of nothing is nothing
+        (0, 50, 2, 2),  # but a magnitude lets a pool at 0 leave it
+    ],
+)
+def test_percent_change_rounds_as_aws(
+    capacity: int, percent: int, magnitude: int | None, expected: int
+) -> None:
+    assert percent_change(capacity, percent, magnitude) == expected
+
+
+@pytest.mark.parametrize(
+    ("adjustment", "scaling", "capacity", "expected"),
+    [
+        ("ChangeInCapacity", 5, 3, 8),  # [EC2-ADJ] 3 instances, adjustment 5 → 8
+        ("ChangeInCapacity", -2, 5, 3),
+        ("ExactCapacity", 5, 3, 5),  # [EC2-ADJ] 3 instances, exact 5 → 5
+        ("ExactCapacity", 5, 9, 5),
+        ("PercentChangeInCapacity", 10, 10, 11),  # [EC2-ADJ] 10 percent of 10 → 11
+        ("PercentChangeInCapacity", -50, 9, 5),  # -4.5 → -4
+    ],
+)
+def test_adjusted_capacity_for_each_adjustment_type(
+    adjustment: str, scaling: int, capacity: int, expected: int
+) -> None:
+    table = step_policy(policy(1, step(0, None, scaling), adjustment=adjustment))
+    assert adjusted_capacity(table, table.steps[0], capacity) == expected
+
+
+# --------------------------------------------------------------------------- AWS worked examples
+
+
+@pytest.mark.parametrize("value", [40.001, 45, 50, 55, 59.999])
+def test_aws_example_capacity_kept_between_40_and_60(value: float) -> None:
+    # [UG-STEP] "The original capacity is maintained while the aggregated metric value is
+    # greater than 40 and less than 60." At exactly 50 both alarms breach: scale-out wins,
+    # and its 0% step holds.
+    pool = make_pool(scale_out=AWS_OUT, scale_in=AWS_IN, max_capacity=100)
+    decision = decide_at(pool, value, 10)
+    assert decision.action is Action.HOLD
+    assert decision.desired == 10
+
+
+def test_aws_example_capacity_10_threshold_50() -> None:
+    # [UG-STEP] Capacity 10. Metric 60 → +10% of 10 = 1 → 11. Metric 70 → +30% of 11 = 3.3,
+    # rounded down to 3 → 14. Metric 40 → -10% of 14 = 1.4 → 1 → 13. Metric 30 → -30% of 13
+    # = 3.9 → 3 → 10. The example assumes no cooldown stands in the way (see the next test).
+    pool = make_pool(scale_out=AWS_OUT, scale_in=AWS_IN, max_capacity=100)
+    decisions = run(pool, [(T0, 60), (T0 + 60, 70), (T0 + 120, 40), (T0 + 180, 30)], current=10)
+    assert [(d.current, d.desired) for d in decisions] == [(10, 11), (11, 14), (14, 13), (13, 10)]
+    assert [d.action for d in decisions] == [
+        Action.SCALE_OUT,
+        Action.SCALE_OUT,
+        Action.SCALE_IN,
+        Action.SCALE_IN,
+    ]
+
+
+def test_aws_example_within_cooldowns() -> None:
+    # The same passes with ECS's default cooldown of 300s [API-SSPC]: at 70 the 1 task added
+    # in the running cooldown counts, so 30% is taken of the cooldown's base 10 (3) → 13,
+    # not 14; the scale-in at 30 waits for the scale-in cooldown started at 40.
+    out = {**AWS_OUT, "cooldown": 300}
+    in_ = {**AWS_IN, "cooldown": 300}
+    pool = make_pool(scale_out=out, scale_in=in_, max_capacity=100)
+    decisions = run(pool, [(T0, 60), (T0 + 60, 70), (T0 + 120, 40), (T0 + 180, 30)], current=10)
+    assert [(d.current, d.desired) for d in decisions] == [(10, 11), (11, 13), (13, 12), (12, 12)]
+    assert "1 already added in cooldown" in decisions[1].reason
+    assert "scale-in cooldown has 240s left" in decisions[3].reason
+
+
+def test_aws_min_adjustment_magnitude_example() -> None:
+    # [API-SSPC] Scale out an ECS service by 25 percent with MinAdjustmentMagnitude 2: with 4
+    # tasks 25 percent is 1, but the service scales out by 2 tasks.
+    out = policy(5, step(0, None, 25), adjustment="PercentChangeInCapacity", magnitude=2)
+    decision = decide_at(make_pool(scale_out=out, scale_in=None), 6, 4)
+    assert (decision.action, decision.desired) == (Action.SCALE_OUT, 6)
+
+
+def test_aws_cooldown_example_plus_2_then_plus_3_adds_1() -> None:
+    # [API-SSPC] "an alarm triggers a step scaling policy to scale out an Amazon ECS service by
+    # 2 tasks ... a cooldown period of 5 minutes starts. During the cooldown period, if the
+    # alarm triggers the same policy again but at a more aggressive step adjustment to scale
+    # out the service by 3 tasks, the 2 tasks that were added ... only 1 additional task".
+    out = policy(10, step(0, 10, 2), step(10, None, 3), cooldown=300)
+    pool = make_pool(scale_out=out, scale_in=None)
+    first, second, third, after = run(
+        pool, [(T0, 15), (T0 + 60, 25), (T0 + 120, 25), (T0 + 300, 25)], current=4
+    )
+    assert (first.current, first.desired) == (4, 6)
+    assert (second.current, second.desired) == (6, 7)  # base 4 + 3, so only 1 more
+    assert "2 already added in cooldown" in second.reason
+    assert (third.action, third.desired) == (Action.HOLD, 7)  # 3 of 3 already added
+    assert (after.current, after.desired) == (7, 10)  # cooldown over: a fresh +3
+
+
+def test_smaller_step_inside_scale_out_cooldown_adds_nothing() -> None:
+    # AWS: the policy "won't increase the desired capacity again unless either a larger scale
+    # out is triggered or the cooldown period ends" [API-SSPC].
+    out = policy(10, step(0, 10, 1), step(10, None, 3), cooldown=300)
+    pool = make_pool(scale_out=out, scale_in=None)
+    first, second = run(pool, [(T0, 25), (T0 + 30, 15)], current=4)
+    assert first.desired == 7
+    assert (second.action, second.desired) == (Action.HOLD, 7)
+
+
+def test_percent_step_inside_cooldown_is_taken_from_the_cooldowns_base() -> None:
+    out = policy(10, step(0, 10, 50), step(10, None, 100), adjustment="PercentChangeInCapacity")
+    pool = make_pool(scale_out={**out, "cooldown": 300}, scale_in=None, max_capacity=100)
+    first, second = run(pool, [(T0, 15), (T0 + 30, 25)], current=10)
+    assert first.desired == 15  # +50% of 10
+    assert second.desired == 20  # +100% of the base 10, not of 15
+
+
+# --------------------------------------------------------------------------- the three types
+
+
+@pytest.mark.parametrize(
+    ("scale_out", "value", "current", "expected"),
+    [
+        (policy(10, step(0, None, 3)), 12, 4, 7),
+        (policy(10, step(0, None, 12), adjustment="ExactCapacity"), 12, 4, 12),
+        (policy(10, step(0, None, 50), adjustment="PercentChangeInCapacity"), 12, 4, 6),
+    ],
+)
+def test_decide_applies_each_adjustment_type(
+    scale_out: dict[str, Any], value: float, current: int, expected: int
+) -> None:
+    decision = decide_at(make_pool(scale_out=scale_out, scale_in=None), value, current)
+    assert (decision.action, decision.desired) == (Action.SCALE_OUT, expected)
+
+
+def test_scale_in_with_percent_rounds_toward_zero() -> None:
+    in_ = policy(2, step(None, 0, -30), adjustment="PercentChangeInCapacity")
+    decision = decide_at(make_pool(scale_in=in_), 1, 13, worker_list=workers())
+    assert decision.desired == 10  # -3.9 → -3
+
+
+def test_exact_capacity_scale_out_below_current_holds() -> None:
+    # AWS would set the count to 5. Here a scale-out never removes tasks: that would bypass
+    # every scale-in guard (cooldown, rollout, safeScaleIn), and inside a scale-out cooldown
+    # the same step already holds.
+    out = policy(10, step(0, None, 5), adjustment="ExactCapacity")
+    decision = decide_at(make_pool(scale_out=out), 12, 9, worker_list=workers(1) * 9)
+    assert (decision.action, decision.desired) == (Action.HOLD, 9)
+    assert "5 is below 9; a scale-out policy never removes tasks" in decision.reason
+
+
+def test_exact_capacity_scale_in_above_current_holds() -> None:
+    in_ = policy(2, step(None, 0, 6), adjustment="ExactCapacity")
+    decision = decide_at(make_pool(scale_in=in_), 1, 4, worker_list=workers())
+    assert (decision.action, decision.desired) == (Action.HOLD, 4)
+    assert "6 is above 4; a scale-in policy never adds tasks" in decision.reason
+
+
+def test_exact_capacity_scale_in_below_min_still_raises_to_min() -> None:
+    in_ = policy(2, step(None, 0, 0), adjustment="ExactCapacity")
+    decision = decide_at(make_pool(scale_in=in_, min_capacity=3), 1, 2, worker_list=workers())
+    assert (decision.action, decision.desired) == (Action.SCALE_OUT, 3)
+
+
+# --------------------------------------------------------------------------- thresholds
+
+
+@pytest.mark.parametrize(
+    ("value", "action", "desired"),
+    [
+        (10, Action.SCALE_OUT, 5),  # value == scale-out threshold breaches (>=)
+        (9.999, Action.HOLD, 4),  # just below it does not
+        (19.999, Action.SCALE_OUT, 5),  # [0, 10) above the threshold: upper exclusive
+        (20, Action.SCALE_OUT, 6),  # [10, +inf): lower inclusive
+        (2, Action.SCALE_IN, 3),  # value == scale-in threshold breaches (<=)
+        (2.001, Action.HOLD, 4),
+        (0, Action.SCALE_IN, 3),
+    ],
+)
+def test_breach_and_bounds_through_decide(value: float, action: Action, desired: int) -> None:
+    decision = decide_at(make_pool(), value, 4, worker_list=workers())
+    assert (decision.action, decision.desired) == (action, desired)
+
+
+def test_both_policies_breached_scale_out_wins() -> None:
+    # Overlapping alarms: >= 5 and <= 10 both fire at 7.
+    pool = make_pool(scale_out=policy(5, step(0, None, 2)), scale_in=policy(10, step(None, 0, -1)))
+    decision = decide_at(pool, 7, 4, worker_list=workers())
+    assert (decision.action, decision.desired) == (Action.SCALE_OUT, 6)
+
+
+def test_scale_out_breached_without_a_matching_step_holds() -> None:
+    pool = make_pool(scale_out=policy(10, step(5, None, 1)), scale_in=None)
+    decision = decide_at(pool, 12, 4)
+    assert decision.action is Action.HOLD
+    assert "no step matches" in decision.reason
+
+
+# --------------------------------------------------------------------------- clamping
+
+
+def test_scale_out_clamped_to_max_capacity() -> None:
+    decision = decide_at(make_pool(max_capacity=5), 25, 4)
+    assert (decision.action, decision.desired) == (Action.SCALE_OUT, 5)
+    assert "6 clamped to maxCapacity 5" in decision.reason
+
+
+def test_scale_in_clamped_to_min_capacity() -> None:
+    in_ = policy(2, step(None, 0, -5))
+    decision = decide_at(make_pool(scale_in=in_, min_capacity=2), 0, 4, worker_list=workers())
+    assert (decision.action, decision.desired) == (Action.SCALE_IN, 2)
+    assert "-1 clamped to minCapacity 2" in decision.reason
+
+
+def test_exact_capacity_clamped_to_max() -> None:
+    out = policy(10, step(0, None, 50), adjustment="ExactCapacity")
+    decision = decide_at(make_pool(scale_out=out, max_capacity=20), 12, 4)
+    assert decision.desired == 20
+
+
+def test_at_max_a_scale_out_holds() -> None:
+    decision = decide_at(make_pool(max_capacity=4), 25, 4)
+    assert (decision.action, decision.desired) == (Action.HOLD, 4)
+    assert "holding at 4" in decision.reason
+
+
+# --------------------------------------------------------------------------- outside [min, max]
+
+
+@pytest.mark.parametrize(
+    ("current", "action", "desired", "words"),
+    [
+        (0, Action.SCALE_OUT, 1, "0 is below minCapacity: 0 → 1"),
+        (25, Action.SCALE_IN, 20, "25 is above maxCapacity: 25 → 20"),
+    ],
+)
+def test_current_outside_range_is_brought_back(
+    current: int, action: Action, desired: int, words: str
+) -> None:
+    decision = decide_at(make_pool(), 5, current)  # 5 breaches neither policy
+    assert (decision.action, decision.desired) == (action, desired)
+    assert words in decision.reason
+
+
+def test_current_below_min_with_scale_in_breached_goes_to_min() -> None:
+    decision = decide_at(make_pool(min_capacity=3), 0, 1, worker_list=workers())
+    assert (decision.action, decision.desired) == (Action.SCALE_OUT, 3)
+
+
+@pytest.mark.parametrize("why", ["cooldown", "deploying"])
+def test_current_above_max_comes_down_even_when_scale_in_waits(why: str) -> None:
+    # A lowered maxCapacity is not the policy's scale-in: neither the scale-in cooldown nor a
+    # rollout keeps the count above it (the same as when no policy breaches).
+    memory = PoolMemory(scale_in_cooldown_started=T0 - 10) if why == "cooldown" else None
+    decision = decide_at(
+        make_pool(max_capacity=20),
+        0,
+        25,
+        memory=memory,
+        deploying=why == "deploying",
+        worker_list=workers(),
+    )
+    assert (decision.action, decision.desired) == (Action.SCALE_IN, 20)
+
+
+def test_current_above_max_with_scale_out_breached_comes_down_to_max() -> None:
+    decision = decide_at(make_pool(max_capacity=20), 25, 25)
+    assert (decision.action, decision.desired) == (Action.SCALE_IN, 20)
+
+
+# --------------------------------------------------------------------------- scale-in guards
+
+
+def test_scale_in_blocked_during_its_cooldown_then_allowed() -> None:
+    pool = make_pool()  # scale-in cooldown 300s
+    memory = after_scaling(pool, PoolMemory(), Decision(Action.SCALE_IN, 5, 4, "m", 0, "r"), T0)
+    blocked = decide_at(pool, 0, 4, memory=memory, now=T0 + 100, worker_list=workers())
+    assert (blocked.action, blocked.desired) == (Action.HOLD, 4)
+    assert "scale-in cooldown has 200s left" in blocked.reason
+    allowed = decide_at(pool, 0, 4, memory=memory, now=T0 + 300, worker_list=workers())
+    assert (allowed.action, allowed.desired) == (Action.SCALE_IN, 3)
+
+
+def test_scale_out_during_scale_in_cooldown_goes_ahead_and_ends_it() -> None:
+    # [API-SSPC] "if another alarm triggers a scale-out activity during the cooldown period
+    # after a scale-in activity, Application Auto Scaling scales out the target immediately.
+    # In this case, the cooldown period for the scale-in activity stops".
+    pool = make_pool()
+    memory = PoolMemory(scale_in_cooldown_started=T0)
+    out = decide_at(pool, 25, 4, memory=memory, now=T0 + 10)
+    assert (out.action, out.desired) == (Action.SCALE_OUT, 6)
+    memory = after_scaling(pool, memory, out, T0 + 10)
+    assert memory.scale_in_cooldown_started is None
+    back_in = decide_at(pool, 0, 6, memory=memory, now=T0 + 20, worker_list=workers())
+    assert (back_in.action, back_in.desired) == (Action.SCALE_IN, 5)
+
+
+def test_no_scale_in_while_deploying_but_scale_out_goes_ahead() -> None:
+    pool = make_pool()
+    held = decide_at(pool, 0, 4, deploying=True, worker_list=workers())
+    assert (held.action, held.desired) == (Action.HOLD, 4)
+    assert "deployment" in held.reason
+    out = decide_at(pool, 25, 4, deploying=True)
+    assert (out.action, out.desired) == (Action.SCALE_OUT, 6)
+
+
+@pytest.mark.parametrize(
+    ("safe", "active", "desired"),
+    [
+        (True, (1, 1, 1, 1, 0, 0), 4),  # 4 busy: not below 4
+        (True, (1, 0, 0, 0, 0, 0), 3),  # 1 busy: the step's 3 stands
+        (True, (1,) * 6, 6),  # all busy: hold
+        (False, (1, 1, 1, 1, 0, 0), 3),  # safeScaleIn off
+    ],
+)
+def test_safe_scale_in_keeps_busy_workers(
+    safe: bool, active: tuple[int, ...], desired: int
+) -> None:
+    pool = make_pool(scale_in=policy(2, step(None, 0, -3)), safeScaleIn=safe)
+    decision = decide_at(pool, 0, 6, worker_list=workers(*active))
+    assert decision.desired == desired
+    if safe and desired > 3:
+        assert "workers are busy (safeScaleIn)" in decision.reason
+
+
+def test_safe_scale_in_counts_each_worker_once() -> None:
+    twice = workers(1, 1) + workers(1)  # celery@w0 replied twice
+    pool = make_pool(scale_in=policy(2, step(None, 0, -5)))
+    decision = decide_at(pool, 0, 6, worker_list=twice)
+    assert decision.desired == 2
+
+
+def test_safe_scale_in_never_scales_out() -> None:
+    # More busy workers than desired tasks (a rollout's old and new tasks): hold, not grow.
+    pool = make_pool(scale_in=policy(2, step(None, 0, -1)))
+    decision = decide_at(pool, 0, 3, worker_list=workers(1, 1, 1, 1, 1))
+    assert (decision.action, decision.desired) == (Action.HOLD, 3)
+
+
+# --------------------------------------------------------------------------- missing data
+
+
+@pytest.mark.parametrize("value", [0, 25])
+def test_hold_on_any_observation_error(value: float) -> None:
+    decision = decide_at(make_pool(), value, 4, errors=("redis: connection refused",))
+    assert (decision.action, decision.current, decision.desired) == (Action.HOLD, 4, 4)
+    assert "redis: connection refused" in decision.reason
+
+
+def test_hold_when_the_metric_is_missing() -> None:
+    pool = make_pool()
+    memory = record_sample(PoolMemory(), T0 - 15, 0.0, pool.window)  # an old sample is no excuse
+    decision = decide(pool, observation(4), {"queue_depth": 0.0}, memory, T0)
+    assert (decision.action, decision.desired, decision.value) == (Action.HOLD, 4, None)
+    assert "backlog_per_task could not be read" in decision.reason
+
+
+def test_hold_when_no_sample_was_recorded() -> None:
+    decision = decide(make_pool(), observation(4), {"backlog_per_task": 0.0}, PoolMemory(), T0)
+    assert (decision.action, decision.desired) == (Action.HOLD, 4)
+
+
+def test_hold_when_the_service_is_missing() -> None:
+    pool = make_pool()
+    memory = record_sample(PoolMemory(), T0, 25, pool.window)
+    obs = Observation(broker=None, workers=(), service=None)
+    decision = decide(pool, obs, {"backlog_per_task": 25}, memory, T0)
+    assert (decision.action, decision.current, decision.desired) == (Action.HOLD, 0, 0)
+    assert "ECS service was not read" in decision.reason
+
+
+# --------------------------------------------------------------------------- window, statistic
+
+
+def test_record_sample_window_zero_keeps_the_latest_only() -> None:
+    memory = record_sample(PoolMemory(), T0, 1.0, 0)
+    memory = record_sample(memory, T0 + 15, 2.0, 0)
+    assert memory.samples == ((T0 + 15, 2.0),)
+
+
+def test_record_sample_drops_what_left_the_window() -> None:
+    memory = PoolMemory()
+    for age, value in [(90, 1.0), (45, 2.0), (15, 3.0)]:
+        memory = record_sample(memory, T0 - age, value, 60)
+    memory = record_sample(memory, T0, 4.0, 60)
+    assert memory.samples == ((T0 - 45, 2.0), (T0 - 15, 3.0), (T0, 4.0))
+
+
+@pytest.mark.parametrize(
+    ("statistic", "expected"),
+    [(Statistic.AVERAGE, 10.0), (Statistic.MINIMUM, 2.0), (Statistic.MAXIMUM, 20.0)],
+)
+def test_aggregate(statistic: Statistic, expected: float) -> None:
+    assert aggregate([(1.0, 2.0), (2.0, 20.0), (3.0, 8.0)], statistic) == expected
+
+
+@pytest.mark.parametrize(
+    ("statistic", "action", "desired", "shown"),
+    [
+        ("Average", Action.SCALE_OUT, 5, "backlog_per_task average 10 over 3 samples ≥ 10"),
+        ("Minimum", Action.SCALE_IN, 3, "backlog_per_task minimum 2 over 3 samples ≤ 2"),
+        ("Maximum", Action.SCALE_OUT, 6, "backlog_per_task maximum 20 over 3 samples ≥ 10"),
+    ],
+)
+def test_decide_uses_the_windowed_statistic(
+    statistic: str, action: Action, desired: int, shown: str
+) -> None:
+    pool = make_pool(window="60s", statistic=statistic)
+    memory = PoolMemory()
+    for age, value in [(30, 2.0), (15, 20.0)]:
+        memory = record_sample(memory, T0 - age, value, pool.window)
+    decision = decide_at(pool, 8.0, 4, memory=memory, worker_list=workers())
+    assert (decision.action, decision.desired) == (action, desired)
+    assert shown in decision.reason
+
+
+def test_window_zero_decides_on_the_latest_sample() -> None:
+    pool = make_pool()
+    memory = record_sample(PoolMemory(), T0 - 15, 50.0, pool.window)
+    decision = decide_at(pool, 0.0, 4, memory=memory, worker_list=workers())
+    assert decision.action is Action.SCALE_IN
+    assert decision.value == 0.0
+
+
+# --------------------------------------------------------------------------- the reason
+
+
+def test_reason_names_metric_value_threshold_step_and_change() -> None:
+    decision = decide_at(make_pool(), 25, 4)
+    assert decision.reason == "backlog_per_task 25 ≥ 10 (step [10, +inf) → +2): 4 → 6"
+    assert decision.step == "step [10, +inf) → +2"
+    assert (decision.metric, decision.value, decision.current, decision.desired) == (
+        "backlog_per_task",
+        25,
+        4,
+        6,
+    )
+
+
+def test_reason_for_scale_in_brackets_the_step_as_below_the_threshold() -> None:
+    decision = decide_at(make_pool(), 1.5, 5, worker_list=workers())
+    assert decision.reason == "backlog_per_task 1.5 ≤ 2 (step (-inf, 0] → -1): 5 → 4"
+
+
+@pytest.mark.parametrize(
+    ("adjustment", "scaling", "shown"),
+    [("PercentChangeInCapacity", 50, "+50%"), ("ExactCapacity", 9, "=9")],
+)
+def test_reason_shows_the_adjustment_type(adjustment: str, scaling: int, shown: str) -> None:
+    out = policy(10, step(0, None, scaling), adjustment=adjustment)
+    decision = decide_at(make_pool(scale_out=out), 12, 4)
+    assert f"(step [0, +inf) → {shown}): 4 → " in decision.reason
+
+
+def test_reason_when_within_thresholds() -> None:
+    decision = decide_at(make_pool(), 5, 4)
+    assert decision.reason == "backlog_per_task 5 is within thresholds: holding at 4"
+    assert decision.step is None
+
+
+# --------------------------------------------------------------------------- after_scaling
+
+
+def test_after_scaling_hold_changes_nothing() -> None:
+    memory = PoolMemory(samples=((T0, 1.0),), scale_in_cooldown_started=T0 - 5)
+    hold = Decision(Action.HOLD, 4, 4, "m", 1.0, "r")
+    assert after_scaling(make_pool(), memory, hold, T0) == memory
+
+
+def test_after_scaling_starts_accumulates_and_restarts_the_scale_out_cooldown() -> None:
+    pool = make_pool()  # scale-out cooldown 60s
+    memory = after_scaling(pool, PoolMemory(), Decision(Action.SCALE_OUT, 4, 6, "m", 0, "r"), T0)
+    assert memory.scale_out_cooldown == ScaleOutCooldown(started=T0, added=2)
+    memory = after_scaling(pool, memory, Decision(Action.SCALE_OUT, 6, 7, "m", 0, "r"), T0 + 30)
+    assert memory.scale_out_cooldown == ScaleOutCooldown(started=T0, added=3)
+    memory = after_scaling(pool, memory, Decision(Action.SCALE_OUT, 7, 9, "m", 0, "r"), T0 + 60)
+    assert memory.scale_out_cooldown == ScaleOutCooldown(started=T0 + 60, added=2)
+
+
+def test_after_scaling_scale_in_starts_its_cooldown_and_keeps_the_scale_out_one() -> None:
+    pool = make_pool()
+    running = ScaleOutCooldown(started=T0 - 10, added=2)
+    memory = PoolMemory(scale_out_cooldown=running)
+    memory = after_scaling(pool, memory, Decision(Action.SCALE_IN, 6, 5, "m", 0, "r"), T0)
+    assert memory.scale_in_cooldown_started == T0
+    assert memory.scale_out_cooldown == running
+
+
+# --------------------------------------------------------------------------- properties
+
+ADJUSTMENT_TYPES = [kind.value for kind in AdjustmentType]
+
+
+@st.composite
+def step_tables(draw: st.DrawFn, direction: Direction, kinds: list[str]) -> dict[str, Any]:
+    """A valid AWS step table on one side of its threshold."""
+    kind = draw(st.sampled_from(kinds))
+    cuts = sorted(draw(st.lists(st.integers(1, 50), unique=True, max_size=3)))
+    sign = 1 if direction is Direction.OUT else -1
+    if kind == "ExactCapacity":
+        adjustments = st.integers(0, 40)
+    elif kind == "PercentChangeInCapacity":
+        adjustments = st.integers(0, 200) if sign > 0 else st.integers(-100, 0)
+    else:
+        adjustments = st.integers(0, 6) if sign > 0 else st.integers(-6, 0)
+    bounds: list[float | None] = [0.0, *(sign * cut for cut in cuts), None]
+    rows = []
+    for near, far in itertools.pairwise(bounds):
+        lower, upper = (near, far) if sign > 0 else (far, near)
+        rows.append(step(lower, upper, draw(adjustments)))
+    magnitude = draw(st.none() | st.integers(1, 3)) if kind == "PercentChangeInCapacity" else None
+    return policy(
+        draw(st.integers(-5, 30)),
+        *rows,
+        adjustment=kind,
+        cooldown=draw(st.sampled_from([0, 60, 300])),
+        magnitude=magnitude,
+    )
+
+
+@st.composite
+def pools(draw: st.DrawFn, kinds: list[str] = ADJUSTMENT_TYPES) -> WorkerPoolSpec:
+    out = draw(st.none() | step_tables(Direction.OUT, kinds))
+    in_ = (
+        draw(step_tables(Direction.IN, kinds))
+        if out is None
+        else draw(st.none() | step_tables(Direction.IN, kinds))
+    )
+    low = draw(st.integers(0, 5))
+    return make_pool(
+        scale_out=out,
+        scale_in=in_,
+        min_capacity=low,
+        max_capacity=draw(st.integers(low, low + 25)),
+        safeScaleIn=draw(st.booleans()),
+        statistic=draw(st.sampled_from(["Average", "Minimum", "Maximum"])),
+        window=draw(st.sampled_from([0, 60])),
+    )
+
+
+@st.composite
+def memories(draw: st.DrawFn) -> PoolMemory:
+    samples = tuple(
+        (T0 - age, value)
+        for age, value in draw(
+            st.lists(st.tuples(st.integers(1, 59), st.integers(-10, 80)), max_size=3)
+        )
+    )
+    scale_out = draw(
+        st.none()
+        | st.builds(
+            ScaleOutCooldown,
+            started=st.integers(0, 400).map(lambda age: T0 - age),
+            added=st.integers(0, 5),
+        )
+    )
+    scale_in = draw(st.none() | st.integers(0, 400).map(lambda age: T0 - age))
+    return PoolMemory(
+        samples=tuple(sorted(samples)),
+        scale_out_cooldown=scale_out,
+        scale_in_cooldown_started=scale_in,
+    )
+
+
+@st.composite
+def situations(
+    draw: st.DrawFn, kinds: list[str] = ADJUSTMENT_TYPES
+) -> tuple[WorkerPoolSpec, int, float, PoolMemory, tuple[WorkerSnapshot, ...], bool]:
+    pool = draw(pools(kinds))
+    current = draw(st.integers(pool.min_capacity, pool.max_capacity))
+    value = draw(st.floats(-20, 120, allow_nan=False) | st.integers(-20, 120).map(float))
+    busy = draw(st.integers(0, current))
+    idle = draw(st.integers(0, 3))
+    return (
+        pool,
+        current,
+        value,
+        draw(memories()),
+        workers(*([1] * busy + [0] * idle)),
+        draw(st.booleans()),
+    )
+
+
+OBSERVATION_ERRORS = [
+    "redis: connection refused",
+    "inspect: no reply within 1s",
+    "ecs: ThrottlingException",
+]
+
+# Enough to find a broken invariant, few enough to keep the suite fast.
+FAST = settings(max_examples=75, deadline=None)
+
+
+@FAST
+@given(situations())
+def test_property_desired_within_range_when_current_is(
+    case: tuple[WorkerPoolSpec, int, float, PoolMemory, tuple[WorkerSnapshot, ...], bool],
+) -> None:
+    pool, current, value, memory, busy, deploying = case
+    decision = decide_at(pool, value, current, memory=memory, worker_list=busy, deploying=deploying)
+    assert pool.min_capacity <= decision.desired <= pool.max_capacity
+    assert decision.current == current
+    expected = (
+        Action.SCALE_OUT
+        if decision.desired > current
+        else Action.SCALE_IN
+        if decision.desired < current
+        else Action.HOLD
+    )
+    assert decision.action is expected
+
+
+@FAST
+@given(situations(), st.lists(st.sampled_from(OBSERVATION_ERRORS), min_size=1, max_size=3))
+def test_property_errors_always_hold(
+    case: tuple[WorkerPoolSpec, int, float, PoolMemory, tuple[WorkerSnapshot, ...], bool],
+    errors: list[str],
+) -> None:
+    pool, current, value, memory, busy, deploying = case
+    decision = decide_at(
+        pool,
+        value,
+        current,
+        memory=memory,
+        worker_list=busy,
+        deploying=deploying,
+        errors=tuple(errors),
+    )
+    assert (decision.action, decision.desired) == (Action.HOLD, current)
+
+
+@FAST
+@given(situations(), st.integers(0, 299))
+def test_property_no_scale_in_while_the_scale_in_cooldown_runs(
+    case: tuple[WorkerPoolSpec, int, float, PoolMemory, tuple[WorkerSnapshot, ...], bool],
+    age: int,
+) -> None:
+    pool, current, value, memory, busy, deploying = case
+    if pool.scale_in is not None:
+        scale_in = pool.scale_in.model_copy(update={"cooldown": 300.0})
+        pool = pool.model_copy(update={"scale_in": scale_in})
+    memory = memory.evolve(scale_in_cooldown_started=T0 - age)
+    decision = decide_at(pool, value, current, memory=memory, worker_list=busy, deploying=deploying)
+    assert decision.desired >= current
+
+
+@FAST
+@given(situations())
+def test_property_safe_scale_in_keeps_busy_workers(
+    case: tuple[WorkerPoolSpec, int, float, PoolMemory, tuple[WorkerSnapshot, ...], bool],
+) -> None:
+    pool, current, value, memory, busy, deploying = case
+    decision = decide_at(pool, value, current, memory=memory, worker_list=busy, deploying=deploying)
+    busy_count = sum(1 for worker in busy if worker.busy)
+    if pool.safe_scale_in and decision.action is Action.SCALE_IN:
+        assert decision.desired >= busy_count
+
+
+@FAST
+@given(
+    pools(kinds=["ChangeInCapacity", "PercentChangeInCapacity"]),
+    st.data(),
+)
+def test_property_scale_out_in_cooldown_never_exceeds_the_largest_step_from_its_base(
+    pool: WorkerPoolSpec, data: st.DataObject
+) -> None:
+    if pool.scale_out is None:
+        return
+    # One long cooldown that every pass falls inside; no scale-in policy to interleave.
+    scale_out = pool.scale_out.model_copy(update={"cooldown": 300.0})
+    pool = pool.model_copy(update={"scale_out": scale_out, "scale_in": None})
+    base = data.draw(st.integers(pool.min_capacity, pool.max_capacity), label="base")
+    offsets = data.draw(st.lists(st.floats(0, 80, allow_nan=False), min_size=1, max_size=6))
+    times = sorted(
+        data.draw(st.lists(st.integers(0, 299), min_size=len(offsets), max_size=len(offsets)))
+    )
+    decisions = run(
+        pool,
+        [(T0 + t, scale_out.threshold + offset) for t, offset in zip(times, offsets, strict=True)],
+        base,
+    )
+    largest = max(adjusted_capacity(scale_out, row, base) for row in scale_out.steps)
+    ceiling = min(pool.max_capacity, max(base, largest))
+    assert all(decision.desired <= ceiling for decision in decisions)
