@@ -181,7 +181,7 @@ def test_sqs_access_denied_is_an_adapter_error(sqs: tuple[object, Stubber]) -> N
     stubber.add_client_error(
         "get_queue_url", service_error_code="AccessDenied", http_status_code=403
     )
-    with pytest.raises(AdapterError, match=r"cannot read SQS queue 'dev-celery'.*AccessDenied"):
+    with pytest.raises(AdapterError, match=r"reading SQS queue 'dev-celery' failed: AccessDenied"):
         SqsQueueDepth(client, queue_name_prefix="dev-").observe(["celery"])  # type: ignore[arg-type]
 
 

@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from kombu.connection import Connection
 from kombu.exceptions import OperationalError
 
+from .aws import describe_aws_error
 from .config import mask_url
 from .instrument import PUBLISHED_AT_HEADER
 from .model import BrokerObservation
@@ -324,10 +325,10 @@ class SqsQueueDepth:
                 # Deleted since its URL was cached; it may come back under a new URL.
                 self._urls.pop(name, None)
                 return 0, 0
-            raise AdapterError(f"cannot read SQS queue {name!r}: {exc}") from None
+            raise describe_aws_error(f"reading SQS queue {name!r}", exc) from None
         except BotoCoreError as exc:
             # No credentials, endpoint unreachable, timeouts after botocore's retries.
-            raise AdapterError(f"cannot read SQS queue {name!r}: {exc}") from None
+            raise describe_aws_error(f"reading SQS queue {name!r}", exc) from None
         return (
             int(attributes.get("ApproximateNumberOfMessages", 0)),
             int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
