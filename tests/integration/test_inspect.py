@@ -1,0 +1,204 @@
+"""CeleryInspector against real worker processes on Redis and RabbitMQ.
+
+Each test's workers and inspector share a control exchange of that test's own, so
+workers of tests running at the same time on the same broker never answer (a round
+counts replies, and a stranger's reply would end it early).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+from celery_scaler.inspect import CeleryInspector, inspector_for, workers_in_pool
+from celery_scaler.model import WorkerSnapshot
+from celery_scaler.ports import AdapterError, WorkerInspector
+from tests.workers import Worker, start_workers
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+
+@pytest.fixture
+def control(unique: str) -> str:
+    return f"celery-{unique}"
+
+
+@pytest.fixture
+def orders(unique: str) -> list[str]:
+    return [f"orders-{unique}"]
+
+
+@pytest.fixture
+def inspector(redis_url: str, control: str) -> Iterator[CeleryInspector]:
+    with inspector_for(redis_url, timeout=3.0, control_exchange=control) as inspector:
+        yield inspector
+
+
+def timed(inspector: CeleryInspector, expected: int) -> tuple[float, dict[str, WorkerSnapshot]]:
+    started = time.monotonic()
+    workers = inspector.inspect(expected)
+    return time.monotonic() - started, {worker.name: worker for worker in workers}
+
+
+def assert_idle_and_reported(
+    workers: Sequence[Worker], seen: dict[str, WorkerSnapshot], concurrency: int = 1
+) -> None:
+    for worker in workers:
+        snapshot = seen[worker.name]
+        assert snapshot.queues == frozenset(worker.queues)
+        assert snapshot.concurrency == concurrency
+        assert (snapshot.active, snapshot.reserved, snapshot.scheduled) == (0, 0, 0)
+        assert snapshot.max_rss_kb is not None
+        assert snapshot.max_rss_kb > 0
+
+
+def test_is_a_worker_inspector() -> None:
+    inspector: WorkerInspector = inspector_for("redis://127.0.0.1:1/0", 1.0)
+    assert callable(inspector.inspect)
+
+
+def test_reports_every_worker_with_its_queues_and_concurrency(
+    redis_url: str, control: str, orders: list[str], inspector: CeleryInspector
+) -> None:
+    with start_workers(redis_url, 3, orders, control_exchange=control) as fleet:
+        _, seen = timed(inspector, expected=3)
+        assert set(seen) == fleet.names
+        assert_idle_and_reported(list(fleet), seen)
+        assert inspector.known_workers == fleet.names
+
+
+def test_reports_the_threads_pool_concurrency(
+    redis_url: str, control: str, orders: list[str], inspector: CeleryInspector
+) -> None:
+    with start_workers(
+        redis_url, 1, orders, pool="threads", concurrency=3, control_exchange=control
+    ) as fleet:
+        _, seen = timed(inspector, expected=1)
+        assert set(seen) == fleet.names
+        assert_idle_and_reported(list(fleet), seen, concurrency=3)
+
+
+def test_a_busy_worker_shows_its_task_and_its_pool(
+    redis_url: str, control: str, unique: str, inspector: CeleryInspector
+) -> None:
+    orders, emails = f"orders-{unique}", f"emails-{unique}"
+    with (
+        start_workers(redis_url, 2, [orders], control_exchange=control) as order_workers,
+        start_workers(redis_url, 1, [emails], control_exchange=control) as email_workers,
+    ):
+        busy = order_workers[0]
+        order_workers.make_busy(busy)
+
+        _, seen = timed(inspector, expected=3)
+
+        assert seen[busy.name].active == 1
+        assert seen[busy.name].busy
+        assert seen[order_workers[1].name].active == 0
+        everyone = tuple(seen.values())
+        assert {w.name for w in workers_in_pool(everyone, [orders])} == order_workers.names
+        assert {w.name for w in workers_in_pool(everyone, [emails])} == email_workers.names
+        assert [w.name for w in workers_in_pool(everyone, [orders]) if w.busy] == [busy.name]
+
+
+def test_returns_as_soon_as_every_expected_worker_answered(
+    redis_url: str, control: str, orders: list[str], inspector: CeleryInspector
+) -> None:
+    with start_workers(redis_url, 3, orders, control_exchange=control) as fleet:
+        # First round: ECS's count is all there is to wait for. Timeout 3 s.
+        elapsed, seen = timed(inspector, expected=3)
+        assert set(seen) == fleet.names
+        assert elapsed < 3.0 / 2
+        # Later rounds: last round's names are enough, even without a count.
+        elapsed, seen = timed(inspector, expected=0)
+        assert set(seen) == fleet.names
+        assert elapsed < 3.0 / 2
+
+
+def test_waits_the_whole_timeout_for_a_worker_that_does_not_exist(
+    redis_url: str, control: str, orders: list[str]
+) -> None:
+    with (
+        start_workers(redis_url, 2, orders, control_exchange=control) as fleet,
+        inspector_for(redis_url, timeout=0.5, control_exchange=control) as inspector,
+    ):
+        elapsed, seen = timed(inspector, expected=3)
+        assert set(seen) == fleet.names
+        assert 0.45 <= elapsed < 0.5 + 1.0
+
+
+def test_a_hung_worker_costs_one_timeout_and_the_others_are_reported(
+    redis_url: str, control: str, orders: list[str]
+) -> None:
+    timeout = 1.0
+    with (
+        start_workers(redis_url, 3, orders, control_exchange=control) as fleet,
+        inspector_for(redis_url, timeout=timeout, control_exchange=control) as inspector,
+    ):
+        _, seen = timed(inspector, expected=3)
+        assert set(seen) == fleet.names
+        hung, *alive = fleet
+
+        with fleet.paused(hung):
+            # Expected only because it answered the previous round.
+            elapsed, seen = timed(inspector, expected=0)
+            assert timeout * 0.9 <= elapsed < timeout + 1.0  # one timeout, not 6 x
+            assert set(seen) == {worker.name for worker in alive}
+            assert_idle_and_reported(alive, seen)
+
+            # Forgotten once it missed a round: the next one is quick again.
+            elapsed, seen = timed(inspector, expected=0)
+            assert set(seen) == {worker.name for worker in alive}
+            assert elapsed < timeout / 2
+
+        # Its late replies to the rounds it slept through are told apart by ticket.
+        elapsed, seen = timed(inspector, expected=3)
+        assert set(seen) == fleet.names
+        assert elapsed < timeout / 2
+
+
+def test_reconnects_after_close(
+    redis_url: str, control: str, orders: list[str], inspector: CeleryInspector
+) -> None:
+    with start_workers(redis_url, 1, orders, control_exchange=control) as fleet:
+        assert set(timed(inspector, expected=1)[1]) == fleet.names
+        inspector.close()
+        assert set(timed(inspector, expected=1)[1]) == fleet.names
+
+
+def test_on_rabbitmq(amqp_url: str, control: str, orders: list[str]) -> None:
+    timeout = 2.0
+    with (
+        start_workers(amqp_url, 2, orders, control_exchange=control) as fleet,
+        inspector_for(amqp_url, timeout=timeout, control_exchange=control) as inspector,
+    ):
+        elapsed, seen = timed(inspector, expected=2)
+        assert set(seen) == fleet.names
+        assert_idle_and_reported(list(fleet), seen)
+        assert elapsed < timeout / 2
+
+        hung, busy = fleet
+        fleet.make_busy(busy)
+        with fleet.paused(hung):
+            elapsed, seen = timed(inspector, expected=0)
+            assert timeout * 0.9 <= elapsed < timeout + 1.0
+            assert set(seen) == {busy.name}
+            assert seen[busy.name].active == 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:s3cret@127.0.0.1:1/0",
+        "amqp://guest:s3cret@127.0.0.1:1//",
+    ],
+)
+def test_an_unreachable_broker_is_an_adapter_error_quickly(url: str) -> None:
+    with inspector_for(url, timeout=1.0) as inspector:
+        started = time.monotonic()
+        with pytest.raises(AdapterError) as raised:
+            inspector.inspect(expected=1)
+        assert time.monotonic() - started < 2.0
+        assert "s3cret" not in str(raised.value)
+        assert "127.0.0.1:1" in str(raised.value)
