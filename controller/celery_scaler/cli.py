@@ -25,7 +25,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-config_app = typer.Typer(help="Check, describe and start a configuration file.", no_args_is_help=True)
+config_app = typer.Typer(
+    help="Check, describe and start a configuration file.", no_args_is_help=True
+)
 app.add_typer(config_app, name="config")
 
 EXIT_OK, EXIT_POOL_FAILED, EXIT_USAGE = 0, 1, 2

@@ -57,7 +57,9 @@ class LocalAws:
         ecs.create_cluster(clusterName=cluster)
         ecs.register_task_definition(
             family=f"{service}-task",
-            containerDefinitions=[{"name": "worker", "image": "celery-worker:latest", "memory": 512}],
+            containerDefinitions=[
+                {"name": "worker", "image": "celery-worker:latest", "memory": 512}
+            ],
         )
         ecs.create_service(
             cluster=cluster, serviceName=service, taskDefinition=f"{service}-task", desiredCount=0

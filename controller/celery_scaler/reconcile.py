@@ -137,4 +137,3 @@ class Reconciler:
             observed=metrics,
             error=error,
         )
-

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import threading
 import time
@@ -545,7 +546,7 @@ def test_sqs_unreachable_endpoint(aws: LocalAws) -> None:
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-    with pytest.raises(AdapterError, match="cannot reach http://127.0.0.1:1"):
+    with pytest.raises(AdapterError, match=re.escape("cannot reach http://127.0.0.1:1")):
         SqsQueueDepth(client).observe(["celery"])
 
 

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -99,23 +98,25 @@ def test_schema_is_json() -> None:
     assert "WorkerPool" in json.dumps(json.loads(result.stdout))
 
 
+SCALE_IN = (
+    "  scaleIn: {threshold: 1, steps: [{metricIntervalUpperBound: 0, scalingAdjustment: -1}]}\n"
+)
 BAD_INPUTS = {
     "malformed yaml": ("kind: [unclosed", "not valid YAML at line"),
     "typo": (
         "apiVersion: celery-scaler/v1\nkind: WorkerPool\nmetadata: {name: a}\nspec:\n"
         "  ecs: {cluster: c, service: s}\n  scaleOut: {treshold: 5, steps: []}\n",
-        "document 1 (WorkerPool/a): spec.scaleOut.treshold: unknown field (did you mean 'threshold'?)",
+        "document 1 (WorkerPool/a): spec.scaleOut.treshold: unknown field "
+        "(did you mean 'threshold'?)",
     ),
     "unknown metric": (
         "apiVersion: celery-scaler/v1\nkind: WorkerPool\nmetadata: {name: a}\nspec:\n"
-        "  ecs: {cluster: c, service: s}\n  metric: queue_dept\n"
-        "  scaleIn: {threshold: 1, steps: [{metricIntervalUpperBound: 0, scalingAdjustment: -1}]}\n",
+        "  ecs: {cluster: c, service: s}\n  metric: queue_dept\n" + SCALE_IN,
         "spec.metric: unknown metric 'queue_dept' (did you mean 'queue_depth'?)",
     ),
     "min above max": (
         "apiVersion: celery-scaler/v1\nkind: WorkerPool\nmetadata: {name: a}\nspec:\n"
-        "  ecs: {cluster: c, service: s}\n  minCapacity: 5\n  maxCapacity: 2\n"
-        "  scaleIn: {threshold: 1, steps: [{metricIntervalUpperBound: 0, scalingAdjustment: -1}]}\n",
+        "  ecs: {cluster: c, service: s}\n  minCapacity: 5\n  maxCapacity: 2\n" + SCALE_IN,
         "minCapacity (5) is greater than maxCapacity (2)",
     ),
     "gap": (

@@ -42,7 +42,7 @@ def test_rollout_in_progress_is_deploying(aws: LocalAws, unique: str) -> None:
 
 def test_missing_service_and_cluster_are_clear_errors(aws: LocalAws, unique: str) -> None:
     aws.create_service(f"c-{unique}", "workers", desired=1)
-    with pytest.raises(AdapterError, match="'nope' in cluster .*MISSING"):
+    with pytest.raises(AdapterError, match=r"'nope' in cluster .*MISSING"):
         adapter(aws).describe(f"c-{unique}", "nope")
     with pytest.raises(AdapterError, match="ClusterNotFound"):
         adapter(aws).describe(f"missing-{unique}", "workers")
