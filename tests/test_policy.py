@@ -139,12 +139,16 @@ def observation(
     worker_list: tuple[WorkerSnapshot, ...] | None = None,
     deploying: bool = False,
     errors: tuple[str, ...] = (),
+    running: int | None = None,
 ) -> Observation:
+    """By default every running task's worker answered inspect."""
+    if running is None:
+        running = desired if worker_list is None else len(worker_list)
     return Observation(
         broker=None,
         workers=worker_list,
         service=ServiceObservation(
-            desired=desired, running=desired, pending=0, deploying=deploying
+            desired=desired, running=running, pending=0, deploying=deploying
         ),
         errors=errors,
     )
@@ -572,7 +576,7 @@ def test_safe_scale_in_keeps_busy_workers(
 def test_safe_scale_in_counts_each_worker_once() -> None:
     twice = workers(1, 1) + workers(1)  # celery@w0 replied twice
     pool = make_pool(scale_in=policy(2, step(None, 0, -5)))
-    decision = decide_at(pool, 0, 6, worker_list=twice)
+    decision = decide_at(pool, 0, 6, worker_list=twice, running=2)
     assert decision.desired == 2
 
 
@@ -928,3 +932,14 @@ def test_property_scale_out_in_cooldown_never_exceeds_the_largest_step_from_its_
     largest = max(adjusted_capacity(scale_out, row, base) for row in scale_out.steps)
     ceiling = min(pool.max_capacity, max(base, largest))
     assert all(decision.desired <= ceiling for decision in decisions)
+
+
+def test_no_scale_in_while_running_workers_did_not_answer_inspect() -> None:
+    # 4 tasks run but only 3 workers answered: the fourth may be busy, and its work is
+    # missing from the metric.
+    decision = decide_at(make_pool(), 1, 4, worker_list=workers(0, 0, 0), running=4)
+    assert (decision.action, decision.desired) == (Action.HOLD, 4)
+    assert "only 3 of 4 running workers answered inspect" in decision.reason
+    # Scale-out is not held back by it.
+    decision = decide_at(make_pool(), 25, 4, worker_list=workers(1, 1, 1), running=4)
+    assert (decision.action, decision.desired) == (Action.SCALE_OUT, 6)

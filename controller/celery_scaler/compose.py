@@ -36,7 +36,11 @@ def build(config: Config, *, session: boto3.Session | None = None) -> Reconciler
             inspector = None
         else:
             broker = KombuQueueDepth(controller.broker)
-            inspector = inspector_for(controller.broker, controller.inspect_timeout)
+            inspector = inspector_for(
+                controller.broker,
+                controller.inspect_timeout,
+                control_exchange=controller.control_exchange,
+            )
     except AWS_ERRORS as exc:
         raise describe_aws_error("AWS SDK setup", exc) from None
     return Reconciler(config=config, broker=broker, ecs=EcsService(ecs), inspector=inspector)

@@ -307,6 +307,8 @@ class ControllerSpec(_Spec):
     broker: str = "redis://localhost:6379/0"
     interval: Duration = 15.0
     inspect_timeout: Duration = 1.0
+    control_exchange: str = Field(default="celery", min_length=1)
+    """The workers' Celery `control_exchange` setting: inspect only reaches workers using it."""
     region: str | None = None
     cloudwatch: CloudWatchSpec = CloudWatchSpec()
     prometheus: PrometheusSpec = PrometheusSpec()

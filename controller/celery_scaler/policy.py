@@ -28,7 +28,7 @@ from enum import Enum
 
 from .config import AdjustmentType, Statistic, StepAdjustment, StepPolicy, WorkerPoolSpec
 from .config import describe_interval as describe_interval
-from .metrics import busy_workers
+from .metrics import busy_workers, unique_workers
 from .model import Action, Decision, Observation, PoolMemory, ScaleOutCooldown
 
 
@@ -222,6 +222,12 @@ def _scale_in_blocked(
     """Why a scale-in must wait this pass, if it must."""
     if obs.service is not None and obs.service.deploying:
         return "no scale-in while a deployment rolls out"
+    if obs.service is not None and obs.workers is not None:
+        # A running task whose worker did not answer inspect may be busy, and its work is
+        # missing from the metric: never scale in on missing data.
+        answered = len(unique_workers(obs.workers))
+        if answered < obs.service.running:
+            return f"only {answered} of {obs.service.running} running workers answered inspect"
     if pool.scale_in is not None:
         left = scale_in_cooldown_left(memory, pool.scale_in, now)
         if left > 0:

@@ -33,7 +33,9 @@ def run(
     )
 
 
-def pool_config(broker: str, cluster: str, queue: str, **spec: object) -> str:
+def pool_config(
+    broker: str, cluster: str, queue: str, control_exchange: str = "celery", **spec: object
+) -> str:
     pool = {
         "ecs": {"cluster": cluster, "service": "workers"},
         "queues": [queue],
@@ -57,7 +59,12 @@ def pool_config(broker: str, cluster: str, queue: str, **spec: object) -> str:
         },
         **spec,
     }
-    controller = {"broker": broker, "interval": "1s", "inspectTimeout": "0.5s"}
+    controller = {
+        "broker": broker,
+        "interval": "1s",
+        "inspectTimeout": "0.5s",
+        "controlExchange": control_exchange,
+    }
     docs = [
         {"apiVersion": "celery-scaler/v1", "kind": "Controller", "spec": controller},
         {
@@ -212,6 +219,39 @@ def test_once_scales_out_on_queue_depth_and_dry_run_changes_nothing(
     assert table.returncode == 0
     assert "scale-out" in table.stdout
     assert f"{cluster}/workers" in table.stdout
+
+
+def test_busy_real_workers_hold_scale_in_and_are_reported(
+    tmp_path: Path, aws: LocalAws, redis_url: str, unique: str, queue: str
+) -> None:
+    from tests.workers import start_workers
+
+    cluster = f"c-{unique}"
+    aws.create_service(cluster, "workers", desired=3)
+    exchange = f"x-{unique}"
+    path = write(tmp_path, pool_config(redis_url, cluster, queue, control_exchange=exchange))
+    with start_workers(redis_url, 3, [queue], control_exchange=exchange) as fleet:
+        fleet.make_busy(fleet[0])
+        fleet.make_busy(fleet[1])
+        # Empty queue: the scale-in step asks for 3 → 2, and 2 workers are busy: allowed.
+        result = run("reconcile", "--once", "--output", "json", "--config", str(path))
+        assert result.returncode == 0, result.stdout + result.stderr
+        (line,) = json_lines(result.stdout)
+        observed = line["observed"]
+        assert isinstance(observed, dict)
+        assert (observed["worker_status"], observed["active_tasks"]) == (3, 2)
+        assert observed["busy_ratio"] == pytest.approx(2 / 3)
+        assert (line["action"], line["desired"]) == ("scale_in", 2)
+        assert desired_count(aws, cluster) == 2
+
+        # ECS stops a task to reach 2 (here: the idle worker, as ECS would with task
+        # protection). Next pass: 2 → 1 would stop a busy worker; safeScaleIn keeps 2.
+        fleet[2].signal(signal.SIGTERM)
+        fleet[2].process.wait(timeout=30)
+        result = run("reconcile", "--once", "--output", "json", "--config", str(path))
+        (line,) = json_lines(result.stdout)
+        assert (line["action"], line["desired"]) == ("hold", 2), line["reason"]
+        assert "2 workers are busy (safeScaleIn)" in str(line["reason"])
 
 
 def test_unreachable_broker_holds_exit_1_and_masks_password(
