@@ -6,6 +6,7 @@ path (signing, retries, parsing) against a server on this machine.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -73,6 +74,8 @@ def local_aws(region: str = "us-east-1") -> Iterator[LocalAws]:
     """Start moto's server on a free loopback port for the duration of the block."""
     from moto.server import ThreadedMotoServer
 
+    # One log line per request would bury the output of whatever runs against it.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:

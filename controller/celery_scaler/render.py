@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -19,20 +20,22 @@ def json_lines(results: Sequence[PoolResult]) -> str:
 
 
 def results_table(results: Sequence[PoolResult]) -> Table:
-    table = Table(show_lines=False, expand=False)
-    for column in ("pool", "service", "metric", "current", "desired", "action"):
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("pool", "service", "metric", "value", "count", "action"):
         table.add_column(column, no_wrap=True)
     for result in results:
-        value = "—" if result.value is None else f"{result.value:g}"
         action = result.action.replace("_", "-")
         if result.action != "hold":
             action += " (applied)" if result.applied else " (dry run)" if result.dry_run else ""
+        count = _count(result.current)
+        if result.desired != result.current:
+            count = f"{count} → {_count(result.desired)}"
         table.add_row(
             Text(result.pool),
             Text(f"{result.cluster}/{result.service}"),
-            Text(f"{result.metric} = {value}"),
-            _count(result.current),
-            _count(result.desired),
+            Text(result.metric),
+            "—" if result.value is None else f"{result.value:.4g}",
+            count,
             Text(action, style=ACTION_STYLE.get(result.action, "")),
         )
     return table
