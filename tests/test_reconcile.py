@@ -123,7 +123,7 @@ def make(
 
 def test_scales_each_pool_by_its_own_table_and_writes_only_changes(config: Config) -> None:
     reconciler, ecs, _ = make(config, {"images": 63, "emails": 3}, {"images": 4, "emails": 2})
-    images, emails = reconciler.reconcile(1000.0)
+    images, emails = reconciler.reconcile(1000.0).results
     assert (images.action, images.current, images.desired, images.applied) == (
         "scale_out",
         4,
@@ -144,7 +144,7 @@ def test_inspects_once_per_pass_expecting_every_running_worker(config: Config) -
 
 def test_dry_run_decides_but_writes_nothing_and_starts_no_cooldown(config: Config) -> None:
     reconciler, ecs, _ = make(config, {"images": 80}, {"images": 4, "emails": 1})
-    first = reconciler.reconcile(0.0, dry_run=True, only=[config.pool("images")])
+    first = reconciler.reconcile(0.0, dry_run=True, only=[config.pool("images")]).results
     assert (first[0].action, first[0].desired, first[0].applied, first[0].dry_run) == (
         "scale_out",
         7,
@@ -159,7 +159,7 @@ def test_cooldown_remembered_between_passes(config: Config) -> None:
     reconciler, ecs, _ = make(config, {"images": 55}, {"images": 4, "emails": 1})
     reconciler.reconcile(0.0, only=[config.pool("images")])  # +1 → 5, cooldown starts
     reconciler.broker = FakeBroker({"images": 75})  # now the +3 step, inside the cooldown
-    (result,) = reconciler.reconcile(30.0, only=[config.pool("images")])
+    (result,) = reconciler.reconcile(30.0, only=[config.pool("images")]).results
     assert (result.current, result.desired) == (5, 7)  # 1 already added: 4 + 3 = 7
     assert ecs.writes == [("images", 5), ("images", 7)]
 
@@ -177,14 +177,14 @@ def test_observation_failure_holds_and_reports(
     reconciler, ecs, _ = make(config, {"images": 0}, {"images": 5, "emails": 1})
     reconciler.broker = FakeBroker({}, failing=broker_failing)
     reconciler.inspector = FakeInspector(failing=inspect_failing)
-    results = reconciler.reconcile(0.0)
+    results = reconciler.reconcile(0.0).results
     assert all(r.action == "hold" and r.error and message in r.error for r in results)
     assert ecs.writes == []
 
 
 def test_missing_service_is_that_pool_error_only(config: Config) -> None:
     reconciler, ecs, _ = make(config, {"images": 70, "emails": 30}, {"emails": 1})
-    images, emails = reconciler.reconcile(0.0)
+    images, emails = reconciler.reconcile(0.0).results
     assert images.error is not None
     assert "MISSING" in images.error
     assert (images.current, images.desired, images.action) == (None, None, "hold")
@@ -195,7 +195,7 @@ def test_missing_service_is_that_pool_error_only(config: Config) -> None:
 def test_failed_write_is_an_error_never_assumed_done(config: Config) -> None:
     reconciler, ecs, _ = make(config, {"images": 70}, {"images": 4, "emails": 1})
     ecs.failing_writes = True
-    (result,) = reconciler.reconcile(0.0, only=[config.pool("images")])
+    (result,) = reconciler.reconcile(0.0, only=[config.pool("images")]).results
     assert result.applied is False
     assert result.error is not None
     assert "ThrottlingException" in result.error
@@ -210,7 +210,7 @@ def test_safe_scale_in_counts_only_the_pool_workers(config: Config) -> None:
         worker("c@h", "emails", active=1),
     )
     reconciler, _, _ = make(config, {"images": 0}, {"images": 2, "emails": 1}, workers=busy)
-    (result,) = reconciler.reconcile(0.0, only=[config.pool("images")])
+    (result,) = reconciler.reconcile(0.0, only=[config.pool("images")]).results
     assert (result.action, result.desired) == ("hold", 2)
     assert "2 workers are busy" in result.reason
     assert result.observed["active_tasks"] == 2
@@ -219,7 +219,7 @@ def test_safe_scale_in_counts_only_the_pool_workers(config: Config) -> None:
 
 def test_json_line_has_the_fields_design_promises(config: Config) -> None:
     reconciler, _, _ = make(config, {"images": 0}, {"images": 1, "emails": 1})
-    line = reconciler.reconcile(0.0)[0].to_json()
+    line = reconciler.reconcile(0.0).results[0].to_json()
     for key in (
         "pool",
         "cluster",
@@ -236,3 +236,14 @@ def test_json_line_has_the_fields_design_promises(config: Config) -> None:
         "error",
     ):
         assert key in line
+
+
+def test_report_carries_each_pool_observation(config: Config) -> None:
+    reconciler, _, _ = make(config, {"images": 7}, {"images": 2, "emails": 1})
+    report = reconciler.reconcile(42.0)
+    assert report.time == 42.0
+    assert report.duration_seconds >= 0
+    assert set(report.observations) == {"images", "emails"}
+    broker = report.observations["images"].broker
+    assert broker is not None
+    assert broker.queue_depth == 7

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from enum import StrEnum
+from functools import partial
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -85,8 +85,8 @@ def reconcile(
     """Observe queues, workers and ECS; set each service's desired count."""
     # Imported here so `config` commands start without loading Celery and the AWS SDK.
     from .compose import build
-    from .render import print_results
-    from .runner import run_forever, stop_on_signals
+    from .render import print_report
+    from .runner import run_forever, run_once, stop_on_signals
 
     settings = load_config(config)
     try:
@@ -98,19 +98,14 @@ def reconcile(
     except AdapterError as exc:
         fail(str(exc), EXIT_POOL_FAILED)
 
+    reporters = [partial(print_report, stdout, output=output.value)]
     if once:
-        results = reconciler.reconcile(time.time(), dry_run=dry_run, only=only)
-        print_results(stdout, results, output.value)
-        raise typer.Exit(EXIT_POOL_FAILED if any(r.error for r in results) else EXIT_OK)
+        report = run_once(reconciler, reporters, dry_run=dry_run, only=only)
+        failed = any(result.error for result in report.results)
+        raise typer.Exit(EXIT_POOL_FAILED if failed else EXIT_OK)
 
     with stop_on_signals() as stop:
-        run_forever(
-            reconciler,
-            stop,
-            lambda results: print_results(stdout, results, output.value),
-            dry_run=dry_run,
-            only=only,
-        )
+        run_forever(reconciler, stop, reporters, dry_run=dry_run, only=only)
 
 
 @config_app.command()

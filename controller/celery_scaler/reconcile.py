@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -43,6 +44,18 @@ class PoolResult:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class PassReport:
+    """One pass over the pools: what every reporter (output, metrics, logs) is given."""
+
+    time: float
+    """Wall-clock seconds when the pass began (the `now` the policy decided at)."""
+    duration_seconds: float
+    results: tuple[PoolResult, ...]
+    observations: Mapping[str, Observation]
+    """By pool name: the raw observation behind each result (workers, queues, service)."""
+
+
 @dataclass
 class Reconciler:
     """Runs passes over a configuration and remembers per-pool state between them."""
@@ -56,13 +69,15 @@ class Reconciler:
 
     def reconcile(
         self, now: float, *, dry_run: bool = False, only: Sequence[WorkerPool] | None = None
-    ) -> list[PoolResult]:
+    ) -> PassReport:
         """One pass over `only` (default: every pool) at time `now`."""
+        started = time.monotonic()
         pools = list(only) if only is not None else list(self.config.pools)
         services = {pool.name: self._describe(pool) for pool in pools}
         expected = sum(s.running for s in services.values() if isinstance(s, ServiceObservation))
         workers, inspect_error = self._inspect(expected)
         results = []
+        observations = {}
         for pool in pools:
             service = services[pool.name]
             errors = [] if isinstance(service, ServiceObservation) else [service]
@@ -75,8 +90,14 @@ class Reconciler:
                 service=service if isinstance(service, ServiceObservation) else None,
                 errors=tuple(errors),
             )
+            observations[pool.name] = observation
             results.append(self._reconcile_pool(pool, observation, now, dry_run))
-        return results
+        return PassReport(
+            time=now,
+            duration_seconds=time.monotonic() - started,
+            results=tuple(results),
+            observations=observations,
+        )
 
     def _describe(self, pool: WorkerPool) -> ServiceObservation | str:
         try:

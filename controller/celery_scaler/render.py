@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .reconcile import PoolResult
+from .reconcile import PassReport, PoolResult
 
 ACTION_STYLE = {"scale_out": "green", "scale_in": "yellow", "hold": "dim"}
 
@@ -57,7 +57,8 @@ def _count(count: int | None) -> str:
     return "—" if count is None else str(count)
 
 
-def print_results(console: Console, results: Sequence[PoolResult], output: str) -> None:
+def print_report(console: Console, report: PassReport, *, output: str) -> None:
+    results = report.results
     if output == "json":
         # Plain print: one object per line, no wrapping or markup from rich.
         print(json_lines(results), flush=True)

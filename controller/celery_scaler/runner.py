@@ -1,7 +1,8 @@
-"""The continuous loop: a pass every interval until asked to stop."""
+"""Running passes: once, or every interval until asked to stop, handing each to reporters."""
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
@@ -9,13 +10,36 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from .config import WorkerPool
-from .reconcile import PoolResult, Reconciler
+from .reconcile import PassReport, Reconciler
+
+log = logging.getLogger(__name__)
+
+Reporter = Callable[[PassReport], None]
+"""Takes a finished pass: prints it, publishes its metrics, logs it."""
+
+
+def run_once(
+    reconciler: Reconciler,
+    reporters: Sequence[Reporter],
+    *,
+    dry_run: bool = False,
+    only: Sequence[WorkerPool] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> PassReport:
+    """One pass, then every reporter; a failing reporter never undoes or stops scaling."""
+    report = reconciler.reconcile(clock(), dry_run=dry_run, only=only)
+    for reporter in reporters:
+        try:
+            reporter(report)
+        except Exception:
+            log.exception("reporter %r failed", reporter)
+    return report
 
 
 def run_forever(
     reconciler: Reconciler,
     stop: threading.Event,
-    on_pass: Callable[[list[PoolResult]], None],
+    reporters: Sequence[Reporter],
     *,
     dry_run: bool = False,
     only: Sequence[WorkerPool] | None = None,
@@ -25,7 +49,7 @@ def run_forever(
     interval = reconciler.config.controller.interval
     while not stop.is_set():
         started = time.monotonic()
-        on_pass(reconciler.reconcile(clock(), dry_run=dry_run, only=only))
+        run_once(reconciler, reporters, dry_run=dry_run, only=only, clock=clock)
         # Passes start on a fixed cadence; a slow pass shortens the wait, never stacks.
         stop.wait(max(0.0, interval - (time.monotonic() - started)))
 
