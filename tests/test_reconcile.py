@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -80,13 +80,30 @@ class FakeInspector:
 class FakeEcs:
     desired: dict[str, int]
     failing_writes: bool = False
+    failing_tags: bool = False
     writes: list[tuple[str, int]] = field(default_factory=list)
+    tags: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def describe(self, cluster: str, service: str) -> ServiceObservation:
         if service not in self.desired:
             raise AdapterError(f"ECS service {service!r} in cluster {cluster!r}: MISSING")
         count = self.desired[service]
-        return ServiceObservation(desired=count, running=count, pending=0, deploying=False)
+        return ServiceObservation(
+            desired=count,
+            running=count,
+            pending=0,
+            deploying=False,
+            tags=dict(self.tags.get(service, {})),
+            arn=service,
+        )
+
+    def write_tags(self, arn: str, tags: Mapping[str, str], remove: Sequence[str]) -> None:
+        if self.failing_tags:
+            raise AdapterError("ECS TagResource failed: AccessDeniedException: not allowed")
+        current = self.tags.setdefault(arn, {})
+        current.update(tags)
+        for key in remove:
+            current.pop(key, None)
 
     def set_desired_count(self, cluster: str, service: str, count: int) -> None:
         if self.failing_writes:
@@ -247,3 +264,98 @@ def test_report_carries_each_pool_observation(config: Config) -> None:
     broker = report.observations["images"].broker
     assert broker is not None
     assert broker.queue_depth == 7
+
+
+def test_state_survives_a_restart_through_the_service_tags(config: Config) -> None:
+    reconciler, ecs, _ = make(config, {"images": 55}, {"images": 4, "emails": 1})
+    reconciler.reconcile(1000.0, only=[config.pool("images")])  # +1 → 5, cooldown starts
+    assert ecs.tags["images"]["celery-scaler.io/last-desired"] == "5"
+    # A new process (SIGKILL and restart) with nothing in memory, inside the cooldown:
+    # the +3 step adds only what the cooldown has not added yet.
+    restarted = Reconciler(
+        config=config, broker=FakeBroker({"images": 75}), ecs=ecs, inspector=FakeInspector()
+    )
+    (result,) = restarted.reconcile(1030.0, only=[config.pool("images")]).results
+    assert (result.current, result.desired) == (5, 7)
+    assert "1 already added in cooldown" in result.reason
+
+
+def test_paused_tag_holds_and_removing_it_resumes(config: Config) -> None:
+    reconciler, ecs, _ = make(config, {"images": 80}, {"images": 2, "emails": 1})
+    ecs.tags["images"] = {"celery-scaler.io/paused": "true"}
+    (result,) = reconciler.reconcile(0.0, only=[config.pool("images")]).results
+    assert (result.action, result.applied) == ("hold", False)
+    assert "paused" in result.reason
+    del ecs.tags["images"]["celery-scaler.io/paused"]
+    (result,) = reconciler.reconcile(15.0, only=[config.pool("images")]).results
+    assert (result.action, result.applied) == ("scale_out", True)
+
+
+def test_external_change_is_reported_taken_as_current_and_not_undone(config: Config) -> None:
+    idle = tuple(worker(f"w{i}@h", "images") for i in range(8))
+    reconciler, ecs, _ = make(config, {"images": 55}, {"images": 3, "emails": 1}, workers=idle)
+    only = [config.pool("images")]
+    reconciler.reconcile(0.0, only=only)  # 3 → 4
+    ecs.desired["images"] = 8  # the CloudWatch fallback scaled out
+    reconciler.broker = FakeBroker({"images": 0})
+    (result,) = reconciler.reconcile(400.0, only=only).results
+    assert result.events == (
+        "desiredCount changed outside the controller: 4 → 8; "
+        "taken as current, scale-in cooldown started",
+    )
+    assert (result.current, result.action) == (8, "hold")
+    assert "scale-in cooldown has 300s left" in result.reason
+    (result,) = reconciler.reconcile(500.0, only=only).results
+    assert (result.events, result.action) == ((), "hold")
+    (result,) = reconciler.reconcile(701.0, only=only).results
+    assert (result.action, result.desired) == ("scale_in", 7)
+
+
+FALLBACK = CONFIG.replace(
+    "  metric: queue_depth\n  scaleOut:\n    threshold: 50",
+    "  metric: queue_depth\n  fallback: {failureThreshold: 2, capacity: 6}\n"
+    "  scaleOut:\n    threshold: 50",
+    1,
+)
+
+
+def test_fallback_after_consecutive_failures_until_a_pass_succeeds() -> None:
+    config = parse_config(FALLBACK, "test.yaml")
+    reconciler, ecs, _ = make(config, {}, {"images": 3, "emails": 1})
+    reconciler.broker = FakeBroker({}, failing=True)
+    only = [config.pool("images")]
+    (first,) = reconciler.reconcile(0.0, only=only).results
+    assert (first.action, first.desired) == ("hold", 3)
+    (second,) = reconciler.reconcile(15.0, only=only).results
+    assert (second.action, second.desired, second.applied) == ("scale_out", 6, True)
+    assert "fallback after 2 failed passes" in second.reason
+    assert ecs.tags["images"]["celery-scaler.io/failures"] == "2"
+    reconciler.broker = FakeBroker({"images": 20})
+    (recovered,) = reconciler.reconcile(30.0, only=only).results
+    assert recovered.error is None
+    assert "celery-scaler.io/failures" not in ecs.tags["images"]
+
+
+def test_failed_tag_write_is_reported(config: Config) -> None:
+    reconciler, ecs, _ = make(config, {"images": 70}, {"images": 4, "emails": 1})
+    ecs.failing_tags = True
+    (result,) = reconciler.reconcile(0.0, only=[config.pool("images")]).results
+    assert result.applied is True
+    assert result.error is not None
+    assert "TagResource failed" in result.error
+
+
+def test_dry_run_writes_no_tags(config: Config) -> None:
+    reconciler, ecs, _ = make(config, {"images": 70}, {"images": 4, "emails": 1})
+    reconciler.reconcile(0.0, dry_run=True)
+    assert ecs.tags == {}
+
+
+def test_missing_metric_is_a_failed_pass(config: Config) -> None:
+    latency = CONFIG.replace("metric: queue_depth", "metric: queue_latency_seconds", 1)
+    config = parse_config(latency, "test.yaml")
+    reconciler, _, _ = make(config, {"images": 5}, {"images": 4, "emails": 1})
+    (result,) = reconciler.reconcile(0.0, only=[config.pool("images")]).results
+    assert result.action == "hold"
+    assert result.error == "queue_latency_seconds could not be read this pass"
+    assert reconciler.memory["images"].consecutive_failures == 1

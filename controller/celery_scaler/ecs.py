@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from .aws import AWS_ERRORS, describe_aws_error
@@ -15,7 +16,12 @@ if TYPE_CHECKING:
 class EcsService:
     """`ServiceClient` over boto3's ECS client."""
 
-    iam_actions = ("ecs:DescribeServices", "ecs:UpdateService")
+    iam_actions = (
+        "ecs:DescribeServices",
+        "ecs:UpdateService",
+        "ecs:TagResource",
+        "ecs:UntagResource",
+    )
 
     def __init__(self, client: ECSClient) -> None:
         self._client = client
@@ -42,7 +48,12 @@ class EcsService:
             running=described.get("runningCount", 0),
             pending=described.get("pendingCount", 0),
             deploying=deploying,
-            tags={tag["key"]: tag["value"] for tag in described.get("tags", []) if "key" in tag},
+            tags={
+                tag["key"]: tag.get("value", "")
+                for tag in described.get("tags", [])
+                if "key" in tag
+            },
+            arn=described.get("serviceArn", ""),
         )
 
     def set_desired_count(self, cluster: str, service: str, count: int) -> None:
@@ -50,3 +61,14 @@ class EcsService:
             self._client.update_service(cluster=cluster, service=service, desiredCount=count)
         except AWS_ERRORS as exc:
             raise describe_aws_error("ECS UpdateService", exc) from None
+
+    def write_tags(self, arn: str, tags: Mapping[str, str], remove: Sequence[str]) -> None:
+        try:
+            if tags:
+                self._client.tag_resource(
+                    resourceArn=arn, tags=[{"key": k, "value": v} for k, v in tags.items()]
+                )
+            if remove:
+                self._client.untag_resource(resourceArn=arn, tagKeys=list(remove))
+        except AWS_ERRORS as exc:
+            raise describe_aws_error("ECS TagResource", exc) from None

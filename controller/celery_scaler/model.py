@@ -61,6 +61,7 @@ class ServiceObservation:
     deploying: bool
     """A deployment is rolling out (more than one deployment, or one IN_PROGRESS)."""
     tags: Mapping[str, str] = field(default_factory=dict)
+    arn: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,13 +83,26 @@ class ScaleOutCooldown:
 
 
 @dataclass(frozen=True)
+class LastAction:
+    """The controller's last change to a pool, as `status` shows it."""
+
+    action: Action
+    time: float
+    reason: str
+
+
+@dataclass(frozen=True)
 class PoolMemory:
     """What the controller remembers about a pool between passes."""
 
     samples: tuple[tuple[float, float], ...] = ()
-    """(time, metric value) pairs still inside the pool's window."""
+    """(time, metric value) pairs still inside the pool's window (not persisted)."""
     scale_out_cooldown: ScaleOutCooldown | None = None
     scale_in_cooldown_started: float | None = None
+    last_desired: int | None = None
+    """The desired count the controller last wrote or accepted; any other is external."""
+    consecutive_failures: int = 0
+    last_action: LastAction | None = None
 
     def evolve(self, **changes: object) -> PoolMemory:
         return replace(self, **changes)  # type: ignore[arg-type]

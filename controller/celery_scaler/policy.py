@@ -29,7 +29,8 @@ from enum import Enum
 from .config import AdjustmentType, Statistic, StepAdjustment, StepPolicy, WorkerPoolSpec
 from .config import describe_interval as describe_interval
 from .metrics import busy_workers, unique_workers
-from .model import Action, Decision, Observation, PoolMemory, ScaleOutCooldown
+from .model import Action, Decision, LastAction, Observation, PoolMemory, ScaleOutCooldown
+from .state import PAUSED, is_paused
 
 
 class Direction(Enum):
@@ -136,8 +137,27 @@ def decide(
     def hold(reason: str, value: float | None = None) -> Decision:
         return Decision(Action.HOLD, current, current, metric, value, reason)
 
+    if service is not None and is_paused(service.tags):
+        return hold(f"paused by the tag {PAUSED}=true: holding at {current}")
     if obs.errors or service is None:
         problems = "; ".join(obs.errors) or "the ECS service was not read"
+        fallback = pool.fallback
+        failures = memory.consecutive_failures
+        if (
+            service is not None
+            and fallback.capacity is not None
+            and failures >= fallback.failure_threshold
+        ):
+            desired = min(max(current, fallback.capacity), pool.max_capacity)
+            return Decision(
+                Action.SCALE_OUT if desired > current else Action.HOLD,
+                current,
+                desired,
+                metric,
+                None,
+                f"fallback after {failures} failed passes: desired is max(current {current}, "
+                f"fallback.capacity {fallback.capacity}) = {desired}: {problems}",
+            )
         return hold(f"holding at {current}: {problems}")
     if metric not in metrics or not memory.samples:
         return hold(f"holding at {current}: {metric} could not be read this pass")
@@ -263,11 +283,40 @@ def _bring_into_range(
     )
 
 
+def note_pass(
+    memory: PoolMemory, obs: Observation, now: float
+) -> tuple[PoolMemory, tuple[str, ...]]:
+    """Count failures and notice external changes, before deciding; returns the events.
+
+    A desiredCount other than the one the controller last wrote came from someone else
+    (a person, a deployment tool, the CloudWatch fallback): it becomes current and starts
+    the scale-in cooldown, so the controller does not undo it at once.
+    """
+    failures = memory.consecutive_failures + 1 if obs.errors or obs.service is None else 0
+    memory = memory.evolve(consecutive_failures=failures)
+    if obs.service is None:
+        return memory, ()
+    desired, last = obs.service.desired, memory.last_desired
+    if last is None or desired == last:
+        return memory.evolve(last_desired=desired), ()
+    event = (
+        f"desiredCount changed outside the controller: {last} → {desired}; "
+        "taken as current, scale-in cooldown started"
+    )
+    return memory.evolve(last_desired=desired, scale_in_cooldown_started=now), (event,)
+
+
 def after_scaling(
     pool: WorkerPoolSpec, memory: PoolMemory, decision: Decision, now: float
 ) -> PoolMemory:
     """The memory once `decision` has been applied: cooldowns start or accumulate."""
+    if decision.action is Action.HOLD:
+        return memory
     change = decision.desired - decision.current
+    memory = memory.evolve(
+        last_desired=decision.desired,
+        last_action=LastAction(decision.action, now, decision.reason),
+    )
     if decision.action is Action.SCALE_OUT:
         policy = pool.scale_out
         if policy is not None and scale_out_cooldown_active(memory, policy, now):

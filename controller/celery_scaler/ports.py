@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from .model import BrokerObservation, ServiceObservation, WorkerSnapshot
@@ -35,4 +35,8 @@ class ServiceClient(Protocol):
 
     def set_desired_count(self, cluster: str, service: str, count: int) -> None:
         """UpdateService; raises AdapterError when the write did not happen."""
+        ...
+
+    def write_tags(self, arn: str, tags: Mapping[str, str], remove: Sequence[str]) -> None:
+        """Set and remove tags on the service; raises AdapterError."""
         ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .config import Config, WorkerPool
@@ -18,8 +18,9 @@ from .model import (
     ServiceObservation,
     WorkerSnapshot,
 )
-from .policy import after_scaling, decide, record_sample
+from .policy import after_scaling, decide, note_pass, record_sample
 from .ports import AdapterError, QueueDepthSource, ServiceClient, WorkerInspector
+from .state import memory_from_tags, tag_changes
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class PoolResult:
     reason: str
     observed: Mapping[str, float] = field(default_factory=dict)
     error: str | None = None
+    events: tuple[str, ...] = ()
+    """Things a person should know happened, such as a desiredCount changed by someone else."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -125,22 +128,34 @@ class Reconciler:
     ) -> PoolResult:
         spec = pool.spec
         metrics = compute_metrics(obs)
-        memory = self.memory.get(pool.name, PoolMemory())
         value = metrics.get(spec.metric.value)
+        if value is None and not obs.errors and obs.service is not None:
+            # Missing data is a failed pass, never an idle fleet.
+            obs = replace(obs, errors=(f"{spec.metric.value} could not be read this pass",))
+        memory = self._memory_of(pool, obs)
+        memory, events = note_pass(memory, obs, now)
         if value is not None and not obs.errors:
             memory = record_sample(memory, now, value, spec.window)
         decision = decide(spec, obs, metrics, memory, now)
 
         applied = False
-        error = "; ".join(obs.errors) or None
+        errors = list(obs.errors)
         if decision.action is not Action.HOLD and not dry_run:
             try:
                 self.ecs.set_desired_count(spec.ecs.cluster, spec.ecs.service, decision.desired)
             except AdapterError as exc:
-                error = str(exc)
+                errors.append(str(exc))
             else:
                 applied = True
                 memory = after_scaling(spec, memory, decision, now)
+        if obs.service is not None and not dry_run:
+            # The state lives on the service, written in the same pass as the action.
+            to_set, to_remove = tag_changes(memory, obs.service.tags)
+            if to_set or to_remove:
+                try:
+                    self.ecs.write_tags(obs.service.arn, to_set, to_remove)
+                except AdapterError as exc:
+                    errors.append(str(exc))
         self.memory[pool.name] = memory
 
         return PoolResult(
@@ -156,5 +171,12 @@ class Reconciler:
             dry_run=dry_run,
             reason=decision.reason,
             observed=metrics,
-            error=error,
+            error="; ".join(errors) or None,
+            events=events,
         )
+
+    def _memory_of(self, pool: WorkerPool, obs: Observation) -> PoolMemory:
+        """This process's memory of the pool, or, the first time, what its tags say."""
+        if pool.name in self.memory:
+            return self.memory[pool.name]
+        return memory_from_tags(obs.service.tags) if obs.service is not None else PoolMemory()

@@ -321,3 +321,39 @@ def test_continuous_mode_passes_until_sigterm(
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_restarted_controller_honours_cooldown_and_pause_from_tags(
+    tmp_path: Path, aws: LocalAws, redis_url: str, unique: str, queue: str
+) -> None:
+    cluster = f"c-{unique}"
+    aws.create_service(cluster, "workers", desired=2)
+    publish(redis_url, queue, 6)  # offset 1 → +1
+    path = write(tmp_path, pool_config(redis_url, cluster, queue, scaleOut=SCALE_OUT_60S))
+    first = json_lines(run("reconcile", "--once", "-o", "json", "--config", str(path)).stdout)
+    assert (first[0]["desired"], first[0]["applied"]) == (3, True)
+
+    # Each --once is a new process: only the service's tags carry the cooldown over.
+    publish(redis_url, queue, 11)  # 17 waiting: offset 12 → +3, 1 already added
+    second = json_lines(run("reconcile", "--once", "-o", "json", "--config", str(path)).stdout)
+    assert (second[0]["current"], second[0]["desired"]) == (3, 5)
+    assert "1 already added in cooldown" in str(second[0]["reason"])
+
+    ecs = aws.client("ecs")
+    arn = ecs.describe_services(cluster=cluster, services=["workers"])["services"][0]["serviceArn"]
+    ecs.tag_resource(resourceArn=arn, tags=[{"key": "celery-scaler.io/paused", "value": "true"}])
+    publish(redis_url, queue, 20)
+    paused = json_lines(run("reconcile", "--once", "-o", "json", "--config", str(path)).stdout)
+    assert (paused[0]["action"], paused[0]["desired"]) == ("hold", 5)
+    assert "paused" in str(paused[0]["reason"])
+    assert desired_count(aws, cluster) == 5
+
+
+SCALE_OUT_60S = {
+    "threshold": 5,
+    "cooldown": "60s",
+    "steps": [
+        {"metricIntervalLowerBound": 0, "metricIntervalUpperBound": 10, "scalingAdjustment": 1},
+        {"metricIntervalLowerBound": 10, "scalingAdjustment": 3},
+    ],
+}

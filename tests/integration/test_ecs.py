@@ -111,3 +111,12 @@ def test_client_errors_are_not_retried(aws: LocalAws, unique: str) -> None:
         ecs.set_desired_count(f"c-{unique}", "workers", 4)
     assert len(attempts) == 1
     assert ecs.describe(f"c-{unique}", "workers").desired == 2
+
+
+def test_tags_written_and_read_back(aws: LocalAws, unique: str) -> None:
+    aws.create_service(f"c-{unique}", "workers", desired=1)
+    ecs = adapter(aws)
+    arn = ecs.describe(f"c-{unique}", "workers").arn
+    ecs.write_tags(arn, {"celery-scaler.io/last-desired": "3", "keep": "me"}, [])
+    ecs.write_tags(arn, {}, ["keep"])
+    assert ecs.describe(f"c-{unique}", "workers").tags == {"celery-scaler.io/last-desired": "3"}

@@ -1,0 +1,69 @@
+"""Controller state on the service's tags (pure)."""
+
+from __future__ import annotations
+
+from celery_scaler.model import Action, LastAction, PoolMemory, ScaleOutCooldown
+from celery_scaler.state import (
+    FAILURES,
+    LAST_DESIRED,
+    LAST_REASON,
+    PAUSED,
+    SCALE_IN_COOLDOWN,
+    SCALE_OUT_COOLDOWN,
+    is_paused,
+    memory_from_tags,
+    memory_to_tags,
+    tag_changes,
+    tag_value,
+)
+
+T = 1_763_700_000.0  # a whole second, as tags keep them
+
+
+def test_round_trip_keeps_everything_a_restart_needs() -> None:
+    memory = PoolMemory(
+        samples=((T, 3.0),),
+        scale_out_cooldown=ScaleOutCooldown(T - 30, 2),
+        scale_in_cooldown_started=T - 100,
+        last_desired=6,
+        consecutive_failures=2,
+        last_action=LastAction(Action.SCALE_OUT, T - 30, "queue_depth 63 ≥ 50: 4 → 6"),
+    )
+    back = memory_from_tags(memory_to_tags(memory))
+    assert back.scale_out_cooldown == memory.scale_out_cooldown
+    assert back.scale_in_cooldown_started == memory.scale_in_cooldown_started
+    assert (back.last_desired, back.consecutive_failures) == (6, 2)
+    assert back.last_action is not None
+    assert (back.last_action.action, back.last_action.time) == (Action.SCALE_OUT, T - 30)
+    assert back.samples == ()  # the window starts anew after a restart
+
+
+def test_tag_values_keep_to_aws_alphabet_and_length() -> None:
+    value = tag_value("queue_depth 63 ≥ 50 (step [10, 20) → +2): 4 → 6; " + "x" * 400)
+    assert value.startswith("queue_depth 63 at or above 50 step 10 20 to +2 : 4 to 6")
+    assert len(value) == 256
+    assert all(c.isalnum() or c in " _.:/=+-@" for c in value)
+
+
+def test_only_differences_are_written_and_cleared_state_is_removed() -> None:
+    memory = PoolMemory(last_desired=4)
+    current = {LAST_DESIRED: "4", SCALE_IN_COOLDOWN: "2025-01-01T00:00:00Z", "team": "data"}
+    assert tag_changes(memory, current) == ({}, [SCALE_IN_COOLDOWN])
+    assert tag_changes(memory.evolve(last_desired=5), {LAST_DESIRED: "4"}) == (
+        {LAST_DESIRED: "5"},
+        [],
+    )
+
+
+def test_hand_edited_tags_are_ignored_not_trusted() -> None:
+    memory = memory_from_tags(
+        {SCALE_OUT_COOLDOWN: "yesterday +2", LAST_DESIRED: "six", FAILURES: "-", LAST_REASON: "x"}
+    )
+    assert memory == PoolMemory()
+
+
+def test_paused() -> None:
+    assert is_paused({PAUSED: "true"})
+    assert is_paused({PAUSED: " True "})
+    assert not is_paused({PAUSED: "false"})
+    assert not is_paused({})
