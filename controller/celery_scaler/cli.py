@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from enum import StrEnum
 from functools import partial
 from importlib.resources import files
@@ -106,6 +107,37 @@ def reconcile(
 
     with stop_on_signals() as stop:
         run_forever(reconciler, stop, reporters, dry_run=dry_run, only=only)
+
+
+@app.command()
+def status(
+    config: ConfigOption = None,
+    output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.TABLE,
+) -> None:
+    """Each pool's conditions, counts, last action and cooldowns, read from ECS."""
+    from .compose import build_ecs
+    from .render import status_table
+    from .status import pool_status
+
+    settings = load_config(config)
+    try:
+        ecs = build_ecs(settings)
+    except AdapterError as exc:
+        fail(str(exc), EXIT_POOL_FAILED)
+    now = time.time()
+    statuses = []
+    for pool in settings.pools:
+        try:
+            service = ecs.describe(pool.spec.ecs.cluster, pool.spec.ecs.service)
+        except AdapterError as exc:
+            statuses.append(pool_status(pool, None, now, error=str(exc)))
+        else:
+            statuses.append(pool_status(pool, service, now))
+    if output is Output.JSON:
+        print("\n".join(json.dumps(s.to_json(), sort_keys=True) for s in statuses), flush=True)
+    else:
+        stdout.print(status_table(statuses, now))
+    raise typer.Exit(EXIT_POOL_FAILED if any(s.error for s in statuses) else EXIT_OK)
 
 
 @config_app.command()

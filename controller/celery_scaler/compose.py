@@ -15,8 +15,16 @@ from .ports import QueueDepthSource, WorkerInspector
 from .reconcile import Reconciler
 
 if TYPE_CHECKING:
-    from mypy_boto3_ecs import ECSClient
     from mypy_boto3_sqs import SQSClient
+
+
+def build_ecs(config: Config, *, session: boto3.Session | None = None) -> EcsService:
+    """The ECS adapter alone (for `status`); raises AdapterError like `build`."""
+    session = session or boto3.Session(region_name=config.controller.region)
+    try:
+        return EcsService(session.client("ecs", config=CLIENT_CONFIG))
+    except AWS_ERRORS as exc:
+        raise describe_aws_error("AWS SDK setup", exc) from None
 
 
 def build(config: Config, *, session: boto3.Session | None = None) -> Reconciler:
@@ -26,8 +34,8 @@ def build(config: Config, *, session: boto3.Session | None = None) -> Reconciler
     """
     controller = config.controller
     session = session or boto3.Session(region_name=controller.region)
+    ecs = build_ecs(config, session=session)
     try:
-        ecs: ECSClient = session.client("ecs", config=CLIENT_CONFIG)
         broker: QueueDepthSource
         inspector: WorkerInspector | None
         if controller.broker_kind == "sqs":
@@ -43,4 +51,4 @@ def build(config: Config, *, session: boto3.Session | None = None) -> Reconciler
             )
     except AWS_ERRORS as exc:
         raise describe_aws_error("AWS SDK setup", exc) from None
-    return Reconciler(config=config, broker=broker, ecs=EcsService(ecs), inspector=inspector)
+    return Reconciler(config=config, broker=broker, ecs=ecs, inspector=inspector)

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .reconcile import PassReport, PoolResult
+from .status import PoolStatus
 
 ACTION_STYLE = {"scale_out": "green", "scale_in": "yellow", "hold": "dim"}
 
@@ -65,3 +66,47 @@ def print_report(console: Console, report: PassReport, *, output: str) -> None:
     else:
         console.print(results_table(results))
         console.print(reasons(results), end="", soft_wrap=True)
+
+
+def status_table(statuses: Sequence[PoolStatus], now: float) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in (
+        "pool",
+        "service",
+        "desired",
+        "running",
+        "conditions",
+        "last action",
+        "cooldown",
+    ):
+        table.add_column(column, no_wrap=column != "last action")
+    for status in statuses:
+        true = [name for name, value in status.conditions.items() if value]
+        last = "—"
+        if status.last_action and status.last_action_time is not None:
+            last = f"{status.last_action.replace('_', '-')} {_ago(now - status.last_action_time)}"
+            if status.last_reason:
+                last += f": {status.last_reason}"
+        if status.error:
+            last = status.error
+        cooldown = ", ".join(
+            f"{name.replace('_', '-')} {left:.0f}s" for name, left in status.cooldowns_left.items()
+        )
+        table.add_row(
+            Text(status.pool),
+            Text(f"{status.cluster}/{status.service}"),
+            _count(status.current),
+            _count(status.running),
+            Text(", ".join(true) or "—", style="red" if status.conditions["Degraded"] else ""),
+            Text(last),
+            cooldown or "—",
+        )
+    return table
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(seconds, 0)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit} ago"
+    return f"{seconds:.0f}s ago"

@@ -357,3 +357,40 @@ SCALE_OUT_60S = {
         {"metricIntervalLowerBound": 10, "scalingAdjustment": 3},
     ],
 }
+
+
+def test_status_shows_conditions_last_action_and_cooldowns(
+    tmp_path: Path, aws: LocalAws, redis_url: str, unique: str, queue: str
+) -> None:
+    cluster = f"c-{unique}"
+    aws.create_service(cluster, "workers", desired=2)
+    publish(redis_url, queue, 6)
+    path = write(tmp_path, pool_config(redis_url, cluster, queue, scaleOut=SCALE_OUT_60S))
+    assert run("reconcile", "--once", "--config", str(path)).returncode == 0
+
+    result = run("status", "-o", "json", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    (status,) = json_lines(result.stdout)
+    assert (status["current"], status["last_desired"], status["last_action"]) == (
+        3,
+        3,
+        "scale_out",
+    )
+    conditions = status["conditions"]
+    assert isinstance(conditions, dict)
+    assert conditions["Ready"] is True
+    assert conditions["Paused"] is False
+    cooldowns = status["cooldowns_left"]
+    assert isinstance(cooldowns, dict)
+    assert 0 < cooldowns["scale_out"] <= 60
+
+    table = run("status", "--config", str(path), env={"COLUMNS": "200"})
+    assert table.returncode == 0
+    assert "scale-out" in table.stdout
+    assert "Ready" in table.stdout
+
+    missing = write(tmp_path, pool_config(redis_url, f"gone-{unique}", queue))
+    result = run("status", "-o", "json", "--config", str(missing))
+    assert result.returncode == 1
+    (status,) = json_lines(result.stdout)
+    assert "ClusterNotFound" in str(status["error"])
