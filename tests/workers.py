@@ -21,21 +21,17 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from celery import Celery
 from celery.result import AsyncResult
-from celery.utils.nodenames import host_format
 
-Pool = Literal["prefork", "threads", "solo"]
+from celery_scaler.fleet import Pool, WorkerProcess, spawn_worker, stop_workers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 APP_MODULE = "tests.celery_app"
@@ -48,31 +44,11 @@ class WorkersError(RuntimeError):
 
 
 @dataclass
-class Worker:
+class Worker(WorkerProcess):
     """One worker process (its process group holds the pool's children too)."""
 
-    name: str
-    """Node name as the worker reports it, e.g. `t1a2b3c4-0@hostname`."""
-    queues: tuple[str, ...]
-    """Every queue it consumes: the shared ones and `own_queue`."""
-    own_queue: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def signal(self, signum: signal.Signals) -> None:
-        """Send `signum` to the whole worker (main process and pool children)."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signum)
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+    own_queue: str = ""
+    """A queue only this worker consumes (also in `queues`)."""
 
 
 @dataclass
@@ -206,7 +182,7 @@ def start_workers(
         _wait_until_up(fleet, start_timeout)
         yield fleet
     finally:
-        _stop(fleet.workers, stop_timeout)
+        stop_workers(fleet.workers, stop_timeout)
         if delete_queues:
             exchanges: set[str] = set()
             if control_exchange != "celery":
@@ -226,36 +202,17 @@ def _spawn(
     env: dict[str, str],
 ) -> Worker:
     own_queue = f"{node}.own"
-    all_queues = (*queues, own_queue)
-    log_path = log_dir / f"{node}.log"
-    command = [
-        sys.executable, "-m", "celery", "-A", APP_MODULE, "worker",
-        "-n", f"{node}@%h",
-        "-Q", ",".join(all_queues),
-        "-P", pool,
-        "-c", str(concurrency),
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
-        "-l", "warning",
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        # A process group of its own: signals reach the pool's children too, and
-        # SIGKILL of the group leaves no orphaned child behind.
-        process = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return Worker(
-        name=host_format(f"{node}@%h"),
-        queues=all_queues,
-        own_queue=own_queue,
-        process=process,
-        log_path=log_path,
+    process = spawn_worker(
+        node,
+        (*queues, own_queue),
+        log_dir=log_dir,
+        env=env,
+        app_module=APP_MODULE,
+        concurrency=concurrency,
+        pool=pool,
+        cwd=REPO_ROOT,
     )
+    return Worker(**vars(process), own_queue=own_queue)
 
 
 def _wait_until_up(fleet: WorkerFleet, timeout: float) -> None:
@@ -278,22 +235,6 @@ def _wait_until_up(fleet: WorkerFleet, timeout: float) -> None:
         f"{len(fleet.workers)} workers to answer ping",
         lambda: "\n".join(f"{w.name} did not answer:\n{w.log_tail()}" for w in waiting),
     )
-
-
-def _stop(workers: Sequence[Worker], timeout: float) -> None:
-    """SIGTERM every worker, SIGKILL what is left after `timeout`, reap everything."""
-    for worker in workers:
-        worker.signal(signal.SIGTERM)
-        # A paused worker handles SIGTERM only once it runs again.
-        worker.signal(signal.SIGCONT)
-    deadline = time.monotonic() + timeout
-    for worker in workers:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            worker.process.wait(timeout=max(deadline - time.monotonic(), 0))
-    for worker in workers:
-        # Also after a clean exit: pool children outliving their parent are killed.
-        worker.signal(signal.SIGKILL)
-        worker.process.wait()
 
 
 def _delete_from_broker(app: Celery, queues: set[str], exchanges: set[str]) -> None:

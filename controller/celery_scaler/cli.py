@@ -140,6 +140,29 @@ def status(
     raise typer.Exit(EXIT_POOL_FAILED if any(s.error for s in statuses) else EXIT_OK)
 
 
+@app.command()
+def demo(
+    redis: Annotated[
+        str | None,
+        typer.Option(
+            "--redis",
+            help="Redis URL [default: 127.0.0.1:6379 if it answers, else a private redis-server].",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """The whole loop on this machine: Redis, a local AWS API, real workers, the controller."""
+    from .demo import DemoError, DemoSettings, run_demo, summary_text
+    from .runner import stop_on_signals
+
+    try:
+        with stop_on_signals() as stop:
+            summary = run_demo(DemoSettings(redis_url=redis), stdout, stop)
+    except DemoError as exc:
+        fail(str(exc), EXIT_POOL_FAILED)
+    stdout.print(summary_text(summary), highlight=False, soft_wrap=True)
+
+
 @config_app.command()
 def validate(config: ConfigOption = None) -> None:
     """Check a configuration file; exit 2 with the document and field at fault."""
