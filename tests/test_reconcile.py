@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -96,6 +97,17 @@ class FakeEcs:
             tags=dict(self.tags.get(service, {})),
             arn=service,
         )
+
+    def describe_many(
+        self, cluster: str, services: Sequence[str]
+    ) -> dict[str, ServiceObservation | AdapterError]:
+        results: dict[str, ServiceObservation | AdapterError] = {}
+        for service in services:
+            try:
+                results[service] = self.describe(cluster, service)
+            except AdapterError as exc:
+                results[service] = exc
+        return results
 
     def write_tags(self, arn: str, tags: Mapping[str, str], remove: Sequence[str]) -> None:
         if self.failing_tags:
@@ -359,3 +371,52 @@ def test_missing_metric_is_a_failed_pass(config: Config) -> None:
     assert result.action == "hold"
     assert result.error == "queue_latency_seconds could not be read this pass"
     assert reconciler.memory["images"].consecutive_failures == 1
+
+
+@dataclass
+class SlowClusterEcs(FakeEcs):
+    """Cluster `slow` answers DescribeServices only once another pool has been scaled."""
+
+    scaled_elsewhere: threading.Event = field(default_factory=threading.Event)
+    waited_for_other_pool: bool = False
+
+    def describe_many(
+        self, cluster: str, services: Sequence[str]
+    ) -> dict[str, ServiceObservation | AdapterError]:
+        if cluster == "slow":
+            self.waited_for_other_pool = self.scaled_elsewhere.wait(timeout=10)
+        return super().describe_many(cluster, services)
+
+    def set_desired_count(self, cluster: str, service: str, count: int) -> None:
+        super().set_desired_count(cluster, service, count)
+        self.scaled_elsewhere.set()
+
+
+def test_a_slow_cluster_does_not_delay_other_pools() -> None:
+    two_clusters = CONFIG.replace(
+        "ecs: {cluster: prod, service: emails}", "ecs: {cluster: slow, service: emails}"
+    )
+    config = parse_config(two_clusters, "test.yaml")
+    ecs = SlowClusterEcs(desired={"images": 2, "emails": 1})
+    reconciler = Reconciler(
+        config=config, broker=FakeBroker({"images": 70}), ecs=ecs, inspector=None
+    )
+    images, emails = reconciler.reconcile(0.0).results
+    assert images.applied
+    assert ecs.waited_for_other_pool  # images was scaled while `slow` was still answering
+    assert emails.error is None
+
+
+def test_services_of_one_cluster_are_described_in_one_call(config: Config) -> None:
+    calls: list[tuple[str, tuple[str, ...]]] = []
+
+    class CountingEcs(FakeEcs):
+        def describe_many(
+            self, cluster: str, services: Sequence[str]
+        ) -> dict[str, ServiceObservation | AdapterError]:
+            calls.append((cluster, tuple(services)))
+            return super().describe_many(cluster, services)
+
+    ecs = CountingEcs(desired={"images": 1, "emails": 1})
+    Reconciler(config=config, broker=FakeBroker({}), ecs=ecs, inspector=None).reconcile(0.0)
+    assert calls == [("prod", ("images", "emails"))]

@@ -10,7 +10,7 @@ import contextlib
 import json
 import string
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
@@ -22,7 +22,7 @@ from kombu.exceptions import OperationalError
 from .aws import describe_aws_error
 from .config import mask_url
 from .instrument import PUBLISHED_AT_HEADER
-from .model import BrokerObservation
+from .model import BrokerObservation, oldest_of
 from .ports import AdapterError
 
 if TYPE_CHECKING:
@@ -109,11 +109,14 @@ class KombuQueueDepth:
 
     def _read(self, queues: list[str]) -> BrokerObservation:
         per_queue = {queue: self._depth(queue) for queue in queues}
-        latency = self._latency(queues) if self._is_redis else None
+        if not self._is_redis:
+            return BrokerObservation(queue_depth=sum(per_queue.values()), per_queue=per_queue)
+        ages = self._latency(queues)
         return BrokerObservation(
             queue_depth=sum(per_queue.values()),
             per_queue=per_queue,
-            latency_seconds=latency,
+            latency_seconds=oldest_of(ages.values()),
+            per_queue_latency=ages,
         )
 
     def _depth(self, queue: str) -> int:
@@ -138,29 +141,34 @@ class KombuQueueDepth:
             return 0
         return int(message_count)
 
-    def _latency(self, queues: list[str]) -> float | None:
+    def _latency(self, queues: list[str]) -> dict[str, float | None]:
+        """Age of each queue's oldest waiting message."""
         channel = self._open_channel()
         if self._redis is None:
             # A plain client on the channel's own pool: no new connections, and no
             # key prefixing behind our back (kombu's prefixing client leaves LINDEX alone).
             self._redis = redis.Redis(connection_pool=channel.pool)
-        keys = [
-            key
-            for queue in queues
-            for key in redis_priority_keys(
+        keys = {
+            queue: redis_priority_keys(
                 queue,
                 steps=channel.priority_steps,
                 sep=channel.sep,
                 prefix=channel.global_keyprefix,
             )
-        ]
+            for queue in queues
+        }
         # kombu LPUSHes and BRPOPs, so each list's oldest message sits at index -1.
         # LINDEX reads it and leaves it where it is.
         pipe = self._redis.pipeline(transaction=False)
-        for key in keys:
-            pipe.lindex(key, -1)
-        tails: list[bytes | None] = pipe.execute()
-        return oldest_message_age(tails, now=self._clock())
+        for queue_keys in keys.values():
+            for key in queue_keys:
+                pipe.lindex(key, -1)
+        tails: Iterator[bytes | None] = iter(pipe.execute())
+        now = self._clock()
+        return {
+            queue: oldest_message_age([next(tails) for _ in queue_keys], now=now)
+            for queue, queue_keys in keys.items()
+        }
 
     def _open_channel(self) -> Any:
         if self._connection is None:
@@ -298,13 +306,14 @@ class SqsQueueDepth:
     def observe(self, queues: Sequence[str]) -> BrokerObservation:
         """Visible and in-flight messages summed over the queues; a missing queue counts 0."""
         per_queue: dict[str, int] = {}
-        in_flight = 0
+        in_flight: dict[str, int] = {}
         for queue in dict.fromkeys(queues):
-            visible, invisible = self._counts(queue)
-            per_queue[queue] = visible
-            in_flight += invisible
+            per_queue[queue], in_flight[queue] = self._counts(queue)
         return BrokerObservation(
-            queue_depth=sum(per_queue.values()), per_queue=per_queue, in_flight=in_flight
+            queue_depth=sum(per_queue.values()),
+            per_queue=per_queue,
+            in_flight=sum(in_flight.values()),
+            per_queue_in_flight=in_flight,
         )
 
     def _counts(self, queue: str) -> tuple[int, int]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .aws import AWS_ERRORS, describe_aws_error
 from .model import ServiceObservation
@@ -11,6 +11,27 @@ from .ports import AdapterError
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
+
+
+DESCRIBE_BATCH = 10
+"""DescribeServices takes at most 10 services per call."""
+
+
+def _observation(described: Any) -> ServiceObservation:
+    deployments = described.get("deployments", [])
+    deploying = len(deployments) > 1 or any(
+        deployment.get("rolloutState") == "IN_PROGRESS" for deployment in deployments
+    )
+    return ServiceObservation(
+        desired=described.get("desiredCount", 0),
+        running=described.get("runningCount", 0),
+        pending=described.get("pendingCount", 0),
+        deploying=deploying,
+        tags={
+            tag["key"]: tag.get("value", "") for tag in described.get("tags", []) if "key" in tag
+        },
+        arn=described.get("serviceArn", ""),
+    )
 
 
 class EcsService:
@@ -27,34 +48,45 @@ class EcsService:
         self._client = client
 
     def describe(self, cluster: str, service: str) -> ServiceObservation:
-        try:
-            response = self._client.describe_services(
-                cluster=cluster, services=[service], include=["TAGS"]
-            )
-        except AWS_ERRORS as exc:
-            raise describe_aws_error("ECS DescribeServices", exc) from None
-        found = [s for s in response.get("services", []) if s.get("status") == "ACTIVE"]
-        if not found:
-            reasons = {f.get("reason", "MISSING") for f in response.get("failures", [])}
-            why = ", ".join(sorted(reasons)) or "not ACTIVE"
-            raise AdapterError(f"ECS service {service!r} in cluster {cluster!r}: {why}")
-        described = found[0]
-        deployments = described.get("deployments", [])
-        deploying = len(deployments) > 1 or any(
-            deployment.get("rolloutState") == "IN_PROGRESS" for deployment in deployments
-        )
-        return ServiceObservation(
-            desired=described.get("desiredCount", 0),
-            running=described.get("runningCount", 0),
-            pending=described.get("pendingCount", 0),
-            deploying=deploying,
-            tags={
-                tag["key"]: tag.get("value", "")
-                for tag in described.get("tags", [])
-                if "key" in tag
-            },
-            arn=described.get("serviceArn", ""),
-        )
+        found = self.describe_many(cluster, [service])[service]
+        if isinstance(found, AdapterError):
+            raise found
+        return found
+
+    def describe_many(
+        self, cluster: str, services: Sequence[str]
+    ) -> dict[str, ServiceObservation | AdapterError]:
+        """Each service's observation, or the error that kept it from being read."""
+        results: dict[str, ServiceObservation | AdapterError] = {}
+        names = list(dict.fromkeys(services))
+        for start in range(0, len(names), DESCRIBE_BATCH):
+            batch = names[start : start + DESCRIBE_BATCH]
+            try:
+                response = self._client.describe_services(
+                    cluster=cluster, services=batch, include=["TAGS"]
+                )
+            except AWS_ERRORS as exc:
+                error = describe_aws_error("ECS DescribeServices", exc)
+                results.update(dict.fromkeys(batch, error))
+                continue
+            active = {
+                s.get("serviceName", ""): s
+                for s in response.get("services", [])
+                if s.get("status") == "ACTIVE"
+            }
+            reasons = {
+                failure.get("arn", "").rpartition("/")[2]: failure.get("reason", "MISSING")
+                for failure in response.get("failures", [])
+            }
+            for name in batch:
+                if name in active:
+                    results[name] = _observation(active[name])
+                else:
+                    why = reasons.get(name, "not ACTIVE")
+                    results[name] = AdapterError(
+                        f"ECS service {name!r} in cluster {cluster!r}: {why}"
+                    )
+        return results
 
     def set_desired_count(self, cluster: str, service: str, count: int) -> None:
         try:

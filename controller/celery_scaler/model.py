@@ -6,7 +6,7 @@ Decision, the reconcile pass acts on it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -15,6 +15,14 @@ class Action(StrEnum):
     SCALE_OUT = "scale_out"
     SCALE_IN = "scale_in"
     HOLD = "hold"
+
+
+def oldest_of(ages: Iterable[float | None]) -> float | None:
+    """The largest of several queues' message ages; unknown when any is unknown."""
+    known = list(ages)
+    if any(age is None for age in known):
+        return None
+    return max((age for age in known if age is not None), default=0.0)
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,31 @@ class BrokerObservation:
     """Messages received but not yet deleted (SQS only)."""
     latency_seconds: float | None = None
     """Age of the oldest waiting message, when the broker can tell."""
+    per_queue_latency: Mapping[str, float | None] = field(default_factory=dict)
+    per_queue_in_flight: Mapping[str, int] = field(default_factory=dict)
+
+    def subset(self, queues: Iterable[str]) -> BrokerObservation:
+        """The observation of some of these queues (one read serves every pool)."""
+        names = list(dict.fromkeys(queues))
+        per_queue = {queue: self.per_queue.get(queue, 0) for queue in names}
+        latency = None
+        if self.per_queue_latency:
+            latency = oldest_of(self.per_queue_latency.get(queue) for queue in names)
+        in_flight = None
+        if self.in_flight is not None:
+            in_flight = sum(self.per_queue_in_flight.get(queue, 0) for queue in names)
+        return BrokerObservation(
+            queue_depth=sum(per_queue.values()),
+            per_queue=per_queue,
+            in_flight=in_flight,
+            latency_seconds=latency,
+            per_queue_latency={
+                q: self.per_queue_latency[q] for q in names if q in self.per_queue_latency
+            },
+            per_queue_in_flight={
+                q: self.per_queue_in_flight[q] for q in names if q in self.per_queue_in_flight
+            },
+        )
 
 
 @dataclass(frozen=True)
@@ -45,6 +78,8 @@ class WorkerSnapshot:
     max_rss_kb: int | None = None
     processed_total: int = 0
     """Lifetime count of tasks the worker received (sum of `stats`' `total`)."""
+    uptime_seconds: float | None = None
+    """Seconds since the worker started (`stats`' `uptime`): tells a restart from a reset."""
 
     @property
     def busy(self) -> bool:

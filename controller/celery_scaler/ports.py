@@ -33,6 +33,12 @@ class ServiceClient(Protocol):
         """The service's counts and rollout state; raises AdapterError."""
         ...
 
+    def describe_many(
+        self, cluster: str, services: Sequence[str]
+    ) -> Mapping[str, ServiceObservation | AdapterError]:
+        """Each service's observation or the error that kept it from being read."""
+        ...
+
     def set_desired_count(self, cluster: str, service: str, count: int) -> None:
         """UpdateService; raises AdapterError when the write did not happen."""
         ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -21,6 +22,9 @@ from .model import (
 from .policy import after_scaling, decide, note_pass, record_sample
 from .ports import AdapterError, QueueDepthSource, ServiceClient, WorkerInspector
 from .state import memory_from_tags, tag_changes
+
+MAX_THREADS = 32
+"""Pools reconciled at once; AWS calls dominate and release the GIL while they wait."""
 
 
 @dataclass(frozen=True)
@@ -73,55 +77,98 @@ class Reconciler:
     def reconcile(
         self, now: float, *, dry_run: bool = False, only: Sequence[WorkerPool] | None = None
     ) -> PassReport:
-        """One pass over `only` (default: every pool) at time `now`."""
+        """One pass over `only` (default: every pool) at time `now`.
+
+        Pools are observed and acted on concurrently: each pool goes ahead as soon as its
+        own service is described, so a slow or failing cluster delays only its pools.
+        The broker is read once and the workers inspected once for every pool.
+        """
         started = time.monotonic()
         pools = list(only) if only is not None else list(self.config.pools)
-        services = {pool.name: self._describe(pool) for pool in pools}
-        expected = sum(s.running for s in services.values() if isinstance(s, ServiceObservation))
-        workers, inspect_error = self._inspect(expected)
-        results = []
-        observations = {}
+        by_cluster: dict[str, list[str]] = {}
         for pool in pools:
-            service = services[pool.name]
-            errors = [] if isinstance(service, ServiceObservation) else [service]
-            broker = self._observe_broker(pool, errors)
-            if inspect_error:
-                errors.append(inspect_error)
-            observation = Observation(
-                broker=broker,
-                workers=workers_in_pool(workers, pool.spec.queues) if workers is not None else None,
-                service=service if isinstance(service, ServiceObservation) else None,
-                errors=tuple(errors),
-            )
-            observations[pool.name] = observation
-            results.append(self._reconcile_pool(pool, observation, now, dry_run))
+            by_cluster.setdefault(pool.spec.ecs.cluster, []).append(pool.spec.ecs.service)
+        queues = [queue for pool in pools for queue in pool.spec.queues]
+        threads = min(MAX_THREADS, len(by_cluster) + len(pools) + 2)
+        with ThreadPoolExecutor(threads, thread_name_prefix="reconcile") as executor:
+            # Submitted first, so they run before the pool passes that wait on them.
+            describes = {
+                cluster: executor.submit(self.ecs.describe_many, cluster, services)
+                for cluster, services in by_cluster.items()
+            }
+            broker = executor.submit(self._observe_broker, queues)
+            workers = executor.submit(self._inspect, list(describes.values()))
+            passes = [
+                executor.submit(
+                    self._pool_pass,
+                    pool,
+                    describes[pool.spec.ecs.cluster],
+                    broker,
+                    workers,
+                    now,
+                    dry_run,
+                )
+                for pool in pools
+            ]
+            outcomes = [future.result() for future in passes]
         return PassReport(
             time=now,
             duration_seconds=time.monotonic() - started,
-            results=tuple(results),
-            observations=observations,
+            results=tuple(result for result, _ in outcomes),
+            observations={pool.name: obs for pool, (_, obs) in zip(pools, outcomes, strict=True)},
         )
 
-    def _describe(self, pool: WorkerPool) -> ServiceObservation | str:
-        try:
-            return self.ecs.describe(pool.spec.ecs.cluster, pool.spec.ecs.service)
-        except AdapterError as exc:
-            return str(exc)
+    def _pool_pass(
+        self,
+        pool: WorkerPool,
+        described: Future[Mapping[str, ServiceObservation | AdapterError]],
+        broker: Future[BrokerObservation | str],
+        inspected: Future[tuple[tuple[WorkerSnapshot, ...] | None, str | None]],
+        now: float,
+        dry_run: bool,
+    ) -> tuple[PoolResult, Observation]:
+        errors: list[str] = []
+        service = described.result()[pool.spec.ecs.service]
+        if isinstance(service, AdapterError):
+            errors.append(str(service))
+        queues = broker.result()
+        if isinstance(queues, str):
+            errors.append(queues)
+        workers, inspect_error = inspected.result()
+        if inspect_error:
+            errors.append(inspect_error)
+        observation = Observation(
+            broker=queues.subset(pool.spec.queues) if not isinstance(queues, str) else None,
+            workers=workers_in_pool(workers, pool.spec.queues) if workers is not None else None,
+            service=service if isinstance(service, ServiceObservation) else None,
+            errors=tuple(errors),
+        )
+        return self._reconcile_pool(pool, observation, now, dry_run), observation
 
-    def _inspect(self, expected: int) -> tuple[tuple[WorkerSnapshot, ...] | None, str | None]:
+    def _inspect(
+        self, describes: Sequence[Future[Mapping[str, ServiceObservation | AdapterError]]]
+    ) -> tuple[tuple[WorkerSnapshot, ...] | None, str | None]:
         if self.inspector is None:
             return None, None
+        # ECS's running count says how many workers to wait for; a cluster slow to
+        # answer holds the round back by one inspect timeout at most.
+        done, _ = wait(describes, timeout=self.config.controller.inspect_timeout)
+        expected = sum(
+            service.running
+            for future in done
+            for service in future.result().values()
+            if isinstance(service, ServiceObservation)
+        )
         try:
             return self.inspector.inspect(expected), None
         except AdapterError as exc:
             return None, str(exc)
 
-    def _observe_broker(self, pool: WorkerPool, errors: list[str]) -> BrokerObservation | None:
+    def _observe_broker(self, queues: Sequence[str]) -> BrokerObservation | str:
         try:
-            return self.broker.observe(pool.spec.queues)
+            return self.broker.observe(list(dict.fromkeys(queues)))
         except AdapterError as exc:
-            errors.append(str(exc))
-            return None
+            return str(exc)
 
     def _reconcile_pool(
         self, pool: WorkerPool, obs: Observation, now: float, dry_run: bool

@@ -191,6 +191,11 @@ def test_once_scales_out_on_queue_depth_and_dry_run_changes_nothing(
     publish(redis_url, queue, 17)  # 17 ≥ 5, offset 12 → the +3 step
     path = write(tmp_path, pool_config(redis_url, cluster, queue))
 
+    table = run("reconcile", "--once", "--dry-run", "--config", str(path), env={"COLUMNS": "200"})
+    assert table.returncode == 0
+    assert "scale-out (dry run)" in table.stdout
+    assert f"{cluster}/workers" in table.stdout
+
     dry = run("reconcile", "--once", "--dry-run", "--output", "json", "--config", str(path))
     assert dry.returncode == 0, dry.stderr
     (line,) = json_lines(dry.stdout)
@@ -215,10 +220,11 @@ def test_once_scales_out_on_queue_depth_and_dry_run_changes_nothing(
     )
     assert desired_count(aws, cluster) == 5
 
-    table = run("reconcile", "--once", "--dry-run", "--config", str(path), env={"COLUMNS": "200"})
-    assert table.returncode == 0
-    assert "scale-out" in table.stdout
-    assert f"{cluster}/workers" in table.stdout
+    # The cooldown of that scale-out, kept on the service, holds the next pass.
+    again = run("reconcile", "--once", "--dry-run", "-o", "json", "--config", str(path))
+    (line,) = json_lines(again.stdout)
+    assert (line["action"], line["desired"]) == ("hold", 5)
+    assert "3 already added in cooldown" in str(line["reason"])
 
 
 def test_busy_real_workers_hold_scale_in_and_are_reported(
@@ -229,7 +235,15 @@ def test_busy_real_workers_hold_scale_in_and_are_reported(
     cluster = f"c-{unique}"
     aws.create_service(cluster, "workers", desired=3)
     exchange = f"x-{unique}"
-    path = write(tmp_path, pool_config(redis_url, cluster, queue, control_exchange=exchange))
+    no_cooldown = {
+        "threshold": 0,
+        "cooldown": 0,
+        "steps": [{"metricIntervalUpperBound": 0, "scalingAdjustment": -1}],
+    }
+    path = write(
+        tmp_path,
+        pool_config(redis_url, cluster, queue, control_exchange=exchange, scaleIn=no_cooldown),
+    )
     with start_workers(redis_url, 3, [queue], control_exchange=exchange) as fleet:
         fleet.make_busy(fleet[0])
         fleet.make_busy(fleet[1])

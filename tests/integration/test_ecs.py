@@ -120,3 +120,19 @@ def test_tags_written_and_read_back(aws: LocalAws, unique: str) -> None:
     ecs.write_tags(arn, {"celery-scaler.io/last-desired": "3", "keep": "me"}, [])
     ecs.write_tags(arn, {}, ["keep"])
     assert ecs.describe(f"c-{unique}", "workers").tags == {"celery-scaler.io/last-desired": "3"}
+
+
+def test_describe_many_batches_ten_per_call_and_reports_each_missing(
+    aws: LocalAws, unique: str
+) -> None:
+    cluster = f"c-{unique}"
+    names = [f"s{i}" for i in range(12)]
+    for name in names:
+        aws.create_service(cluster, name, desired=1)
+    ecs = adapter(aws)
+    calls = failing_first(ecs._client, [])
+    found = ecs.describe_many(cluster, [*names, "gone"])
+    assert len(calls) == 2
+    assert all(found[name].desired == 1 for name in names)  # type: ignore[union-attr]
+    assert "'gone'" in str(found["gone"])
+    assert "MISSING" in str(found["gone"])
