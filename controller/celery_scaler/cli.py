@@ -6,18 +6,30 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from enum import StrEnum
 from functools import partial
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
-from .config import CONFIG_ENV, DEFAULT_CONFIG_PATH, Config, ConfigError, json_schema, parse_config
+from .config import (
+    CONFIG_ENV,
+    DEFAULT_CONFIG_PATH,
+    Config,
+    ConfigError,
+    WorkerPool,
+    json_schema,
+    parse_config,
+)
 from .ports import AdapterError
+
+if TYPE_CHECKING:
+    from .report_render import Document
 
 app = typer.Typer(
     name="celery-scaler",
@@ -161,6 +173,248 @@ def demo(
     except DemoError as exc:
         fail(str(exc), EXIT_POOL_FAILED)
     stdout.print(summary_text(summary), highlight=False, soft_wrap=True)
+
+
+class Format(StrEnum):
+    TABLE = "table"
+    MARKDOWN = "markdown"
+    JSON = "json"
+    HTML = "html"
+
+
+class Compare(StrEnum):
+    ALARM_PATH = "alarm-path"
+
+
+PoolOption = Annotated[
+    str | None,
+    typer.Option("--pool", help="The WorkerPool [default: the only one in the configuration]."),
+]
+FormatOption = Annotated[Format, typer.Option("--format", "-f", help="table|markdown|json|html")]
+OutOption = Annotated[
+    Path | None, typer.Option("--out", help="Write the report to this file, not stdout.")
+]
+ChartOption = Annotated[
+    Path | None, typer.Option("--chart", help="Also draw the chart as a PNG to this file.")
+]
+
+
+def one_pool(settings: Config, name: str | None) -> WorkerPool:
+    if name is not None:
+        try:
+            return settings.pool(name)
+        except ConfigError as exc:
+            fail(str(exc), EXIT_USAGE)
+    if len(settings.pools) > 1:
+        names = ", ".join(pool.name for pool in settings.pools)
+        fail(
+            f"the configuration has {len(settings.pools)} pools ({names}); pick one with --pool",
+            EXIT_USAGE,
+        )
+    return settings.pools[0]
+
+
+def emit_document(
+    document: Document,
+    data: dict[str, Any],
+    draw: Callable[[], bytes],
+    fmt: Format,
+    out: Path | None,
+    chart: Path | None,
+) -> None:
+    """Write a report or simulation in `fmt` (to `out` or stdout) and its chart."""
+    from .charts import ChartsUnavailable
+    from .report_render import html_page, json_text, markdown, print_document
+
+    pictures: list[bytes] = []
+    hint = None
+    if chart is not None or fmt is Format.HTML:
+        try:
+            pictures.append(draw())
+        except ChartsUnavailable as exc:
+            hint = str(exc)
+            stderr.print(f"note: no chart drawn: {hint}", highlight=False, soft_wrap=True)
+    try:
+        if chart is not None and pictures:
+            chart.write_bytes(pictures[0])
+        if fmt is Format.TABLE:
+            if out is None:
+                print_document(stdout, document)
+            else:
+                with out.open("w", encoding="utf-8") as handle:
+                    print_document(Console(file=handle, width=160), document)
+            return
+        text = {
+            Format.JSON: lambda: json_text(data),
+            Format.MARKDOWN: lambda: markdown(document),
+            Format.HTML: lambda: html_page(document, pictures, hint),
+        }[fmt]()
+        if out is None:
+            sys.stdout.write(text)
+        else:
+            out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {exc.filename}: {exc.strerror}", EXIT_USAGE)
+
+
+@app.command()
+def report(
+    config: ConfigOption = None,
+    pool: PoolOption = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="How far back, such as 24h or 90m [default: 24h].", show_default=False
+        ),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option("--start", help="ISO 8601 time (UTC unless it says) or epoch seconds."),
+    ] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Like --start [default: now].")] = None,
+    fmt: FormatOption = Format.TABLE,
+    out: OutOption = None,
+    chart: ChartOption = None,
+) -> None:
+    """Dry run over history: what the controller would have done, from CloudWatch metrics."""
+    from .charts import report_chart
+    from .compose import build_history
+    from .replay import ReportError, read_history, replay, report_window
+    from .report_render import report_document, report_json
+
+    settings = load_config(config)
+    chosen = one_pool(settings, pool)
+    now = time.time()
+    try:
+        begin, finish = report_window(since, start, end, now)
+        history = read_history(
+            build_history(settings), chosen, settings.controller, begin, finish, now
+        )
+    except ReportError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except AdapterError as exc:
+        fail(str(exc), EXIT_POOL_FAILED)
+    if not history.metric.points:
+        fail(
+            f"no {chosen.spec.metric.value} datapoints for Pool={chosen.name} in CloudWatch "
+            f"namespace {settings.controller.cloudwatch.namespace} over that time: is the "
+            "controller publishing its metrics there?",
+            EXIT_POOL_FAILED,
+        )
+    result = replay(chosen, history)
+    emit_document(
+        report_document(result), report_json(result), lambda: report_chart(result), fmt, out, chart
+    )
+
+
+@app.command()
+def simulate(
+    config: ConfigOption = None,
+    pool: PoolOption = None,
+    trace: Annotated[
+        Path | None,
+        typer.Option(
+            "--trace", help="CSV rows: timestamp, count[, mean duration].", show_default=False
+        ),
+    ] = None,
+    pattern: Annotated[
+        str | None, typer.Option("--pattern", help="steady|burst|diurnal|spiky", show_default=False)
+    ] = None,
+    compare: Annotated[
+        Compare | None, typer.Option("--compare", help="Also run the original setup: alarm-path.")
+    ] = None,
+    fmt: FormatOption = Format.TABLE,
+    out: OutOption = None,
+    chart: ChartOption = None,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same simulation.")] = 0,
+    rate: Annotated[float, typer.Option("--rate", help="Patterns: mean tasks per second.")] = 2.0,
+    length: Annotated[str, typer.Option("--duration", help="Patterns: how long.")] = "24h",
+    task_duration: Annotated[
+        str, typer.Option("--task-duration", help="Mean task run time, unless the trace says.")
+    ] = "10s",
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Slots per worker.")] = 4,
+    start_delay: Annotated[
+        str, typer.Option("--start-delay", help="ECS task launch to worker serving.")
+    ] = "60s",
+    initial: Annotated[
+        int | None,
+        typer.Option("--initial", min=0, help="Workers at the start [default: minCapacity]."),
+    ] = None,
+    alarm_period: Annotated[
+        str, typer.Option("--alarm-period", help="alarm-path: period.")
+    ] = "60s",
+    alarm_evaluation_periods: Annotated[
+        int,
+        typer.Option("--alarm-evaluation-periods", min=1, help="alarm-path: periods looked at."),
+    ] = 1,
+    alarm_datapoints: Annotated[
+        int,
+        typer.Option(
+            "--alarm-datapoints", min=1, help="alarm-path: breaching datapoints to alarm."
+        ),
+    ] = 1,
+) -> None:
+    """Replay a load trace or pattern through the pool's policy in a seeded simulation."""
+    from .charts import simulation_chart
+    from .config import parse_duration
+    from .replay import ReportError
+    from .report_render import simulation_document, simulation_json
+    from .simulate import AlarmPathSettings, SimSettings
+    from .simulate import simulate as run_simulation
+    from .workload import make_workload
+
+    if (trace is None) == (pattern is None):
+        fail("give one of --trace FILE.csv or --pattern steady|burst|diurnal|spiky", EXIT_USAGE)
+    settings = load_config(config)
+    chosen = one_pool(settings, pool)
+    try:
+        mean, delay, period, span = (
+            parse_duration(value) for value in (task_duration, start_delay, alarm_period, length)
+        )
+        if mean <= 0 or period <= 0:
+            raise ValueError("--task-duration and --alarm-period must be longer than 0s")
+        if alarm_datapoints > alarm_evaluation_periods:
+            raise ValueError("--alarm-datapoints cannot exceed --alarm-evaluation-periods")
+        text = None
+        if trace is not None:
+            try:
+                text = trace.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ValueError(f"cannot read trace {trace}: {exc.strerror}") from None
+            except UnicodeDecodeError:
+                raise ValueError(f"cannot read trace {trace}: not UTF-8 text") from None
+        workload = make_workload(text, str(trace), pattern, rate, span, seed)
+    except (ValueError, ReportError) as exc:
+        fail(str(exc), EXIT_USAGE)
+    result = run_simulation(
+        chosen,
+        workload,
+        SimSettings(
+            interval=settings.controller.interval,
+            concurrency=concurrency,
+            start_delay=delay,
+            mean_duration=mean,
+            initial=initial,
+            seed=seed,
+        ),
+        alarm_path=(
+            AlarmPathSettings(
+                period=period,
+                evaluation_periods=alarm_evaluation_periods,
+                datapoints_to_alarm=alarm_datapoints,
+            )
+            if compare is Compare.ALARM_PATH
+            else None
+        ),
+    )
+    emit_document(
+        simulation_document(result),
+        simulation_json(result),
+        lambda: simulation_chart(result),
+        fmt,
+        out,
+        chart,
+    )
 
 
 @config_app.command()

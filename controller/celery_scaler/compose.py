@@ -10,6 +10,7 @@ from .aws import AWS_ERRORS, CLIENT_CONFIG, describe_aws_error
 from .broker import KombuQueueDepth, SqsQueueDepth
 from .config import Config
 from .ecs import EcsService
+from .history import CloudWatchHistory
 from .inspect import inspector_for
 from .ports import QueueDepthSource, WorkerInspector
 from .reconcile import Reconciler
@@ -23,6 +24,15 @@ def build_ecs(config: Config, *, session: boto3.Session | None = None) -> EcsSer
     session = session or boto3.Session(region_name=config.controller.region)
     try:
         return EcsService(session.client("ecs", config=CLIENT_CONFIG))
+    except AWS_ERRORS as exc:
+        raise describe_aws_error("AWS SDK setup", exc) from None
+
+
+def build_history(config: Config, *, session: boto3.Session | None = None) -> CloudWatchHistory:
+    """The CloudWatch history reader (for `report`); raises AdapterError like `build`."""
+    session = session or boto3.Session(region_name=config.controller.region)
+    try:
+        return CloudWatchHistory(session.client("cloudwatch", config=CLIENT_CONFIG))
     except AWS_ERRORS as exc:
         raise describe_aws_error("AWS SDK setup", exc) from None
 
