@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import time
 
-from celery import Celery
+from celery import Celery, Task
+
+from celery_scaler import instrument
 
 app = Celery("tests", broker=os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/11"))
 app.conf.update(
@@ -20,6 +22,9 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     control_exchange=os.environ.get("CELERY_CONTROL_EXCHANGE", "celery"),
 )
+if os.environ.get("CELERY_SCALER_INSTRUMENT"):
+    # As an application would: stamps its messages and sends task events.
+    instrument(app)
 
 
 @app.task(name="tests.sleep")  # type: ignore[untyped-decorator]  # celery is untyped
@@ -31,3 +36,16 @@ def sleep(seconds: float) -> None:
 @app.task(name="tests.noop")  # type: ignore[untyped-decorator]
 def noop() -> None:
     """Do nothing; a task to count."""
+
+
+@app.task(name="tests.fail")  # type: ignore[untyped-decorator]
+def fail() -> None:
+    """Fail: one `task-failed` event."""
+    raise RuntimeError("tests.fail fails on purpose")
+
+
+@app.task(name="tests.retry_once", bind=True, max_retries=1)  # type: ignore[untyped-decorator]
+def retry_once(self: Task) -> None:
+    """Retry once, then succeed: one `task-retried`, then one `task-succeeded`."""
+    if self.request.retries == 0:
+        raise self.retry(countdown=0)

@@ -26,6 +26,7 @@ from .config import (
     json_schema,
     parse_config,
 )
+from .logs import LogFormat, LogLevel
 from .ports import AdapterError
 
 if TYPE_CHECKING:
@@ -94,31 +95,55 @@ def reconcile(
     ] = False,
     output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.TABLE,
     pool: Annotated[str | None, typer.Option("--pool", help="Only this WorkerPool.")] = None,
+    log_format: Annotated[
+        LogFormat | None,
+        typer.Option(
+            "--log-format",
+            help="Logs on stderr as json or text [default: text on a terminal, else json].",
+            show_default=False,
+        ),
+    ] = None,
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option(
+            "--log-level",
+            help="debug, info, warning or error [default: info; warning with --once].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Observe queues, workers and ECS; set each service's desired count."""
     # Imported here so `config` commands start without loading Celery and the AWS SDK.
-    from .compose import build
+    from .compose import build, build_telemetry
+    from .logs import configure_logging
     from .render import print_report
-    from .runner import run_forever, run_once, stop_on_signals
+    from .runner import Reporter, release_leases, run_forever, run_once, stop_on_signals
 
     settings = load_config(config)
     try:
         only = [settings.pool(pool)] if pool else None
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
+    # A single pass already prints every pool: its logs default to what went wrong.
+    configure_logging(log_level or (LogLevel.WARNING if once else LogLevel.INFO), log_format)
     try:
         reconciler = build(settings)
+        telemetry = build_telemetry(settings, only or settings.pools, continuous=not once)
     except AdapterError as exc:
         fail(str(exc), EXIT_POOL_FAILED)
 
-    reporters = [partial(print_report, stdout, output=output.value)]
-    if once:
-        report = run_once(reconciler, reporters, dry_run=dry_run, only=only)
-        failed = any(result.error for result in report.results)
-        raise typer.Exit(EXIT_POOL_FAILED if failed else EXIT_OK)
+    reporters: list[Reporter] = [partial(print_report, stdout, output=output.value), telemetry]
+    with telemetry:
+        if once:
+            try:
+                report = run_once(reconciler, reporters, dry_run=dry_run, only=only)
+            finally:
+                release_leases(reconciler)
+            failed = any(result.error for result in report.results)
+            raise typer.Exit(EXIT_POOL_FAILED if failed else EXIT_OK)
 
-    with stop_on_signals() as stop:
-        run_forever(reconciler, stop, reporters, dry_run=dry_run, only=only)
+        with stop_on_signals() as stop:
+            run_forever(reconciler, stop, reporters, dry_run=dry_run, only=only)
 
 
 @app.command()

@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import os
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from typing import IO, TYPE_CHECKING
 
 import boto3
 
 from .aws import AWS_ERRORS, CLIENT_CONFIG, describe_aws_error
 from .broker import KombuQueueDepth, SqsQueueDepth
-from .config import Config
+from .config import Config, WorkerPool
 from .ecs import EcsService
 from .history import CloudWatchHistory
 from .inspect import inspector_for
+from .leases import DynamoLeases
 from .ports import QueueDepthSource, WorkerInspector
 from .reconcile import Reconciler
 
+REPLICA_ENV = "CELERY_SCALER_REPLICA_ID"
+"""Names this replica in the lease table (a pod name, an ECS task id); else host-pid-random."""
+
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
+
+    from .reporters import Telemetry
 
 
 def build_ecs(config: Config, *, session: boto3.Session | None = None) -> EcsService:
@@ -61,4 +74,75 @@ def build(config: Config, *, session: boto3.Session | None = None) -> Reconciler
             )
     except AWS_ERRORS as exc:
         raise describe_aws_error("AWS SDK setup", exc) from None
-    return Reconciler(config=config, broker=broker, ecs=ecs, inspector=inspector)
+    election = build_leases(config, session=session) if controller.leader_election.enabled else None
+    return Reconciler(config=config, broker=broker, ecs=ecs, inspector=inspector, election=election)
+
+
+def build_leases(config: Config, *, session: boto3.Session | None = None) -> DynamoLeases:
+    """The DynamoDB lease table this replica shares with the others."""
+    election = config.controller.leader_election
+    session = session or boto3.Session(region_name=config.controller.region)
+    try:
+        client: DynamoDBClient = session.client("dynamodb", config=CLIENT_CONFIG)
+    except AWS_ERRORS as exc:
+        raise describe_aws_error("AWS SDK setup", exc) from None
+    return DynamoLeases(
+        client, election.table, replica_id(), election.lease_duration, clock=time.time
+    )
+
+
+def replica_id() -> str:
+    """This replica's name in the lease table: the pod or task name when one is given."""
+    given = os.environ.get(REPLICA_ENV)
+    return given or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def build_telemetry(
+    config: Config,
+    pools: Sequence[WorkerPool],
+    *,
+    continuous: bool,
+    stdout: IO[str] | None = None,
+    session: boto3.Session | None = None,
+) -> Telemetry:
+    """The reporter that publishes each pass over `pools`; nothing runs until it starts.
+
+    The Prometheus server and the task-event receiver exist in continuous mode only:
+    a single pass has no scrapes to answer and no previous pass to count events since.
+    Raises AdapterError when the AWS SDK cannot be set up or the port is taken.
+    """
+    # Imported here: only `reconcile` needs them, and they load the Prometheus client.
+    from .cloudwatch import CloudWatchMetrics, EmbeddedMetricsWriter, MetricsSink
+    from .events import event_counter_for
+    from .prometheus import ControllerMetrics, TelemetryServer
+    from .reporters import Telemetry
+
+    controller = config.controller
+    cloudwatch = controller.cloudwatch
+    resolution = 1 if cloudwatch.high_resolution and controller.interval < 60 else 60
+    sink: MetricsSink | None = None
+    if cloudwatch.enabled and cloudwatch.mode == "emf":
+        sink = EmbeddedMetricsWriter(
+            stdout or sys.stdout, cloudwatch.namespace, storage_resolution=resolution
+        )
+    elif cloudwatch.enabled:
+        session = session or boto3.Session(region_name=controller.region)
+        try:
+            client = session.client("cloudwatch", config=CLIENT_CONFIG)
+        except AWS_ERRORS as exc:
+            raise describe_aws_error("AWS SDK setup", exc) from None
+        sink = CloudWatchMetrics(client, cloudwatch.namespace, storage_resolution=resolution)
+
+    names = [pool.name for pool in pools]
+    telemetry = Telemetry(
+        pools=names,
+        fleet=set(names) == {pool.name for pool in config.pools},
+        per_worker=cloudwatch.per_worker_metrics,
+        sink=sink,
+    )
+    if continuous and controller.prometheus.enabled:
+        telemetry.prometheus = ControllerMetrics(names, controller.interval)
+        telemetry.server = TelemetryServer(telemetry.prometheus, controller.prometheus.port)
+    if continuous and controller.broker_kind != "sqs":
+        telemetry.events = event_counter_for(controller.broker)
+    return telemetry

@@ -280,13 +280,18 @@ class Metadata(_Spec):
 
 class CloudWatchSpec(_Spec):
     enabled: bool = True
-    namespace: str = Field(default="CeleryMetrics", min_length=1)
+    namespace: str = Field(default="CeleryMetrics", min_length=1, max_length=255)
     per_worker_metrics: bool = False
+    mode: Literal["api", "emf"] = "api"
+    """api: PutMetricData; emf: Embedded Metric Format lines on stdout (awslogs driver)."""
+    high_resolution: bool = False
+    """StorageResolution 1 (one-second metrics) when the interval is under a minute."""
 
 
 class PrometheusSpec(_Spec):
     enabled: bool = True
-    port: int = Field(default=9808, ge=1, le=65535)
+    port: int = Field(default=9808, ge=0, le=65535)
+    """0 picks a free port (the controller logs which)."""
 
 
 class LeaderElectionSpec(_Spec):

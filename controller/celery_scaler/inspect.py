@@ -64,6 +64,7 @@ def _snapshot(name: str, replies: Replies) -> WorkerSnapshot:
     totals = stats.get("total")
     concurrency = pool.get("max-concurrency") if isinstance(pool, dict) else None
     max_rss = rusage.get("maxrss") if isinstance(rusage, dict) else None
+    uptime = stats.get("uptime")
     return WorkerSnapshot(
         name=name,
         queues=frozenset(
@@ -81,6 +82,7 @@ def _snapshot(name: str, replies: Replies) -> WorkerSnapshot:
         processed_total=(
             sum(n for n in totals.values() if isinstance(n, int)) if isinstance(totals, dict) else 0
         ),
+        uptime_seconds=uptime if isinstance(uptime, int | float) else None,
     )
 
 

@@ -1,14 +1,19 @@
-"""`instrument(app)`: stamp published messages so the controller can read queue latency.
+"""`instrument(app)`: make an application's tasks observable by the controller.
 
-Call it once where the application publishes tasks (the web app, a beat process, the
-workers for tasks that call other tasks)::
+Call it once in the module that defines the Celery app, so it runs where tasks are
+published (the web app, a beat process) and in the workers::
 
     app = Celery(...)
     celery_scaler.instrument(app)
 
-Every task message then carries the header `celery_scaler_published_at` (epoch seconds
-as a float). On Redis the controller reads the stamp of the oldest waiting message
-without consuming it and reports its age as `queue_latency_seconds`.
+It does two things:
+
+- Every task message carries the header `celery_scaler_published_at` (epoch seconds
+  as a float). On Redis the controller reads the stamp of the oldest waiting message
+  without consuming it and reports its age as `queue_latency_seconds`.
+- Workers of this app send task events (`worker_send_task_events`, what `-E` does),
+  from which the controller counts `succeeded_tasks`, `failed_tasks` and
+  `retried_tasks`: Celery's inspect `stats` has no such counts.
 """
 
 from __future__ import annotations
@@ -26,7 +31,10 @@ _DISPATCH_UID = "celery_scaler.instrument.stamp_published_at"
 
 
 def instrument(app: Celery) -> None:
-    """Stamp every task message published from now on with its publish time; idempotent.
+    """Stamp published task messages with their publish time and turn task events on.
+
+    Idempotent. Task events take effect in workers started after the call (the worker
+    reads the setting when it starts), which is why the call belongs in the app's module.
 
     Celery's `before_task_publish` carries only the task name as sender, not the app,
     so the stamp cannot be limited to `app`: every Celery app publishing in this process
@@ -39,6 +47,7 @@ def instrument(app: Celery) -> None:
     # the dispatch_uid makes a second connect a no-op. A strong reference, because the
     # receiver is a module function the caller never holds.
     before_task_publish.connect(_stamp_published_at, weak=False, dispatch_uid=_DISPATCH_UID)
+    app.conf.worker_send_task_events = True
 
 
 def uninstrument() -> None:
