@@ -244,12 +244,21 @@ class DemoSettings:
     task_seconds: float = 2.0
     trickle_every: float = 2.0
     """A light steady load around the burst: one short task this often."""
+    cooldown: float = 4.0
+    """Scale-out and scale-in cooldown."""
     linger: float = 2.0
     """Seconds to keep watching once the service is back at its minimum."""
     time_limit: float = 105.0
 
 
-def demo_config_text(broker_url: str, queue: str, control_exchange: str, s: DemoSettings) -> str:
+def demo_config_text(
+    broker_url: str,
+    queue: str,
+    control_exchange: str,
+    s: DemoSettings,
+    *,
+    cluster: str = CLUSTER,
+) -> str:
     """The configuration the demo runs, as a user would write it."""
     return f"""\
 apiVersion: celery-scaler/v1
@@ -266,14 +275,14 @@ apiVersion: celery-scaler/v1
 kind: WorkerPool
 metadata: {{name: {POOL}}}
 spec:
-  ecs: {{cluster: {CLUSTER}, service: {SERVICE}}}
+  ecs: {{cluster: {cluster}, service: {SERVICE}}}
   queues: [{queue}]
   minCapacity: {s.min_capacity}
   maxCapacity: {s.max_capacity}
   metric: backlog_per_task        # (waiting + running tasks) / desired count
   scaleOut:
     threshold: 4
-    cooldown: 4s
+    cooldown: {s.cooldown:g}s
     steps:
       - {{metricIntervalLowerBound: 0, metricIntervalUpperBound: 4, scalingAdjustment: 1}}
       - {{metricIntervalLowerBound: 4, metricIntervalUpperBound: 12, scalingAdjustment: 2}}
@@ -281,7 +290,7 @@ spec:
   scaleIn:
     threshold: 0.5
     adjustmentType: PercentChangeInCapacity
-    cooldown: 4s
+    cooldown: {s.cooldown:g}s
     steps:
       - {{metricIntervalUpperBound: 0, scalingAdjustment: -50}}
 """
@@ -432,7 +441,7 @@ def summary_text(summary: DemoSummary) -> Text:
     if p50 is not None and p95 is not None:
         lines.append(f"burst task wait in the queue: p50 {p50:.1f}s, p95 {p95:.1f}s")
     lines.append(
-        f"{summary.actions} scaling actions, {summary.worker_seconds:.0f} worker-seconds, "
+        f"scaling actions: {summary.actions}; {summary.worker_seconds:.0f} worker-seconds; "
         f"ran {summary.ended - summary.started:.0f}s"
     )
     for line in lines:

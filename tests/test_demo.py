@@ -1,0 +1,19 @@
+"""The demo's pure helpers: sparklines and percentiles."""
+
+from __future__ import annotations
+
+from celery_scaler.demo import percentile, sparkline
+
+
+def test_sparkline_scales_to_the_top_and_marks_gaps() -> None:
+    assert sparkline([0, 4, 8, None], top=8) == " ▄█·"
+    assert sparkline([3, 30], top=8) == "▃█", "values above the top are clipped"
+    assert sparkline([0, 0], top=0) == "  "
+
+
+def test_percentile() -> None:
+    assert percentile([], 0.5) is None
+    assert percentile([7.0], 0.95) == 7.0
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.5) == 50.5
+    assert percentile(values, 0.95) == 95.05
