@@ -1,0 +1,181 @@
+"""PutMetricData batching and the Embedded Metric Format, checked against their limits and spec."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from typing import Any
+from urllib.parse import urlencode
+
+import botocore.session
+import pytest
+from botocore.serialize import create_serializer
+
+from celery_scaler.cloudwatch import (
+    MAX_METRICS_PER_EMF_DOCUMENT,
+    MAX_METRICS_PER_REQUEST,
+    MAX_REQUEST_BYTES,
+    REQUEST_OVERHEAD_BYTES,
+    EmbeddedMetricsWriter,
+    batches,
+    emf_documents,
+    encoded_size,
+    metric_datum,
+)
+from celery_scaler.ports import AdapterError
+from celery_scaler.telemetry import METRICS, Sample
+
+# The units a MetricDefinition may name (CloudWatch's StandardUnit values).
+CLOUDWATCH_UNITS = {
+    *("Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes"),
+    *("Gigabytes", "Terabytes", "Bits", "Kilobits", "Megabits", "Gigabits", "Terabits"),
+    *("Percent", "Count", "Bytes/Second", "Kilobytes/Second", "Megabytes/Second"),
+    *("Gigabytes/Second", "Terabytes/Second", "Bits/Second", "Kilobits/Second"),
+    *("Megabits/Second", "Gigabits/Second", "Terabits/Second", "Count/Second", "None"),
+}
+
+
+def assert_emf(document: dict[str, Any]) -> None:
+    """The rules of AWS's "Specification: Embedded metric format", one by one."""
+    meta = document["_aws"]
+    assert set(meta) == {"Timestamp", "CloudWatchMetrics"}
+    assert isinstance(meta["Timestamp"], int)  # milliseconds since the epoch
+    assert 1_500_000_000_000 < meta["Timestamp"] < 5_000_000_000_000
+    assert meta["CloudWatchMetrics"]
+    for directive in meta["CloudWatchMetrics"]:
+        assert set(directive) == {"Namespace", "Dimensions", "Metrics"}
+        assert isinstance(directive["Namespace"], str)
+        assert 1 <= len(directive["Namespace"]) <= 1024
+        assert len(directive["Dimensions"]) >= 1
+        for dimension_set in directive["Dimensions"]:
+            assert len(dimension_set) <= 30  # a DimensionSet MAY be empty
+            for key in dimension_set:
+                # A dimension target: a string member of the root, at most 1024 characters.
+                assert isinstance(document[key], str)
+                assert len(document[key]) <= 1024
+        assert 1 <= len(directive["Metrics"]) <= 100
+        for definition in directive["Metrics"]:
+            assert set(definition) <= {"Name", "Unit", "StorageResolution"}
+            assert definition["Unit"] in CLOUDWATCH_UNITS
+            assert definition["StorageResolution"] in (1, 60)
+            # A metric target: a numeric member of the root, not nested.
+            value = document[definition["Name"]]
+            assert isinstance(value, int | float)
+            assert not isinstance(value, bool)
+    json.dumps(document, allow_nan=False)  # valid JSON: no NaN or Infinity
+
+
+def sample(name: str = "queue_depth", value: float = 1.0, pool: str | None = "p") -> Sample:
+    return Sample(name, value, (("Pool", pool),) if pool else ())
+
+
+# --- PutMetricData ------------------------------------------------------------------------
+
+
+def test_datum_carries_name_unit_dimensions_and_resolution() -> None:
+    datum = metric_datum(Sample("memory_usage", 200.0, (("Pool", "p"),)), 1_700_000_000.0, 1)
+    assert datum["MetricName"] == "memory_usage"
+    assert datum["Unit"] == "Megabytes"
+    assert datum["Dimensions"] == [{"Name": "Pool", "Value": "p"}]
+    assert datum["StorageResolution"] == 1
+    assert datum["Timestamp"].timestamp() == 1_700_000_000.0
+
+
+def test_a_pass_fits_one_request_up_to_the_api_limit() -> None:
+    # The original sent 20 metrics per request; the API takes 1,000 since 2023.
+    data = [metric_datum(sample(value=i), 0.0, 60) for i in range(2500)]
+    sizes = [len(batch) for batch in batches(data)]
+    assert sizes == [MAX_METRICS_PER_REQUEST, MAX_METRICS_PER_REQUEST, 500]
+    assert [d for batch in batches(data) for d in batch] == data  # nothing lost or reordered
+    assert len(list(batches(data[:64]))) == 1
+
+
+def test_batches_stay_under_the_request_size_limit() -> None:
+    # Long worker names: 1,000 of them would not fit in 1 MB.
+    data = [
+        metric_datum(Sample("active_tasks", 1.0, (("WorkerName", f"{i}-" + "w" * 1000),)), 0.0, 60)
+        for i in range(1000)
+    ]
+    cut = list(batches(data))
+    assert len(cut) > 1
+    for batch in cut:
+        assert REQUEST_OVERHEAD_BYTES + sum(encoded_size(d) for d in batch) <= MAX_REQUEST_BYTES
+
+
+@pytest.mark.parametrize("protocol", ["query", "json", "smithy-rpc-v2-cbor"])
+def test_size_estimate_bounds_every_wire_protocol(protocol: str) -> None:
+    # botocore's own serializers for each protocol CloudWatch speaks: the estimate is
+    # never below the real body, and not far above the most verbose one.
+    operation = botocore.session.get_session().get_service_model("cloudwatch")
+    data = [
+        metric_datum(Sample("busy_ratio", 0.25 + i, (("WorkerName", f"celery@ip-{i} x"),)), 1e9, 1)
+        for i in range(1000)
+    ]
+    request = create_serializer(protocol).serialize_to_request(
+        {"Namespace": "CeleryMetrics", "MetricData": data},
+        operation.operation_model("PutMetricData"),
+    )
+    body = request["body"]
+    real = len(urlencode(body)) if isinstance(body, dict) else len(body)
+    estimate = REQUEST_OVERHEAD_BYTES + sum(encoded_size(datum) for datum in data)
+    assert real <= estimate
+    if protocol == "query":
+        assert estimate < real * 1.1
+
+
+# --- Embedded Metric Format -----------------------------------------------------------------
+
+
+def test_emf_documents_follow_the_specification() -> None:
+    samples = [
+        sample("queue_depth", 4.0),
+        sample("memory_usage", 200.0),
+        sample("worker_status", 3.0, pool="q"),
+        sample("queue_depth", 9.0, pool=None),
+        Sample("controller_heartbeat", 1.0),
+        Sample("active_tasks", 1.0, (("WorkerName", "celery@ip-10-0-0-1"),)),
+    ]
+    documents = emf_documents(samples, "CeleryMetrics", 1_700_000_000.123, 60)
+    for document in documents:
+        assert_emf(document)
+    by_dims = {tuple(d["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]): d for d in documents}
+    assert set(by_dims) == {(), ("Pool",), ("WorkerName",)}
+    fleet = by_dims[()]
+    assert (fleet["queue_depth"], fleet["controller_heartbeat"]) == (9.0, 1.0)
+    assert fleet["_aws"]["Timestamp"] == 1_700_000_000_123
+    pools = [d for d in documents if d.get("Pool")]
+    assert {d["Pool"] for d in pools} == {"p", "q"}
+    p = next(d for d in pools if d["Pool"] == "p")
+    assert {m["Name"]: m["Unit"] for m in p["_aws"]["CloudWatchMetrics"][0]["Metrics"]} == {
+        "queue_depth": "Count",
+        "memory_usage": "Megabytes",
+    }
+
+
+def test_emf_documents_hold_at_most_100_metrics() -> None:
+    wide = [Sample(name, 1.0, ()) for name in METRICS] * 8  # one dimension set, 136 metrics
+    documents = emf_documents(wide, "N", 0.0)
+    counts = [len(d["_aws"]["CloudWatchMetrics"][0]["Metrics"]) for d in documents]
+    assert max(counts) <= MAX_METRICS_PER_EMF_DOCUMENT
+    assert sum(counts) == len(wide)
+
+
+def test_emf_writer_writes_one_json_object_per_line() -> None:
+    stream = io.StringIO()
+    writer = EmbeddedMetricsWriter(stream, "CeleryMetrics", storage_resolution=1)
+    assert writer.publish([sample(), Sample("controller_heartbeat", 1.0)], 1_700_000_000.0) == 0
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    for line in lines:
+        document = json.loads(line)
+        assert_emf(document)
+        assert re.fullmatch(r"\{.*\}", line)  # nothing before or after the object
+        assert document["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["StorageResolution"] == 1
+
+
+def test_emf_writer_reports_a_closed_stream() -> None:
+    stream = io.StringIO()
+    stream.close()
+    with pytest.raises(AdapterError, match="cannot write EMF metrics"):
+        EmbeddedMetricsWriter(stream, "N").publish([sample()], 0.0)
