@@ -6,7 +6,6 @@ with the Agg canvas: no display, no pyplot global state.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import math
 from datetime import UTC
@@ -28,14 +27,11 @@ class ChartsUnavailable(ReportError):
     """matplotlib is not installed."""
 
 
-def available() -> bool:
-    return importlib.util.find_spec("matplotlib") is not None
-
-
 def _figure(rows: int, height: float) -> tuple[Figure, list[Axes]]:
-    if not available():
-        raise ChartsUnavailable(INSTALL_HINT)
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ChartsUnavailable(INSTALL_HINT) from None
 
     figure = Figure(figsize=(11, height), dpi=100, layout="constrained")
     axes = figure.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]

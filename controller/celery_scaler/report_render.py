@@ -226,6 +226,7 @@ def simulation_document(simulation: Simulation) -> Document:
             ("task wait p50", *(f"{run.wait_p50:.1f}s" for run in runs)),
             ("task wait p95", *(f"{run.wait_p95:.1f}s" for run in runs)),
             ("task wait max", *(f"{run.wait_max:.1f}s" for run in runs)),
+            ("tasks that waited at all", *(f"{run.waited:.1%}" for run in runs)),
             ("worker-hours", *(f"{run.worker_hours:.1f}" for run in runs)),
             ("scaling actions", *(str(len(run.actions)) for run in runs)),
             (
@@ -284,6 +285,7 @@ def simulation_json(simulation: Simulation) -> dict[str, Any]:
                 "wait_p95": run.wait_p95,
                 "wait_max": run.wait_max,
                 "wait_mean": run.wait_mean,
+                "waited": run.waited,
                 "worker_hours": run.worker_hours,
                 "seconds_at_max": run.seconds_at_max,
                 "scaling_actions": len(run.actions),
@@ -310,7 +312,7 @@ def simulation_json(simulation: Simulation) -> dict[str, Any]:
 def print_document(console: Console, document: Document) -> None:
     console.print(Text(document.title, style="bold"))
     for line in document.summary:
-        console.print(line, highlight=False, soft_wrap=True)
+        console.print(Text(line), soft_wrap=True)
     for table in document.tables:
         console.print()
         if not table.rows:

@@ -221,6 +221,8 @@ class PolicyRun:
     wait_p95: float
     wait_max: float
     wait_mean: float
+    waited: float
+    """The fraction of tasks that waited at all."""
     worker_hours: float
     seconds_at_max: float
     actions: tuple[SimAction, ...]
@@ -321,15 +323,14 @@ class _Pool:
         )
         index, count = self.started, len(times)
         heapreplace, heappop = heapq.heapreplace, heapq.heappop
-        while index < count:
+        while index < count and slots:
             arrival = times[index]
             if arrival >= to:
                 break
-            while slots and slots[0][1] in stopped:
-                heappop(slots)  # a stopped worker's slot, gone once its task ended
-            if not slots:
-                break
             free, worker = slots[0]
+            if worker in stopped:
+                heappop(slots)  # a stopped worker's slot, gone once its task ended
+                continue
             start = arrival if arrival > free else free
             if start >= to:
                 break
@@ -450,6 +451,7 @@ def run_policy(
         wait_p95=_percentile(waits, 0.95),
         wait_max=waits[-1] if waits else 0.0,
         wait_mean=sum(waits) / len(waits) if waits else 0.0,
+        waited=(len(waits) - bisect_left(waits, 1e-9)) / len(waits) if waits else 0.0,
         worker_hours=state.worker_seconds / HOUR,
         seconds_at_max=capacity.seconds_at_max,
         actions=tuple(actions),

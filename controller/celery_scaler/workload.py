@@ -77,21 +77,20 @@ def arrivals(workload: Workload, mean_duration: float, rng: random.Random) -> Ar
     """Every task's enqueue time (sorted) and run time (exponential around its mean)."""
     times: list[float] = []
     durations: list[float] = []
+    uniform, log = rng.random, math.log  # the hot loops: one call per task
     for segment in workload.segments:
         first = len(times)
-        span = segment.end - segment.start
+        start, span = segment.start, segment.end - segment.start
         if not segment.poisson:
-            times.extend(
-                sorted(segment.start + span * rng.random() for _ in range(int(segment.tasks)))
-            )
+            times += sorted([start + span * uniform() for _ in range(int(segment.tasks))])
         elif segment.tasks > 0 and span > 0:
             gap = span / segment.tasks
-            time = segment.start + rng.expovariate(1.0) * gap
+            time = start - gap * log(1.0 - uniform())
             while time < segment.end:
                 times.append(time)
-                time += rng.expovariate(1.0) * gap
+                time -= gap * log(1.0 - uniform())
         mean = segment.mean_duration or mean_duration
-        durations.extend(rng.expovariate(1.0) * mean for _ in range(len(times) - first))
+        durations += [-mean * log(1.0 - uniform()) for _ in range(len(times) - first)]
     return Arrivals(times, durations)
 
 

@@ -1,0 +1,229 @@
+"""The report's replay: the controller's own pass over recorded history (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from celery_scaler.config import WorkerPool, WorkerPoolSpec
+from celery_scaler.model import Action
+from celery_scaler.replay import (
+    DAY,
+    HOUR,
+    History,
+    ReportError,
+    Series,
+    choose_period,
+    minute_resolution,
+    replay,
+    report_window,
+    summarize_capacity,
+)
+
+T0 = 1_699_999_980.0  # 2023-11-14T22:13:00Z, a whole minute
+
+
+def design_pool(**changes: Any) -> WorkerPool:
+    """DESIGN.md's example pool: out at a backlog of 10 (+1, +2 from 20), in at 2 (-1)."""
+    spec: dict[str, Any] = {
+        "ecs": {"cluster": "prod", "service": "celery-worker"},
+        "minCapacity": 1,
+        "maxCapacity": 20,
+        "scaleOut": {
+            "threshold": 10,
+            "cooldown": "60s",
+            "steps": [
+                {
+                    "metricIntervalLowerBound": 0,
+                    "metricIntervalUpperBound": 10,
+                    "scalingAdjustment": 1,
+                },
+                {"metricIntervalLowerBound": 10, "scalingAdjustment": 2},
+            ],
+        },
+        "scaleIn": {
+            "threshold": 2,
+            "cooldown": "300s",
+            "steps": [{"metricIntervalUpperBound": 0, "scalingAdjustment": -1}],
+        },
+        **changes,
+    }
+    return WorkerPool(name="default", spec=WorkerPoolSpec.model_validate(spec))
+
+
+def history(
+    values: list[float | None], period: int = 15, real: list[float] | None = None
+) -> History:
+    points = tuple(
+        (T0 + index * period, value) for index, value in enumerate(values) if value is not None
+    )
+    return History(
+        start=T0,
+        end=T0 + len(values) * period,
+        period=period,
+        metric=Series(points),
+        real=Series(tuple((T0 + i * period, v) for i, v in enumerate(real))) if real else None,
+        real_source="CeleryMetrics current_capacity" if real else None,
+    )
+
+
+def capacities(values: list[float | None], **kwargs: Any) -> list[int]:
+    report = replay(design_pool(), history(values), **kwargs)
+    return [step.capacity for step in report.steps]
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def test_cooldowns_run_on_the_replayed_capacity() -> None:
+    # The policy's worked example (AWS's scale-out cooldown): +1 at 15s starts a 60s
+    # cooldown; within it, +2 counts the 1 already added and adds 1 more; once it has
+    # run out, a scale-in of 1; the 300s scale-in cooldown then holds the next one.
+    values: list[float | None] = [5, 15, 15, 15, 25, 1, 1, 1]
+    assert capacities(values, initial=1) == [1, 2, 2, 2, 3, 2, 2, 2]
+    report = replay(design_pool(), history(values), initial=1)
+    assert [
+        (s.time - T0, s.decision.current, s.decision.desired) for s in report.actions if s.decision
+    ] == [
+        (15, 1, 2),
+        (60, 2, 3),
+        (75, 3, 2),
+    ]
+    in_cooldown = report.steps[6].decision
+    assert in_cooldown is not None
+    assert "scale-in cooldown" in in_cooldown.reason
+    assert report.actions[0].decision is not None
+    assert report.actions[0].decision.step == "step [0, 10) → +1"
+
+
+def test_clamped_to_max_and_min_capacity() -> None:
+    assert capacities([40, 40], initial=19) == [20, 20]
+    assert capacities([0], initial=1) == [1]
+
+
+def test_gap_holds_and_never_scales_in() -> None:
+    # Every datapoint says scale in; the periods without one must not.
+    values: list[float | None] = [0, None, None, None, None, None, None, None, None, None]
+    values += [None] * 20 + [0]  # 300s after the first scale-in, the next may happen
+    report = replay(design_pool(), history(values), initial=5)
+    assert [(s.time - T0, s.capacity) for s in report.actions] == [(0, 4), (450, 3)]
+    assert all(step.decision is None for step in report.steps[1:30])
+    assert [(gap.start - T0, gap.end - T0) for gap in report.gaps] == [(15, 450)]
+    assert any("missing" in note for note in report.notes)
+
+
+def test_gap_in_a_scale_out_holds_too() -> None:
+    report = replay(design_pool(), history([25, None, None, None, None, 25]), initial=2)
+    assert [step.capacity for step in report.steps] == [4, 4, 4, 4, 4, 6]
+
+
+def test_starts_from_the_real_count_and_sets_it_beside() -> None:
+    report = replay(design_pool(), history([5, 5, 25, 5], real=[3, 3, 3, 4]))
+    assert report.initial == 3
+    assert report.real_source == "CeleryMetrics current_capacity"
+    assert [(s.capacity, s.real) for s in report.steps] == [(3, 3), (3, 3), (5, 3), (5, 4)]
+    assert report.real is not None
+    assert report.real.capacity_hours == pytest.approx((3 * 45 + 4 * 15) / HOUR)
+    assert report.replayed.capacity_hours == pytest.approx((3 * 30 + 5 * 30) / HOUR)
+
+
+def test_without_a_real_count_it_starts_at_min_capacity() -> None:
+    report = replay(design_pool(), history([5]))
+    assert report.initial == 1
+    assert report.real is None
+    assert "minCapacity" in report.notes[0]
+
+
+def test_time_beyond_each_threshold() -> None:
+    report = replay(design_pool(), history([12, 12, None, 12, 5, 1, 1, 1], period=60))
+    out, scale_in = report.thresholds
+    assert (out.policy, out.seconds, out.longest_seconds) == ("scaleOut", 180, 120)
+    assert (scale_in.policy, scale_in.seconds, scale_in.longest_seconds) == ("scaleIn", 180, 180)
+
+
+def test_time_at_max_and_min() -> None:
+    summary = summarize_capacity([(0, 1.0), (60, 20.0), (180, None), (240, 20.0)], 300, 1, 20)
+    assert summary.seconds_at_min == 60
+    assert summary.seconds_at_max == 120 + 60
+    assert summary.covered_seconds == 240
+    assert summary.capacity_hours == pytest.approx((60 + 20 * 180) / HOUR)
+    assert summary.changes == 1
+
+
+def test_replayed_actions_are_the_controllers_hold_reasons() -> None:
+    report = replay(design_pool(), history([5]), initial=3)
+    decision = report.steps[0].decision
+    assert decision is not None
+    assert decision.action is Action.HOLD
+    assert decision.reason == "backlog_per_task 5 is within thresholds: holding at 3"
+
+
+# --------------------------------------------------------------------------- CloudWatch rules
+
+
+@pytest.mark.parametrize(
+    ("interval", "age", "period"),
+    [
+        (15, HOUR, 20),  # high resolution, 1, 5, 10, 20 or 30 s: the first >= the interval
+        (1, HOUR, 1),
+        (5, 2 * HOUR, 5),
+        (30, HOUR, 30),
+        (45, HOUR, 60),
+        (90, HOUR, 120),  # else a multiple of 60
+        (15, 3 * HOUR + 1, 60),  # sub-minute data is kept 3 hours
+        (15, 15 * DAY, 60),
+        (15, 15 * DAY + 1, 300),  # 1-minute data 15 days
+        (400, 20 * DAY, 600),
+        (15, 63 * DAY + 1, 3600),  # 5-minute data 63 days, then hours
+        (15, 455 * DAY, 3600),
+    ],
+)
+def test_period_follows_retention(interval: float, age: float, period: int) -> None:
+    now = T0
+    assert choose_period(interval, now - age, now) == period
+
+
+def test_older_than_retention_is_an_error() -> None:
+    with pytest.raises(ReportError, match="455 days"):
+        choose_period(15, T0 - 456 * DAY, T0)
+
+
+def test_standard_resolution_data_is_recognised() -> None:
+    assert minute_resolution(Series(((T0, 1.0), (T0 + 60, 1.0), (T0 + 180, 2.0))), 20)
+    assert not minute_resolution(Series(((T0, 1.0), (T0 + 20, 1.0))), 20)
+    assert not minute_resolution(Series(((T0, 1.0), (T0 + 60, 1.0))), 60)
+
+
+# --------------------------------------------------------------------------- the window
+
+
+def test_window_defaults_to_a_day_and_takes_since() -> None:
+    assert report_window(None, None, None, T0) == (T0 - DAY, T0)
+    assert report_window("90m", None, None, T0) == (T0 - 5400, T0)
+
+
+def test_window_from_start_and_end() -> None:
+    # Naive times are UTC.
+    assert report_window(None, "2023-11-14T22:00:00Z", "2023-11-14T22:10:00", T0) == (
+        T0 - 13 * 60,
+        T0 - 3 * 60,
+    )
+    assert report_window(None, "2023-11-14T23:00:00+01:00", None, T0) == (T0 - 13 * 60, T0)
+    assert report_window(None, str(T0 - 100), str(T0 + 100), T0) == (T0 - 100, T0)
+
+
+@pytest.mark.parametrize(
+    ("since", "start", "end", "message"),
+    [
+        ("24h", "2023-11-14T00:00:00Z", None, "not both"),
+        (None, None, "2023-11-14T00:00:00Z", "--end needs --start"),
+        (None, "yesterday", None, "'yesterday' is not a timestamp"),
+        (None, "2023-11-14T22:10:00Z", "2023-11-14T22:00:00Z", "before"),
+        ("soon", None, None, "expected a duration"),
+        ("0s", None, None, "longer than 0s"),
+    ],
+)
+def test_window_errors(since: str | None, start: str | None, end: str | None, message: str) -> None:
+    with pytest.raises(ReportError, match=message):
+        report_window(since, start, end, T0)
