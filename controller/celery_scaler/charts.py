@@ -119,9 +119,10 @@ def report_chart(report: ScalingReport) -> bytes:
     count_ax.set_xlabel("time (UTC)")
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
-    locator = AutoDateLocator(tz=UTC)
+    locator = AutoDateLocator(tz=UTC)  # type: ignore[no-untyped-call]
     count_ax.xaxis.set_major_locator(locator)
-    count_ax.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=UTC))
+    formatter = ConciseDateFormatter(locator, tz=UTC)  # type: ignore[no-untyped-call]
+    count_ax.xaxis.set_major_formatter(formatter)
     _legend(count_ax)
     return _png(figure)
 

@@ -258,7 +258,7 @@ def emit_document(
             pictures.append(draw())
         except ChartsUnavailable as exc:
             hint = str(exc)
-            stderr.print(f"note: no chart drawn: {hint}", highlight=False, soft_wrap=True)
+            stderr.print(Text(f"note: no chart drawn: {hint}"), soft_wrap=True)
     try:
         if chart is not None and pictures:
             chart.write_bytes(pictures[0])
