@@ -8,7 +8,7 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import boto3
 
@@ -32,22 +32,26 @@ if TYPE_CHECKING:
     from .reporters import Telemetry
 
 
-def build_ecs(config: Config, *, session: boto3.Session | None = None) -> EcsService:
-    """The ECS adapter alone (for `status`); raises AdapterError like `build`."""
+def aws_client(config: Config, service: str, session: boto3.Session | None = None) -> Any:
+    """A boto3 client with the controller's retry and timeout settings.
+
+    Raises AdapterError when the AWS SDK cannot be set up (no region, say).
+    """
     session = session or boto3.Session(region_name=config.controller.region)
     try:
-        return EcsService(session.client("ecs", config=CLIENT_CONFIG))
+        return session.client(service, config=CLIENT_CONFIG)  # type: ignore[call-overload]
     except AWS_ERRORS as exc:
         raise describe_aws_error("AWS SDK setup", exc) from None
+
+
+def build_ecs(config: Config, *, session: boto3.Session | None = None) -> EcsService:
+    """The ECS adapter alone (for `status`); raises AdapterError like `build`."""
+    return EcsService(aws_client(config, "ecs", session))
 
 
 def build_history(config: Config, *, session: boto3.Session | None = None) -> CloudWatchHistory:
     """The CloudWatch history reader (for `report`); raises AdapterError like `build`."""
-    session = session or boto3.Session(region_name=config.controller.region)
-    try:
-        return CloudWatchHistory(session.client("cloudwatch", config=CLIENT_CONFIG))
-    except AWS_ERRORS as exc:
-        raise describe_aws_error("AWS SDK setup", exc) from None
+    return CloudWatchHistory(aws_client(config, "cloudwatch", session))
 
 
 def build(config: Config, *, session: boto3.Session | None = None) -> Reconciler:
@@ -126,11 +130,7 @@ def build_telemetry(
             stdout or sys.stdout, cloudwatch.namespace, storage_resolution=resolution
         )
     elif cloudwatch.enabled:
-        session = session or boto3.Session(region_name=controller.region)
-        try:
-            client = session.client("cloudwatch", config=CLIENT_CONFIG)
-        except AWS_ERRORS as exc:
-            raise describe_aws_error("AWS SDK setup", exc) from None
+        client = aws_client(config, "cloudwatch", session)
         sink = CloudWatchMetrics(client, cloudwatch.namespace, storage_resolution=resolution)
 
     names = [pool.name for pool in pools]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from .config import WorkerPool
 from .model import BrokerObservation, ServiceObservation, WorkerSnapshot
 
 
@@ -45,4 +46,20 @@ class ServiceClient(Protocol):
 
     def write_tags(self, arn: str, tags: Mapping[str, str], remove: Sequence[str]) -> None:
         """Set and remove tags on the service; raises AdapterError."""
+        ...
+
+
+class Election(Protocol):
+    """Which pools this replica reconciles, when several replicas share the work."""
+
+    def elect(self, pools: Sequence[WorkerPool]) -> list[WorkerPool]:
+        """The pools this replica holds for this pass; raises AdapterError."""
+        ...
+
+    def holds(self, pool: str) -> bool:
+        """Fencing check right before a write: whether the pool's lease is still ours."""
+        ...
+
+    def release_all(self) -> None:
+        """Hand every lease back at shutdown."""
         ...

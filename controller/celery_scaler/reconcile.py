@@ -20,7 +20,7 @@ from .model import (
     WorkerSnapshot,
 )
 from .policy import after_scaling, decide, note_pass, record_sample
-from .ports import AdapterError, QueueDepthSource, ServiceClient, WorkerInspector
+from .ports import AdapterError, Election, QueueDepthSource, ServiceClient, WorkerInspector
 from .state import memory_from_tags, tag_changes
 
 MAX_THREADS = 32
@@ -72,6 +72,8 @@ class Reconciler:
     ecs: ServiceClient
     inspector: WorkerInspector | None
     """None where the broker has no remote control (SQS)."""
+    election: Election | None = None
+    """Set when replicas share the pools (leader election): only held pools are reconciled."""
     memory: dict[str, PoolMemory] = field(default_factory=dict)
 
     def reconcile(
@@ -85,6 +87,19 @@ class Reconciler:
         """
         started = time.monotonic()
         pools = list(only) if only is not None else list(self.config.pools)
+        if self.election is not None:
+            try:
+                held = self.election.elect(pools)
+            except AdapterError as exc:
+                failed = tuple(
+                    _unreconciled(pool, f"leader election: {exc}", dry_run) for pool in pools
+                )
+                return PassReport(now, time.monotonic() - started, failed, {})
+            # A pool another replica holds is theirs this pass; and a pool whose lease
+            # was lost is forgotten, so its state is read from its tags again on return.
+            for name in {pool.name for pool in pools} - {pool.name for pool in held}:
+                self.memory.pop(name, None)
+            pools = held
         by_cluster: dict[str, list[str]] = {}
         for pool in pools:
             by_cluster.setdefault(pool.spec.ecs.cluster, []).append(pool.spec.ecs.service)
@@ -187,7 +202,12 @@ class Reconciler:
 
         applied = False
         errors = list(obs.errors)
-        if decision.action is not Action.HOLD and not dry_run:
+        writes = not dry_run and obs.service is not None
+        if writes and self.election is not None and not self.election.holds(pool.name):
+            # Fencing: another replica took the pool since this pass began.
+            errors.append(f"the lease on pool {pool.name!r} was lost; nothing written")
+            writes = False
+        if decision.action is not Action.HOLD and writes:
             try:
                 self.ecs.set_desired_count(spec.ecs.cluster, spec.ecs.service, decision.desired)
             except AdapterError as exc:
@@ -195,7 +215,7 @@ class Reconciler:
             else:
                 applied = True
                 memory = after_scaling(spec, memory, decision, now)
-        if obs.service is not None and not dry_run:
+        if writes and obs.service is not None:
             # The state lives on the service, written in the same pass as the action.
             to_set, to_remove = tag_changes(memory, obs.service.tags)
             if to_set or to_remove:
@@ -227,3 +247,21 @@ class Reconciler:
         if pool.name in self.memory:
             return self.memory[pool.name]
         return memory_from_tags(obs.service.tags) if obs.service is not None else PoolMemory()
+
+
+def _unreconciled(pool: WorkerPool, error: str, dry_run: bool) -> PoolResult:
+    """The result of a pool the pass could not even start on."""
+    return PoolResult(
+        pool=pool.name,
+        cluster=pool.spec.ecs.cluster,
+        service=pool.spec.ecs.service,
+        metric=pool.spec.metric.value,
+        value=None,
+        current=None,
+        desired=None,
+        action=Action.HOLD.value,
+        applied=False,
+        dry_run=dry_run,
+        reason=f"not reconciled: {error}",
+        error=error,
+    )

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from .config import WorkerPool
+from .ports import AdapterError
 from .reconcile import PassReport, Reconciler
 
 log = logging.getLogger(__name__)
@@ -47,11 +48,24 @@ def run_forever(
 ) -> None:
     """Reconcile every `interval`; a stop request lets the pass in flight finish."""
     interval = reconciler.config.controller.interval
-    while not stop.is_set():
-        started = time.monotonic()
-        run_once(reconciler, reporters, dry_run=dry_run, only=only, clock=clock)
-        # Passes start on a fixed cadence; a slow pass shortens the wait, never stacks.
-        stop.wait(max(0.0, interval - (time.monotonic() - started)))
+    try:
+        while not stop.is_set():
+            started = time.monotonic()
+            run_once(reconciler, reporters, dry_run=dry_run, only=only, clock=clock)
+            # Passes start on a fixed cadence; a slow pass shortens the wait, never stacks.
+            stop.wait(max(0.0, interval - (time.monotonic() - started)))
+    finally:
+        release_leases(reconciler)
+
+
+def release_leases(reconciler: Reconciler) -> None:
+    """Hand the pools back, so other replicas take them at once instead of at expiry."""
+    if reconciler.election is None:
+        return
+    try:
+        reconciler.election.release_all()
+    except AdapterError as exc:
+        log.warning("could not release leases (they expire by themselves): %s", exc)
 
 
 @contextmanager

@@ -1,0 +1,67 @@
+"""Leases in DynamoDB on the local AWS API: conditional writes and fencing."""
+
+from __future__ import annotations
+
+import pytest
+
+from celery_scaler.config import WorkerPool, WorkerPoolSpec
+from celery_scaler.leases import DynamoLeases
+from celery_scaler.localaws import LocalAws
+
+pytestmark = pytest.mark.integration
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def pools(*names: str) -> list[WorkerPool]:
+    spec = WorkerPoolSpec.model_validate(
+        {
+            "ecs": {"cluster": "c", "service": "s"},
+            "scaleIn": {
+                "threshold": 0,
+                "steps": [{"metricIntervalUpperBound": 0, "scalingAdjustment": -1}],
+            },
+        }
+    )
+    return [WorkerPool(name=name, spec=spec) for name in names]
+
+
+def replica(aws: LocalAws, table: str, owner: str, clock: Clock) -> DynamoLeases:
+    return DynamoLeases(aws.client("dynamodb"), table, owner, lease_duration=30, clock=clock)
+
+
+def test_leases_fence_a_replica_that_lost_its_pool(aws: LocalAws, unique: str) -> None:
+    clock = Clock()
+    table = f"leases-{unique}"
+    one = replica(aws, table, "one", clock)
+    two = replica(aws, table, "two", clock)
+    all_pools = pools("a", "b")
+
+    assert [p.name for p in one.elect(all_pools)] == ["a", "b"]  # creates the table
+    assert one.holds("a")
+    assert two.elect(all_pools) == []  # live leases of another replica are never taken
+
+    clock.now += 31  # `one` stalls past its lease (a long GC pause, a frozen VM)
+    # `one`'s heartbeat expired with its leases: `two` is alone and takes both.
+    assert [p.name for p in two.elect(all_pools)] == ["a", "b"]
+    # `one` wakes up mid-pass: the fencing check refuses its write.
+    assert not one.holds("a")
+    assert two.holds("a")
+    assert two.owners() == {"a": "two", "b": "two"}
+
+
+def test_release_hands_pools_over_at_once(aws: LocalAws, unique: str) -> None:
+    clock = Clock()
+    table = f"leases-{unique}"
+    one = replica(aws, table, "one", clock)
+    two = replica(aws, table, "two", clock)
+    one.elect(pools("a", "b"))
+    one.release_all()
+    clock.now += 1  # far inside the 30 s lease
+    assert [p.name for p in two.elect(pools("a", "b"))] == ["a", "b"]
