@@ -175,7 +175,6 @@ class TaskSender:
         self.report_key = report_key
         self._app = Celery("celery-scaler-demo-client", broker=broker_url, set_as_current=False)
         self._redis = redis.Redis.from_url(broker_url)
-        self.sent = 0
 
     def send(self, seconds: float, count: int = 1) -> None:
         from .demo_app import SLEEP_TASK
@@ -189,7 +188,6 @@ class TaskSender:
                     queue=self.queue,
                     producer=producer,
                 )
-                self.sent += 1
 
     def records(self) -> list[TaskRecord]:
         """Every task that has started so far (best effort: empty while Redis is down)."""

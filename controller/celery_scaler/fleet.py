@@ -273,6 +273,7 @@ class LocalFleet:
         self._stopping: dict[str, tuple[WorkerProcess, float]] = {}
         self._lifetimes: dict[str, _Lifetime] = {}
         self._desired: int | None = None
+        self._changes: list[tuple[float, int, int]] = []
         self._sequence = 0
 
     # -- life cycle
@@ -329,6 +330,11 @@ class LocalFleet:
                 stopping=len(self._stopping),
             )
 
+    def desired_changes(self) -> list[tuple[float, int, int]]:
+        """(time seen, old, new) for every change of desiredCount the fleet saw."""
+        with self._lock:
+            return list(self._changes)
+
     @property
     def workers(self) -> list[WorkerProcess]:
         """Running workers (not those shutting down), oldest first."""
@@ -360,6 +366,8 @@ class LocalFleet:
             self._event("error", None, str(exc))
             return
         with self._lock:
+            if self._desired is not None and desired != self._desired:
+                self._changes.append((now, self._desired, desired))
             self._desired = desired
             for pending in [p for p in self._pending if p.start_at <= now]:
                 self._pending.remove(pending)
