@@ -168,3 +168,11 @@ def test_a_taken_port_is_one_clear_error(served: tuple[ControllerMetrics, str]) 
     port = int(base.rsplit(":", 1)[1])
     with pytest.raises(AdapterError, match=f"cannot serve /metrics on port {port}"):
         TelemetryServer(metrics, port=port, host="127.0.0.1")
+
+
+def test_readiness_follows_the_pools_of_the_latest_pass() -> None:
+    # With leader election, a pool another replica holds is not this replica's to be late on.
+    metrics = ControllerMetrics(["a", "b"], interval=15.0, clock=lambda: 20.0)
+    assert set(metrics.not_ready()) == {"a", "b"}  # before any pass: every pool
+    observe(metrics, report(10.0, {"a": observation([worker("w0")])}), CounterState())
+    assert metrics.not_ready() == {}

@@ -305,3 +305,30 @@ def test_merge_counts_a_shared_queue_once() -> None:
     assert merged.broker.queue_depth == 8
     assert merged.service is not None
     assert merged.service.desired == 4
+
+
+# --- leader election: a replica reconciles only the pools it holds -----------------------
+
+
+def test_a_pool_taken_over_from_another_replica_starts_from_a_baseline() -> None:
+    # w1 started 10 s ago in pool b, which the other replica held and counted until now.
+    _, state = pass_samples(report(0.0, {"a": observation([worker("w0")])}), CounterState())
+    taken = {
+        "a": observation([worker("w0")]),
+        "b": observation([worker("w1", queues=("b",), processed=6, uptime=10.0)]),
+    }
+    samples, _ = pass_samples(report(15.0, taken), state)
+    assert values(samples, (("Pool", "b"),))["processed_tasks"] == 0
+
+
+def test_a_pool_lost_and_regained_does_not_count_the_other_replicas_work() -> None:
+    both = {"a": observation([worker("w0")]), "b": observation([worker("w1", queues=("b",))])}
+    _, state = pass_samples(report(0.0, both), CounterState())
+    _, state = pass_samples(report(15.0, {"a": observation([worker("w0")])}), state)  # b lost
+    assert "w1" not in state.workers
+    regained = {
+        "a": observation([worker("w0")]),
+        "b": observation([worker("w1", queues=("b",), processed=40)]),
+    }
+    samples, _ = pass_samples(report(30.0, regained), state)
+    assert values(samples, (("Pool", "b"),))["processed_tasks"] == 0

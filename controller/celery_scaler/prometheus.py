@@ -83,7 +83,7 @@ class ControllerMetrics:
     ) -> None:
         # `_created` series double every counter in the text format and tell nothing a
         # scraper needs (a process-wide setting; this process serves only these metrics).
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in the client
         self.registry = CollectorRegistry()
         self._pools = tuple(pools)
         self._interval = interval
@@ -144,6 +144,9 @@ class ControllerMetrics:
                 pool = dict(sample.dimensions).get("Pool")
                 if pool is not None and METRICS[sample.name].counter:
                     self._totals[(sample.name, pool)] += sample.value
+            # Readiness is about the pools this replica reconciles now: with leader
+            # election, a pool another replica took is not this one's to be late on.
+            self._pools = tuple(result.pool for result in report.results)
             for result in report.results:
                 if result.error is None:
                     self._last_success[result.pool] = report.time
@@ -161,10 +164,11 @@ class ControllerMetrics:
         self._publish_errors.inc()
 
     def not_ready(self) -> dict[str, str]:
-        """`readiness` now, for every pool the controller reconciles."""
+        """`readiness` now, for the pools of the latest pass (before one: every pool)."""
         with self._lock:
-            last_success, last_error = dict(self._last_success), dict(self._last_error)
-        return readiness(self._pools, last_success, last_error, self._clock(), self._interval)
+            pools, last_success = self._pools, dict(self._last_success)
+            last_error = dict(self._last_error)
+        return readiness(pools, last_success, last_error, self._clock(), self._interval)
 
     def snapshot(self) -> Snapshot:
         """A consistent copy of what the latest pass left, for one scrape."""

@@ -34,7 +34,8 @@ class Telemetry:
     pools: Sequence[str]
     """The pools this controller reconciles."""
     fleet: bool = True
-    """The pools are all the configuration's, so their sums are the fleet's totals."""
+    """The pools are all the configuration's: a pass over all of them gives fleet totals
+    (with leader election, a replica that holds only some of them publishes none)."""
     per_worker: bool = False
     sink: MetricsSink | None = None
     prometheus: ControllerMetrics | None = None
@@ -71,8 +72,9 @@ class Telemetry:
 
     def __call__(self, report: PassReport) -> None:
         events = self.events.drain() if self.events is not None else None
+        whole = self.fleet and {result.pool for result in report.results} == set(self.pools)
         samples, self.counters = pass_samples(
-            report, self.counters, events, per_worker=self.per_worker, fleet=self.fleet
+            report, self.counters, events, per_worker=self.per_worker, fleet=whole
         )
         requests, error = self._publish(samples, report.time)
         if self.prometheus is not None:

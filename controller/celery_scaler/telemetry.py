@@ -107,6 +107,8 @@ class CounterState:
 
     time: float | None = None
     workers: Mapping[str, SeenWorker] = field(default_factory=dict)
+    pools: frozenset[str] = frozenset()
+    """The pools that pass observed (with leader election, the ones this replica held)."""
 
 
 def pass_samples(
@@ -132,7 +134,7 @@ def pass_samples(
             workers[worker.name] = worker
             pools_of.setdefault(worker.name, set()).add(pool)
     first = state.time is None
-    counters = {} if first else _worker_counters(workers, state, events, now)
+    counters = {} if first else _worker_counters(workers, pools_of, state, events, now)
     # Without a complete count of events, no outcome is known, even for an empty pool.
     names = ("processed_tasks", *OUTCOMES) if events and events.complete else ("processed_tasks",)
 
@@ -165,14 +167,19 @@ def pass_samples(
             alone.pop("worker_status", None)  # always 1 for one worker: billed, says nothing
             samples += _gauges({**alone, **counters.get(name, {})}, dims)
 
+    # Unseen workers are kept a while (they may only have missed a round), unless their
+    # pools are no longer observed here: another replica counts them now, and counting
+    # from a stale reading after the pool came back would count its work twice.
+    observed = frozenset(report.observations)
     kept = {
         name: seen
         for name, seen in state.workers.items()
-        if name not in workers and now - seen.seen <= FORGET_AFTER_SECONDS
+        if name not in workers and seen.pools & observed and now - seen.seen <= FORGET_AFTER_SECONDS
     }
     for name, worker in workers.items():
         kept[name] = SeenWorker(worker.processed_total, now, frozenset(pools_of[name]))
-    return tuple(s for s in samples if math.isfinite(s.value)), CounterState(now, kept)
+    samples = [s for s in samples if math.isfinite(s.value)]
+    return tuple(samples), CounterState(now, kept, observed)
 
 
 def increase(previous: SeenWorker | None, worker: WorkerSnapshot, elapsed: float) -> int | None:
@@ -245,6 +252,7 @@ def _max(values: list[float]) -> float:
 
 def _worker_counters(
     workers: Mapping[str, WorkerSnapshot],
+    pools_of: Mapping[str, Iterable[str]],
     state: CounterState,
     events: TaskEvents | None,
     now: float,
@@ -252,16 +260,19 @@ def _worker_counters(
     """Each worker's counters this pass; an outcome that cannot be known is left out.
 
     A worker that missed earlier rounds counts no processed tasks this once (its
-    baseline); a worker gone since the last pass counts only the events it sent.
+    baseline), and so does a new worker of a pool the previous pass did not observe
+    (a lease just taken over: its work so far was the other replica's to count). A
+    worker gone since the last pass counts only the events it sent.
     """
     since = now - state.time if state.time is not None else 0.0
     counters: dict[str, dict[str, float]] = {}
     for name in {*workers, *state.workers}:
         worker, previous = workers.get(name), state.workers.get(name)
         processed = 0
-        if worker is not None:
-            elapsed = now - previous.seen if previous is not None else since
-            processed = increase(previous, worker, elapsed) or 0
+        if worker is not None and previous is not None:
+            processed = increase(previous, worker, now - previous.seen) or 0
+        elif worker is not None and state.pools.issuperset(pools_of[name]):
+            processed = increase(None, worker, since) or 0
         values: dict[str, float] = {"processed_tasks": processed}
         # Outcomes are known when the receiver had no gap and the worker sends task
         # events: one that received tasks but never sent an event runs without -E.
