@@ -11,6 +11,7 @@ import pytest
 from celery_scaler.config import Config, parse_config
 from celery_scaler.model import BrokerObservation, ServiceObservation, WorkerSnapshot
 from celery_scaler.ports import AdapterError
+from celery_scaler.protection import TaskInfo
 from celery_scaler.reconcile import Reconciler
 
 CONFIG = """
@@ -420,3 +421,41 @@ def test_services_of_one_cluster_are_described_in_one_call(config: Config) -> No
     ecs = CountingEcs(desired={"images": 1, "emails": 1})
     Reconciler(config=config, broker=FakeBroker({}), ecs=ecs, inspector=None).reconcile(0.0)
     assert calls == [("prod", ("images", "emails"))]
+
+
+@dataclass
+class FakeProtector:
+    calls: list[str]
+    tasks_by_worker: dict[str, str]
+
+    def tasks(self, cluster: str, service: str) -> list[TaskInfo]:
+        return [TaskInfo(arn, frozenset({ip})) for ip, arn in self.tasks_by_worker.items()]
+
+    def protected_until(self, cluster: str, arns: Sequence[str]) -> dict[str, float]:
+        return {}
+
+    def set_protection(
+        self, cluster: str, arns: Sequence[str], enabled: bool, minutes: int = 60
+    ) -> None:
+        self.calls.append(f"protect {','.join(arns)} {enabled} {minutes}m")
+
+
+def test_busy_tasks_are_protected_before_a_scale_in() -> None:
+    protecting = CONFIG.replace(
+        "  metric: queue_depth", "  metric: queue_depth\n  protectBusyTasks: true", 1
+    )
+    config = parse_config(protecting, "test.yaml")
+    fleet = (worker("celery@10.0.0.1", "images", active=1), worker("celery@10.0.0.2", "images"))
+    reconciler, ecs, _ = make(config, {"images": 0}, {"images": 2, "emails": 1}, workers=fleet)
+    calls: list[str] = []
+    reconciler.protector = FakeProtector(calls, {"10.0.0.1": "task/a", "10.0.0.2": "task/b"})
+    original = ecs.set_desired_count
+
+    def recorded(cluster: str, service: str, count: int) -> None:
+        calls.append(f"desired {count}")
+        original(cluster, service, count)
+
+    ecs.set_desired_count = recorded  # type: ignore[method-assign]
+    (result,) = reconciler.reconcile(0.0, only=[config.pool("images")]).results
+    assert result.action == "scale_in"
+    assert calls == ["protect task/a True 60m", "desired 1"]

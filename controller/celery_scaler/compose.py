@@ -15,7 +15,7 @@ import boto3
 from .aws import AWS_ERRORS, CLIENT_CONFIG, describe_aws_error
 from .broker import KombuQueueDepth, SqsQueueDepth
 from .config import Config, WorkerPool
-from .ecs import EcsService
+from .ecs import EcsService, EcsTaskProtection
 from .history import CloudWatchHistory
 from .inspect import inspector_for
 from .leases import DynamoLeases
@@ -79,7 +79,17 @@ def build(config: Config, *, session: boto3.Session | None = None) -> Reconciler
     except AWS_ERRORS as exc:
         raise describe_aws_error("AWS SDK setup", exc) from None
     election = build_leases(config, session=session) if controller.leader_election.enabled else None
-    return Reconciler(config=config, broker=broker, ecs=ecs, inspector=inspector, election=election)
+    protector = None
+    if any(pool.spec.protect_busy_tasks for pool in config.pools):
+        protector = EcsTaskProtection(session.client("ecs", config=CLIENT_CONFIG))
+    return Reconciler(
+        config=config,
+        broker=broker,
+        ecs=ecs,
+        inspector=inspector,
+        election=election,
+        protector=protector,
+    )
 
 
 def build_leases(config: Config, *, session: boto3.Session | None = None) -> DynamoLeases:

@@ -242,6 +242,10 @@ class WorkerPoolSpec(_Spec):
     scale_out: StepPolicy | None = None
     scale_in: StepPolicy | None = None
     safe_scale_in: bool = True
+    protect_busy_tasks: bool = False
+    """Keep ECS task scale-in protection on tasks whose worker is busy (see protection.py)."""
+    task_protection: Duration = 3600.0
+    """How long each protection lasts (ECS allows 1 minute to 48 hours); renewed while busy."""
     fallback: FallbackSpec = FallbackSpec()
 
     @field_validator("metric", mode="before")
@@ -270,6 +274,10 @@ class WorkerPoolSpec(_Spec):
                 "fallback.capacity",
                 f"{self.fallback.capacity} must lie within [minCapacity, maxCapacity] = "
                 f"[{self.min_capacity}, {self.max_capacity}]",
+            )
+        if not 60 <= self.task_protection <= 48 * 3600:
+            raise _FieldError(
+                "taskProtection", "ECS protects a task for 1 minute to 48 hours (1m to 48h)"
             )
         return self
 
@@ -467,6 +475,11 @@ def _check_broker_can_give(controller: ControllerSpec, pool: WorkerPool, label: 
         raise ConfigError(
             f"{label}: spec.safeScaleIn: needs Celery's remote control (inspect) to see busy "
             "workers, which the SQS transport does not have; remove it or set it to false"
+        )
+    if kind == "sqs" and pool.spec.protect_busy_tasks:
+        raise ConfigError(
+            f"{label}: spec.protectBusyTasks: needs Celery's remote control (inspect) to see "
+            "busy workers, which the SQS transport does not have"
         )
 
 

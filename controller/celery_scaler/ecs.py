@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from .aws import AWS_ERRORS, describe_aws_error
 from .model import ServiceObservation
 from .ports import AdapterError
+from .protection import TaskInfo
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -104,3 +105,95 @@ class EcsService:
                 self._client.untag_resource(resourceArn=arn, tagKeys=list(remove))
         except AWS_ERRORS as exc:
             raise describe_aws_error("ECS TagResource", exc) from None
+
+
+class EcsTaskProtection:
+    """ECS task scale-in protection for the tasks of a service."""
+
+    iam_actions = (
+        "ecs:ListTasks",
+        "ecs:DescribeTasks",
+        "ecs:GetTaskProtection",
+        "ecs:UpdateTaskProtection",
+    )
+
+    def __init__(self, client: ECSClient) -> None:
+        self._client = client
+
+    def tasks(self, cluster: str, service: str) -> list[TaskInfo]:
+        """The service's running tasks with their private addresses and host names."""
+        try:
+            arns: list[str] = []
+            for page in self._client.get_paginator("list_tasks").paginate(
+                cluster=cluster, serviceName=service, desiredStatus="RUNNING"
+            ):
+                arns.extend(page.get("taskArns", []))
+            described = []
+            for start in range(0, len(arns), 100):
+                response = self._client.describe_tasks(
+                    cluster=cluster, tasks=arns[start : start + 100]
+                )
+                described.extend(response.get("tasks", []))
+        except AWS_ERRORS as exc:
+            raise describe_aws_error("ECS ListTasks/DescribeTasks", exc) from None
+        return [_task_info(task) for task in described if "taskArn" in task]
+
+    def protected_until(self, cluster: str, arns: Sequence[str]) -> dict[str, float]:
+        """Task ARN → when its protection ends, for the protected ones."""
+        until: dict[str, float] = {}
+        try:
+            for start in range(0, len(arns), 100):
+                response = self._client.get_task_protection(
+                    cluster=cluster, tasks=list(arns[start : start + 100])
+                )
+                for task in response.get("protectedTasks", []):
+                    if task.get("protectionEnabled") and "taskArn" in task:
+                        expires = task.get("expirationDate")
+                        until[task["taskArn"]] = expires.timestamp() if expires else float("inf")
+        except AWS_ERRORS as exc:
+            raise describe_aws_error("ECS GetTaskProtection", exc) from None
+        return until
+
+    def set_protection(
+        self, cluster: str, arns: Sequence[str], enabled: bool, minutes: int = 60
+    ) -> None:
+        try:
+            for start in range(0, len(arns), PROTECTION_BATCH):
+                batch = list(arns[start : start + PROTECTION_BATCH])
+                if enabled:
+                    response = self._client.update_task_protection(
+                        cluster=cluster,
+                        tasks=batch,
+                        protectionEnabled=True,
+                        expiresInMinutes=minutes,
+                    )
+                else:
+                    response = self._client.update_task_protection(
+                        cluster=cluster, tasks=batch, protectionEnabled=False
+                    )
+                failures = response.get("failures", [])
+                if failures:
+                    reasons = ", ".join(f"{f.get('arn')}: {f.get('reason')}" for f in failures)
+                    raise AdapterError(f"ECS UpdateTaskProtection failed for {reasons}")
+        except AWS_ERRORS as exc:
+            raise describe_aws_error("ECS UpdateTaskProtection", exc) from None
+
+
+PROTECTION_BATCH = 10
+"""UpdateTaskProtection takes at most 10 tasks per call."""
+
+
+def _task_info(task: Any) -> TaskInfo:
+    addresses: set[str] = set()
+    hostnames: set[str] = set()
+    for attachment in task.get("attachments", []):
+        for detail in attachment.get("details", []):
+            if detail.get("name") == "privateIPv4Address":
+                addresses.add(detail.get("value", ""))
+            elif detail.get("name") == "privateDnsName":
+                hostnames.add(detail.get("value", ""))
+    for container in task.get("containers", []):
+        for interface in container.get("networkInterfaces", []):
+            if "privateIpv4Address" in interface:
+                addresses.add(interface["privateIpv4Address"])
+    return TaskInfo(task["taskArn"], frozenset(addresses - {""}), frozenset(hostnames - {""}))

@@ -7,6 +7,7 @@ from typing import Protocol
 
 from .config import WorkerPool
 from .model import BrokerObservation, ServiceObservation, WorkerSnapshot
+from .protection import TaskInfo
 
 
 class AdapterError(Exception):
@@ -63,3 +64,15 @@ class Election(Protocol):
     def release_all(self) -> None:
         """Hand every lease back at shutdown."""
         ...
+
+
+class TaskProtector(Protocol):
+    """ECS task scale-in protection (see protection.py)."""
+
+    def tasks(self, cluster: str, service: str) -> list[TaskInfo]: ...
+
+    def protected_until(self, cluster: str, arns: Sequence[str]) -> dict[str, float]: ...
+
+    def set_protection(
+        self, cluster: str, arns: Sequence[str], enabled: bool, minutes: int = 60
+    ) -> None: ...

@@ -20,7 +20,15 @@ from .model import (
     WorkerSnapshot,
 )
 from .policy import after_scaling, decide, note_pass, record_sample
-from .ports import AdapterError, Election, QueueDepthSource, ServiceClient, WorkerInspector
+from .ports import (
+    AdapterError,
+    Election,
+    QueueDepthSource,
+    ServiceClient,
+    TaskProtector,
+    WorkerInspector,
+)
+from .protection import protection_changes
 from .state import memory_from_tags, tag_changes
 
 MAX_THREADS = 32
@@ -74,7 +82,11 @@ class Reconciler:
     """None where the broker has no remote control (SQS)."""
     election: Election | None = None
     """Set when replicas share the pools (leader election): only held pools are reconciled."""
+    protector: TaskProtector | None = None
+    """Set when a pool has protectBusyTasks."""
     memory: dict[str, PoolMemory] = field(default_factory=dict)
+    protected_by_us: dict[str, set[str]] = field(default_factory=dict)
+    """Pool → task ARNs this process protected (others' protection is never released)."""
 
     def reconcile(
         self, now: float, *, dry_run: bool = False, only: Sequence[WorkerPool] | None = None
@@ -207,6 +219,11 @@ class Reconciler:
             # Fencing: another replica took the pool since this pass began.
             errors.append(f"the lease on pool {pool.name!r} was lost; nothing written")
             writes = False
+        if writes and spec.protect_busy_tasks and obs.workers is not None:
+            # Before any scale-in, so ECS already sees which tasks to spare.
+            error = self._protect_busy_tasks(pool, obs.workers, now)
+            if error:
+                errors.append(error)
         if decision.action is not Action.HOLD and writes:
             try:
                 self.ecs.set_desired_count(spec.ecs.cluster, spec.ecs.service, decision.desired)
@@ -241,6 +258,42 @@ class Reconciler:
             error="; ".join(errors) or None,
             events=events,
         )
+
+    def _protect_busy_tasks(
+        self, pool: WorkerPool, workers: Sequence[WorkerSnapshot], now: float
+    ) -> str | None:
+        """Protect busy workers' tasks and release idle ones; the error, if any."""
+        if self.protector is None:
+            return None
+        cluster, service = pool.spec.ecs.cluster, pool.spec.ecs.service
+        ours = self.protected_by_us.setdefault(pool.name, set())
+        try:
+            tasks = self.protector.tasks(cluster, service)
+            until = self.protector.protected_until(cluster, [task.arn for task in tasks])
+            changes = protection_changes(
+                workers,
+                tasks,
+                until,
+                ours,
+                now,
+                renew_within=2 * self.config.controller.interval + 60,
+            )
+            if changes.protect:
+                minutes = max(1, round(pool.spec.task_protection / 60))
+                self.protector.set_protection(cluster, changes.protect, True, minutes)
+                ours.update(changes.protect)
+            if changes.release:
+                self.protector.set_protection(cluster, changes.release, False)
+                ours.difference_update(changes.release)
+        except AdapterError as exc:
+            return str(exc)
+        ours.intersection_update(task.arn for task in tasks)
+        if changes.unmapped:
+            return (
+                f"busy workers not matched to an ECS task, left unprotected: "
+                f"{', '.join(changes.unmapped)} (see the worker naming in the README)"
+            )
+        return None
 
     def _memory_of(self, pool: WorkerPool, obs: Observation) -> PoolMemory:
         """This process's memory of the pool, or, the first time, what its tags say."""
