@@ -152,7 +152,7 @@ def status(
     output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.TABLE,
 ) -> None:
     """Each pool's conditions, counts, last action and cooldowns, read from ECS."""
-    from .compose import build_ecs
+    from .compose import build_ecs, build_leases
     from .render import status_table
     from .status import pool_status
 
@@ -162,14 +162,21 @@ def status(
     except AdapterError as exc:
         fail(str(exc), EXIT_POOL_FAILED)
     now = time.time()
+    leaders: dict[str, str] = {}
+    if settings.controller.leader_election.enabled:
+        try:
+            leaders = build_leases(settings).owners()
+        except AdapterError as exc:
+            stderr.print(Text(f"warning: lease owners unknown: {exc}", style="yellow"))
     statuses = []
     for pool in settings.pools:
+        leader = leaders.get(pool.name)
         try:
             service = ecs.describe(pool.spec.ecs.cluster, pool.spec.ecs.service)
         except AdapterError as exc:
-            statuses.append(pool_status(pool, None, now, error=str(exc)))
+            statuses.append(pool_status(pool, None, now, error=str(exc), leader=leader))
         else:
-            statuses.append(pool_status(pool, service, now))
+            statuses.append(pool_status(pool, service, now, leader=leader))
     if output is Output.JSON:
         print("\n".join(json.dumps(s.to_json(), sort_keys=True) for s in statuses), flush=True)
     else:

@@ -81,7 +81,11 @@ def status_table(statuses: Sequence[PoolStatus], now: float) -> Table:
     ):
         table.add_column(column, no_wrap=column != "last action")
     for status in statuses:
-        true = [name for name, value in status.conditions.items() if value]
+        true = [
+            f"Leader={status.leader}" if name == "Leader" and status.leader else name
+            for name, value in status.conditions.items()
+            if value
+        ]
         last = "—"
         if status.last_action and status.last_action_time is not None:
             last = f"{status.last_action.replace('_', '-')} {_ago(now - status.last_action_time)}"

@@ -193,6 +193,14 @@ def test_replicas_share_pools_one_writer_each_and_fail_over(
         wait_for(settled, 60, f"{pools} pools to spread over {count} replicas")
         all_calls += recording.updates()
         assert_never_two_writers(all_calls)
+        status = subprocess.run(
+            [SCRIPT, "status", "-o", "json", "--config", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        leaders = [json.loads(line)["leader"] for line in status.stdout.splitlines()]
+        assert sorted(leaders) == sorted(names * 2)
 
         victim = names[0]
         theirs = {s for s, r in owners(all_calls).items() if r == [victim]}
