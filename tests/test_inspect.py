@@ -90,6 +90,7 @@ class TestParseReplies:
                 concurrency=1,
                 max_rss_kb=54300,
                 processed_total=7,
+                uptime_seconds=4,  # tells a restarted worker's counter from a reset one
             ),
         )
 

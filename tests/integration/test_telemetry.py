@@ -144,6 +144,8 @@ def test_four_real_workers_one_request_per_pass_read_back_from_cloudwatch(
             controller={
                 "cloudwatch": {"namespace": namespace, "highResolution": True},
                 "prometheus": {"enabled": False},
+                # The round ends when all 4 answered; the bound is for a loaded machine.
+                "inspectTimeout": "5s",
             },
         )
     )
