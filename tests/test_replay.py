@@ -24,32 +24,30 @@ from celery_scaler.replay import (
 T0 = 1_699_999_980.0  # 2023-11-14T22:13:00Z, a whole minute
 
 
+# DESIGN.md's example pool: out at a backlog of 10 (+1, +2 from 20), in at 2 (-1).
+DESIGN_SPEC: dict[str, Any] = {
+    "ecs": {"cluster": "prod", "service": "celery-worker"},
+    "minCapacity": 1,
+    "maxCapacity": 20,
+    "scaleOut": {
+        "threshold": 10,
+        "cooldown": "60s",
+        "steps": [
+            {"metricIntervalLowerBound": 0, "metricIntervalUpperBound": 10, "scalingAdjustment": 1},
+            {"metricIntervalLowerBound": 10, "scalingAdjustment": 2},
+        ],
+    },
+    "scaleIn": {
+        "threshold": 2,
+        "cooldown": "300s",
+        "steps": [{"metricIntervalUpperBound": 0, "scalingAdjustment": -1}],
+    },
+}
+
+
 def design_pool(**changes: Any) -> WorkerPool:
-    """DESIGN.md's example pool: out at a backlog of 10 (+1, +2 from 20), in at 2 (-1)."""
-    spec: dict[str, Any] = {
-        "ecs": {"cluster": "prod", "service": "celery-worker"},
-        "minCapacity": 1,
-        "maxCapacity": 20,
-        "scaleOut": {
-            "threshold": 10,
-            "cooldown": "60s",
-            "steps": [
-                {
-                    "metricIntervalLowerBound": 0,
-                    "metricIntervalUpperBound": 10,
-                    "scalingAdjustment": 1,
-                },
-                {"metricIntervalLowerBound": 10, "scalingAdjustment": 2},
-            ],
-        },
-        "scaleIn": {
-            "threshold": 2,
-            "cooldown": "300s",
-            "steps": [{"metricIntervalUpperBound": 0, "scalingAdjustment": -1}],
-        },
-        **changes,
-    }
-    return WorkerPool(name="default", spec=WorkerPoolSpec.model_validate(spec))
+    spec = WorkerPoolSpec.model_validate({**DESIGN_SPEC, **changes})
+    return WorkerPool(name="default", spec=spec)
 
 
 def history(

@@ -155,23 +155,24 @@ def simulation_chart(simulation: Simulation) -> bytes:
             linewidth=1.0,
             label=f"{run.policy} (p95 wait {run.wait_p95:.0f}s)",
         )
-        workers_ax.step(
-            times,
-            [point.running for point in run.timeline],
-            where="post",
-            color=color,
-            linewidth=1.4,
-            label=f"{run.policy} running ({run.worker_hours:.0f} worker-hours)",
-        )
-        workers_ax.step(
-            times,
-            [point.desired for point in run.timeline],
-            where="post",
-            color=color,
-            linewidth=0.9,
-            linestyle=":",
-            label=f"{run.policy} desired",
-        )
+        for counts, width, style, label in (
+            (
+                [point.running for point in run.timeline],
+                1.4,
+                "-",
+                f"{run.policy} running ({run.worker_hours:.0f} worker-hours)",
+            ),
+            ([point.desired for point in run.timeline], 0.9, ":", f"{run.policy} desired"),
+        ):
+            workers_ax.step(
+                times,
+                counts,
+                where="post",
+                color=color,
+                linewidth=width,
+                linestyle=style,
+                label=label,
+            )
     queue_ax.set_ylabel("queue depth\n(tasks waiting)")
     _legend(queue_ax)
     _capacity_limits(workers_ax, None, simulation.max_capacity)

@@ -486,7 +486,11 @@ def simulate(
     """The workload through the controller and, with `alarm_path`, the original setup."""
     load = arrivals(workload, settings.mean_duration, random.Random(settings.seed))
     start, end = workload.start, workload.end
-    controller = ControllerActor(pool.spec, settings.interval, start)
+    policies: list[ControllerActor | AlarmPathActor] = [
+        ControllerActor(pool.spec, settings.interval, start)
+    ]
+    if alarm_path is not None:
+        policies.append(AlarmPathActor(pool.spec, alarm_path, start))
     runs = [
         run_policy(
             pool,
@@ -494,25 +498,12 @@ def simulate(
             start,
             end,
             settings,
-            [controller],
-            name=controller.name,
-            description=controller.describe(),
+            [actor],
+            name=actor.name,
+            description=actor.describe(),
         )
+        for actor in policies
     ]
-    if alarm_path is not None:
-        alarms = AlarmPathActor(pool.spec, alarm_path, start)
-        runs.append(
-            run_policy(
-                pool,
-                load,
-                start,
-                end,
-                settings,
-                [alarms],
-                name=alarms.name,
-                description=alarms.describe(),
-            )
-        )
     notes = (
         f"{len(load.times)} tasks, mean run time {settings.mean_duration:g}s where the "
         f"workload does not say; {settings.concurrency} slots per worker; a new worker "

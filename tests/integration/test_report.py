@@ -14,27 +14,9 @@ import yaml
 
 from celery_scaler.localaws import LocalAws
 from tests.integration.test_cli import run
+from tests.test_replay import DESIGN_SPEC
 
 pytestmark = pytest.mark.integration
-
-DESIGN_POOL: dict[str, Any] = {
-    "ecs": {"cluster": "prod", "service": "celery-worker"},
-    "minCapacity": 1,
-    "maxCapacity": 20,
-    "scaleOut": {
-        "threshold": 10,
-        "cooldown": "60s",
-        "steps": [
-            {"metricIntervalLowerBound": 0, "metricIntervalUpperBound": 10, "scalingAdjustment": 1},
-            {"metricIntervalLowerBound": 10, "scalingAdjustment": 2},
-        ],
-    },
-    "scaleIn": {
-        "threshold": 2,
-        "cooldown": "300s",
-        "steps": [{"metricIntervalUpperBound": 0, "scalingAdjustment": -1}],
-    },
-}
 
 
 def config_file(tmp_path: Path, *pools: str, interval: str = "60s") -> Path:
@@ -46,7 +28,7 @@ def config_file(tmp_path: Path, *pools: str, interval: str = "60s") -> Path:
             "apiVersion": "celery-scaler/v1",
             "kind": "WorkerPool",
             "metadata": {"name": name},
-            "spec": DESIGN_POOL,
+            "spec": DESIGN_SPEC,
         }
         for name in pools
     ]
