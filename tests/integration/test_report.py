@@ -37,12 +37,22 @@ def config_file(tmp_path: Path, *pools: str, interval: str = "60s") -> Path:
     return path
 
 
-def publish(aws: LocalAws, pool: str, name: str, points: dict[float, float]) -> None:
+def publish(
+    aws: LocalAws,
+    pool: str,
+    name: str,
+    points: dict[float, float],
+    namespace: str = "CeleryMetrics",
+    dimensions: dict[str, str] | None = None,
+) -> None:
     """PutMetricData as the controller publishes: namespace CeleryMetrics, dimension Pool."""
     data = [
         {
             "MetricName": name,
-            "Dimensions": [{"Name": "Pool", "Value": pool}],
+            "Dimensions": [
+                {"Name": key, "Value": value}
+                for key, value in (dimensions or {"Pool": pool}).items()
+            ],
             "Timestamp": datetime.fromtimestamp(when, UTC),
             "Value": value,
             "Unit": "Count",
@@ -51,7 +61,7 @@ def publish(aws: LocalAws, pool: str, name: str, points: dict[float, float]) -> 
     ]
     client = aws.client("cloudwatch")
     for first in range(0, len(data), 500):
-        client.put_metric_data(Namespace="CeleryMetrics", MetricData=data[first : first + 500])
+        client.put_metric_data(Namespace=namespace, MetricData=data[first : first + 500])
 
 
 def iso(seconds: float) -> str:
@@ -120,6 +130,30 @@ def test_report_replays_history_through_the_policy(
     replayed = report["replayed"]
     assert replayed["changes"] == 9
     assert replayed["seconds_at_max"] == 0
+
+
+def test_real_count_from_container_insights(tmp_path: Path, aws: LocalAws, unique: str) -> None:
+    pool = f"p{unique}"
+    base = math.floor(time.time() / 60) * 60 - 30 * 60
+    publish(aws, pool, "backlog_per_task", {base + m * 60: 5.0 for m in range(20)})
+    publish(
+        aws,
+        pool,
+        "DesiredTaskCount",
+        {base + m * 60: 2.0 if m < 10 else 4.0 for m in range(20)},
+        namespace="ECS/ContainerInsights",
+        dimensions={"ClusterName": "prod", "ServiceName": "celery-worker"},
+    )
+    result = run(
+        "report", "-c", str(config_file(tmp_path, pool)), "--start", iso(base),
+        "--end", iso(base + 20 * 60), "--format", "json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["real_source"] == "ECS/ContainerInsights DesiredTaskCount"
+    assert [row[3] for row in report["timeline"]] == [2.0] * 10 + [4.0] * 10
+    assert report["real"]["capacity_hours"] == pytest.approx((2 * 10 + 4 * 10) / 60)
+    assert report["actions"] == []
 
 
 def test_report_html_is_one_file_with_the_chart(
