@@ -27,6 +27,9 @@ from .telemetry import TaskEvents
 
 log = logging.getLogger(__name__)
 
+HEARTBEAT = 10.0
+"""Seconds between AMQP heartbeats on the event connection."""
+
 OUTCOME_OF_EVENT = {
     "task-succeeded": "succeeded_tasks",
     "task-failed": "failed_tasks",
@@ -48,6 +51,7 @@ class TaskEventCounter:
         self._counts: dict[str, Counter[str]] = {}
         self._senders: set[str] = set()
         self._listening = False
+        self._subscriptions = 0
         # True while the window since the last drain had a moment with no subscription:
         # the first window (events before the first connection are lost) and any window
         # in which the connection dropped.
@@ -72,6 +76,11 @@ class TaskEventCounter:
     @property
     def listening(self) -> bool:
         return self._listening
+
+    @property
+    def subscriptions(self) -> int:
+        """How many times the receiver subscribed: more than once means it reconnected."""
+        return self._subscriptions
 
     def drain(self) -> TaskEvents:
         """The counts since the previous drain, and whether they are complete."""
@@ -103,7 +112,9 @@ class TaskEventCounter:
                 failures = 0
 
     def _consume(self) -> None:
-        with self._app.connection_for_read(heartbeat=0, connect_timeout=5) as connection:
+        # Heartbeats (AMQP) so a connection that died silently raises instead of leaving
+        # the receiver "listening" to nothing.
+        with self._app.connection_for_read(heartbeat=HEARTBEAT, connect_timeout=5) as connection:
             connection.ensure_connection(max_retries=0)
             # Only task events; `#` matches several words on RabbitMQ and becomes `*`
             # in the pattern kombu subscribes to on Redis.
@@ -118,6 +129,7 @@ class TaskEventCounter:
                 while not self._stop.is_set():
                     with contextlib.suppress(TimeoutError):
                         connection.drain_events(timeout=self._poll)
+                    connection.heartbeat_check()
                     if first:
                         # Redis subscribes inside the first drain_events: listening
                         # from here on, not before.
@@ -128,7 +140,9 @@ class TaskEventCounter:
     def _set_listening(self, listening: bool) -> None:
         with self._lock:
             self._listening = listening
-            if not listening:
+            if listening:
+                self._subscriptions += 1
+            else:
                 self._gap = True
 
     def _on_message(self, body: Any, message: Any) -> None:
