@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(repr=False)
 class Telemetry:
     """Publishes every pass; `start()` and `close()` run its HTTP server and event receiver."""
 
@@ -43,6 +43,9 @@ class Telemetry:
     events: TaskEventCounter | None = None
     counters: CounterState = field(default_factory=CounterState)
     publish_failures: int = 0
+
+    def __repr__(self) -> str:  # short: the runner names a failing reporter in its log
+        return f"Telemetry(pools={list(self.pools)})"
 
     def start(self) -> None:
         if self.events is not None:
