@@ -10,6 +10,9 @@ import pytest
 import redis
 
 from celery_scaler.localaws import LocalAws, local_aws
+from tests import aws_calls
+
+aws_calls.configure()
 
 # Tests use their own Redis database so they never touch an application's keys.
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/11")
@@ -46,7 +49,9 @@ def unique() -> str:
 @pytest.fixture(scope="session")
 def local_aws_server() -> Iterator[LocalAws]:
     with local_aws() as aws:
+        aws_calls.start()
         yield aws
+        aws_calls.stop()
 
 
 @pytest.fixture
@@ -55,3 +60,8 @@ def aws(local_aws_server: LocalAws, monkeypatch: pytest.MonkeyPatch) -> LocalAws
     for name, value in local_aws_server.env.items():
         monkeypatch.setenv(name, value)
     return local_aws_server
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `after_all` check what the others did: they run last."""
+    items.sort(key=lambda item: item.get_closest_marker("after_all") is not None)

@@ -161,7 +161,7 @@ def test_instrument_needs_a_celery_app(clean_signal: None) -> None:
 
 
 def test_iam_actions() -> None:
-    assert SqsQueueDepth.iam_actions == ("sqs:GetQueueUrl", "sqs:GetQueueAttributes")
+    assert tuple(SqsQueueDepth.iam_actions) == ("sqs:GetQueueUrl", "sqs:GetQueueAttributes")
     assert KombuQueueDepth.iam_actions == ()
 
 

@@ -99,4 +99,4 @@ def test_errors_are_one_line() -> None:
 
 
 def test_declares_its_iam_actions() -> None:
-    assert CloudWatchHistory.iam_actions == ("cloudwatch:GetMetricData",)
+    assert tuple(CloudWatchHistory.iam_actions) == ("cloudwatch:GetMetricData",)

@@ -13,6 +13,8 @@ from botocore.exceptions import (
 
 from .ports import AdapterError
 
+USER_AGENT_APP_ID = "celery-scaler"
+
 # botocore's standard retry mode retries throttling errors and 5xx responses with
 # exponential backoff and full jitter; no second retry layer is stacked on top, so a
 # failing call costs at most these attempts.
@@ -20,6 +22,9 @@ CLIENT_CONFIG = BotocoreConfig(
     retries={"mode": "standard", "max_attempts": 5},
     connect_timeout=5,
     read_timeout=15,
+    # `app/celery-scaler` in every request's User-Agent: CloudTrail's userAgent names the
+    # controller, and the tests tell its calls from their own (tests/aws_calls.py).
+    user_agent_appid=USER_AGENT_APP_ID,  # type: ignore[call-arg]  # newer than botocore-stubs
 )
 
 

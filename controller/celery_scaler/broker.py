@@ -21,6 +21,7 @@ from kombu.exceptions import OperationalError
 
 from .aws import describe_aws_error
 from .config import mask_url
+from .iam import IamActions, IamResource
 from .instrument import PUBLISHED_AT_HEADER
 from .model import BrokerObservation, oldest_of
 from .ports import AdapterError
@@ -296,7 +297,10 @@ def sqs_queue_name(queue: str, prefix: str = "") -> str:
 class SqsQueueDepth:
     """Depth (visible messages) and in-flight count of SQS queues."""
 
-    iam_actions: ClassVar[tuple[str, ...]] = ("sqs:GetQueueUrl", "sqs:GetQueueAttributes")
+    iam_actions: ClassVar[IamActions] = {
+        "sqs:GetQueueUrl": IamResource.SQS_QUEUE,
+        "sqs:GetQueueAttributes": IamResource.SQS_QUEUE,
+    }
 
     def __init__(self, sqs_client: SQSClient, *, queue_name_prefix: str = "") -> None:
         self._sqs = sqs_client

@@ -26,6 +26,7 @@ from .config import (
     json_schema,
     parse_config,
 )
+from .iam import Tool
 from .logs import LogFormat, LogLevel
 from .ports import AdapterError
 
@@ -72,14 +73,25 @@ def fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
+CONFIG_FROM_ENV = "env:"
+"""`--config env:NAME` reads the configuration from the environment variable NAME."""
+
+
 def load_config(path: Path | None) -> Config:
     path = path or Path(DEFAULT_CONFIG_PATH)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        fail(f"configuration file {path} not found (use --config or ${CONFIG_ENV})", EXIT_USAGE)
-    except OSError as exc:
-        fail(f"cannot read configuration file {path}: {exc.strerror}", EXIT_USAGE)
+    if str(path).startswith(CONFIG_FROM_ENV):
+        # `env:NAME`: the file's text in a variable, for containers with no volume (ECS).
+        variable = str(path).removeprefix(CONFIG_FROM_ENV)
+        text = os.environ.get(variable, "")
+        if not text.strip():
+            fail(f"{path}: the environment variable {variable} is not set or empty", EXIT_USAGE)
+    else:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            fail(f"configuration file {path} not found (use --config or ${CONFIG_ENV})", EXIT_USAGE)
+        except OSError as exc:
+            fail(f"cannot read configuration file {path}: {exc.strerror}", EXIT_USAGE)
     try:
         return parse_config(text, str(path), env=os.environ)
     except ConfigError as exc:
@@ -447,6 +459,40 @@ def simulate(
         out,
         chart,
     )
+
+
+@app.command("iam-policy")
+def iam_policy(
+    config: ConfigOption = None,
+    tools: Annotated[
+        list[Tool] | None,
+        typer.Option("--with", help="Also what this command needs: report. Repeatable."),
+    ] = None,
+    account_id: Annotated[
+        str | None,
+        typer.Option(
+            "--account-id", help="The AWS account in ARNs; * when not given.", show_default=False
+        ),
+    ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region",
+            help="The region in ARNs; spec.region, else *, when not given.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Print the least-privilege IAM policy (JSON) for what the configuration uses."""
+    from .iam import grants, policy, where
+
+    settings = load_config(config)
+    try:
+        place = where(region or settings.controller.region, account_id)
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
+    document = policy(settings, grants(settings, tools or ()), place)
+    print(json.dumps(document, indent=2))
 
 
 @config_app.command()

@@ -20,6 +20,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar, Protocol
 from urllib.parse import quote
 
 from .aws import AWS_ERRORS, describe_aws_error
+from .iam import IamActions, IamResource
 from .ports import AdapterError
 from .telemetry import Sample
 
@@ -96,7 +97,7 @@ def batches(data: Sequence[MetricDatumTypeDef]) -> Iterator[list[MetricDatumType
 class CloudWatchMetrics:
     """`MetricsSink` over boto3's CloudWatch client (PutMetricData)."""
 
-    iam_actions: ClassVar[tuple[str, ...]] = ("cloudwatch:PutMetricData",)
+    iam_actions: ClassVar[IamActions] = {"cloudwatch:PutMetricData": IamResource.METRIC_NAMESPACE}
 
     def __init__(
         self, client: CloudWatchClient, namespace: str, *, storage_resolution: int = 60

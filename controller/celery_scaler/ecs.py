@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .aws import AWS_ERRORS, describe_aws_error
+from .iam import IamActions, IamResource
 from .model import ServiceObservation
 from .ports import AdapterError
 from .protection import TaskInfo
@@ -38,12 +39,12 @@ def _observation(described: Any) -> ServiceObservation:
 class EcsService:
     """`ServiceClient` over boto3's ECS client."""
 
-    iam_actions = (
-        "ecs:DescribeServices",
-        "ecs:UpdateService",
-        "ecs:TagResource",
-        "ecs:UntagResource",
-    )
+    iam_actions: ClassVar[IamActions] = {
+        "ecs:DescribeServices": IamResource.ECS_SERVICE,
+        "ecs:UpdateService": IamResource.ECS_SERVICE,
+        "ecs:TagResource": IamResource.ECS_SERVICE_STATE_TAGS,
+        "ecs:UntagResource": IamResource.ECS_SERVICE_STATE_TAGS,
+    }
 
     def __init__(self, client: ECSClient) -> None:
         self._client = client
@@ -110,12 +111,12 @@ class EcsService:
 class EcsTaskProtection:
     """ECS task scale-in protection for the tasks of a service."""
 
-    iam_actions = (
-        "ecs:ListTasks",
-        "ecs:DescribeTasks",
-        "ecs:GetTaskProtection",
-        "ecs:UpdateTaskProtection",
-    )
+    iam_actions: ClassVar[IamActions] = {
+        "ecs:ListTasks": IamResource.ECS_CLUSTER,
+        "ecs:DescribeTasks": IamResource.ECS_TASK,
+        "ecs:GetTaskProtection": IamResource.ECS_TASK,
+        "ecs:UpdateTaskProtection": IamResource.ECS_TASK,
+    }
 
     def __init__(self, client: ECSClient) -> None:
         self._client = client

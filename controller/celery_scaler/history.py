@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .aws import AWS_ERRORS, describe_aws_error
+from .iam import IamActions, IamResource
 from .ports import AdapterError
 from .replay import MetricQuery, Series
 
@@ -20,7 +21,7 @@ MAX_QUERIES = 500
 class CloudWatchHistory:
     """`HistorySource` over boto3's CloudWatch client."""
 
-    iam_actions = ("cloudwatch:GetMetricData",)
+    iam_actions: ClassVar[IamActions] = {"cloudwatch:GetMetricData": IamResource.ANY}
 
     def __init__(self, client: CloudWatchClient) -> None:
         self._client = client

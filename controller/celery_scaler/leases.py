@@ -19,12 +19,13 @@ import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from botocore.exceptions import ClientError
 
 from .aws import AWS_ERRORS, describe_aws_error
 from .config import WorkerPool
+from .iam import IamActions, IamResource
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -73,13 +74,13 @@ def plan(
 class DynamoLeases:
     """Leases as items of one DynamoDB table (key `name`), written with conditions only."""
 
-    iam_actions = (
-        "dynamodb:DescribeTable",
-        "dynamodb:CreateTable",
-        "dynamodb:Scan",
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-    )
+    iam_actions: ClassVar[IamActions] = {
+        "dynamodb:DescribeTable": IamResource.LEASE_TABLE,
+        "dynamodb:CreateTable": IamResource.LEASE_TABLE,
+        "dynamodb:Scan": IamResource.LEASE_TABLE,
+        "dynamodb:PutItem": IamResource.LEASE_TABLE,
+        "dynamodb:UpdateItem": IamResource.LEASE_TABLE,
+    }
 
     def __init__(
         self,

@@ -1,0 +1,97 @@
+"""The AWS operations the controller made against the local AWS API, from moto's recorder.
+
+The recorder sees every request the session's local AWS API answers, whether it came
+from this process or a child one (`celery-scaler` run as a command). Requests whose
+User-Agent carries the controller's app id (see `celery_scaler.aws.CLIENT_CONFIG`) are
+the controller's; the rest are the tests' own set-up and checks.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import botocore.session
+
+from celery_scaler.aws import USER_AGENT_APP_ID
+
+RECORDING = Path(tempfile.gettempdir()) / f"celery-scaler-aws-calls-{os.getpid()}.jsonl"
+_SCOPE = re.compile(r"Credential=[^/]+/\d+/[^/]+/([^/]+)/aws4_request")
+_RPC_V2 = re.compile(r"/service/[^/]+/operation/([A-Za-z0-9]+)")
+
+
+def configure() -> None:
+    """Point moto's recorder at this session's file; call before moto is imported."""
+    os.environ["MOTO_RECORDER_FILEPATH"] = str(RECORDING)
+
+
+def start() -> None:
+    from moto.moto_api import recorder
+
+    recorder.reset_recording()
+    recorder.start_recording()
+
+
+def stop() -> None:
+    from moto.moto_api import recorder
+
+    recorder.stop_recording()
+    RECORDING.unlink(missing_ok=True)
+
+
+def _entries(text: str) -> Iterator[dict[str, Any]]:
+    # Server threads append concurrently and write each entry's newline separately, so
+    # entries are read one JSON value after another rather than line by line.
+    decoder = json.JSONDecoder()
+    position = 0
+    while (position := _skip_space(text, position)) < len(text):
+        entry, position = decoder.raw_decode(text, position)
+        yield entry
+
+
+def _skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position].isspace():
+        position += 1
+    return position
+
+
+def _operation(entry: dict[str, Any]) -> str | None:
+    headers = {key.lower(): value for key, value in entry["headers"].items()}
+    if target := headers.get("x-amz-target"):
+        return str(target).rpartition(".")[2]
+    if match := _RPC_V2.search(urlsplit(entry["url"]).path):
+        return match.group(1)
+    body = entry.get("body") or ""
+    if entry.get("body_encoded"):
+        body = base64.b64decode(body).decode("utf-8", "replace")
+    actions = parse_qs(body).get("Action") or parse_qs(urlsplit(entry["url"]).query).get("Action")
+    return actions[0] if actions else None
+
+
+def controller_operations(services: Iterable[str]) -> set[str]:
+    """`service:Operation` for every request the controller made since `start`.
+
+    `services` are botocore service names (equal to their IAM prefixes for the ones the
+    controller calls); they turn a request's signing name back into its IAM prefix.
+    """
+    if not RECORDING.exists():
+        return set()  # no test started the local AWS API
+    session = botocore.session.get_session()
+    prefixes = {session.get_service_model(name).signing_name: name for name in services}
+    found: set[str] = set()
+    for entry in _entries(RECORDING.read_text(encoding="utf-8")):
+        headers = {key.lower(): value for key, value in entry["headers"].items()}
+        if f"app/{USER_AGENT_APP_ID}" not in headers.get("user-agent", ""):
+            continue
+        scope = _SCOPE.search(headers.get("authorization", ""))
+        operation = _operation(entry)
+        if scope and operation:
+            found.add(f"{prefixes.get(scope.group(1), scope.group(1))}:{operation}")
+    return found

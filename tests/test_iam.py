@@ -1,0 +1,275 @@
+"""The least-privilege IAM policy: what each configuration is granted, and that the
+controller's real AWS calls need exactly that."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from celery_scaler.config import Config, parse_config
+from celery_scaler.ecs import EcsTaskProtection
+from celery_scaler.iam import Tool, Where, actions, grants, policy, where
+from tests import aws_calls
+from tests.integration.test_cli import run
+
+ROOT = Path(__file__).resolve().parent.parent
+
+POOL = """
+apiVersion: celery-scaler/v1
+kind: WorkerPool
+metadata: {{name: {name}}}
+spec:
+  ecs: {{cluster: {cluster}, service: {service}}}
+  queues: [{queues}]
+  metric: queue_depth
+  protectBusyTasks: {protect}
+  scaleOut: {{threshold: 10, steps: [{{metricIntervalLowerBound: 0, scalingAdjustment: 1}}]}}
+"""
+
+
+def pool(
+    name: str = "default",
+    cluster: str = "prod",
+    service: str = "celery-worker",
+    queues: str = "celery",
+    protect: bool = False,
+) -> str:
+    return POOL.format(
+        name=name, cluster=cluster, service=service, queues=queues, protect=str(protect).lower()
+    )
+
+
+def config(controller: str = "", *pools: str) -> Config:
+    documents = [f"apiVersion: celery-scaler/v1\nkind: Controller\nspec: {{{controller}}}\n"]
+    return parse_config("---\n".join(documents + list(pools or [pool()])), "test.yaml", env={})
+
+
+def statements(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {statement["Sid"]: statement for statement in document["Statement"]}
+
+
+HERE = Where("aws", "eu-west-1", "123456789012")
+
+
+def test_the_least_a_configuration_can_need() -> None:
+    settings = config("cloudwatch: {enabled: false}")
+    assert policy(settings, grants(settings), HERE) == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "EcsServiceStateTags",
+                "Effect": "Allow",
+                "Action": ["ecs:TagResource", "ecs:UntagResource"],
+                "Resource": ["arn:aws:ecs:eu-west-1:123456789012:service/prod/celery-worker"],
+                "Condition": {"ForAllValues:StringLike": {"aws:TagKeys": ["celery-scaler.io/*"]}},
+            },
+            {
+                "Sid": "EcsServices",
+                "Effect": "Allow",
+                "Action": ["ecs:DescribeServices", "ecs:UpdateService"],
+                "Resource": ["arn:aws:ecs:eu-west-1:123456789012:service/prod/celery-worker"],
+            },
+        ],
+    }
+
+
+def test_cloudwatch_metrics_only_in_the_controllers_namespace() -> None:
+    settings = config("cloudwatch: {namespace: Workers}")
+    assert statements(policy(settings, grants(settings)))["MetricNamespace"] == {
+        "Sid": "MetricNamespace",
+        "Effect": "Allow",
+        "Action": ["cloudwatch:PutMetricData"],
+        "Resource": ["*"],
+        "Condition": {"StringEquals": {"cloudwatch:namespace": "Workers"}},
+    }
+    # EMF lines go out through the log driver: no CloudWatch permission at all.
+    emf = config("cloudwatch: {mode: emf}")
+    assert not any(a.startswith("cloudwatch:") for a in actions(policy(emf, grants(emf))))
+
+
+def test_leases_only_on_the_lease_table() -> None:
+    settings = config("cloudwatch: {enabled: false}, leaderElection: {enabled: true, table: locks}")
+    lease = statements(policy(settings, grants(settings), HERE))["LeaseTable"]
+    assert lease["Resource"] == ["arn:aws:dynamodb:eu-west-1:123456789012:table/locks"]
+    assert lease["Action"] == [
+        "dynamodb:CreateTable",
+        "dynamodb:DescribeTable",
+        "dynamodb:PutItem",
+        "dynamodb:Scan",
+        "dynamodb:UpdateItem",
+    ]
+
+
+def test_sqs_only_on_the_pools_queues_as_celery_names_them() -> None:
+    settings = config(
+        "broker: 'sqs://', sqs: {queueNamePrefix: prod-}",
+        pool("a", queues="celery, high.priority"),
+        pool("b", service="other", queues="celery"),
+    )
+    sqs = statements(policy(settings, grants(settings), HERE))["SqsQueues"]
+    assert sqs["Action"] == ["sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
+    assert sqs["Resource"] == [
+        "arn:aws:sqs:eu-west-1:123456789012:prod-celery",
+        "arn:aws:sqs:eu-west-1:123456789012:prod-high-priority",
+    ]
+    redis = config()
+    assert not any(a.startswith("sqs:") for a in actions(policy(redis, grants(redis))))
+
+
+def test_task_protection_only_in_the_clusters_of_pools_that_ask() -> None:
+    settings = config(
+        "cloudwatch: {enabled: false}",
+        pool("a", cluster="prod", protect=True),
+        pool("b", cluster="batch", service="other"),
+    )
+    found = statements(policy(settings, grants(settings), HERE))
+    assert found["EcsTasks"]["Action"] == [
+        "ecs:DescribeTasks",
+        "ecs:GetTaskProtection",
+        "ecs:UpdateTaskProtection",
+    ]
+    assert found["EcsTasks"]["Resource"] == ["arn:aws:ecs:eu-west-1:123456789012:task/prod/*"]
+    # ListTasks names no resource the controller could scope; its cluster is a condition.
+    assert found["EcsClusters"]["Action"] == ["ecs:ListTasks"]
+    assert found["EcsClusters"]["Resource"] == ["*"]
+    assert found["EcsClusters"]["Condition"] == {
+        "ArnEquals": {"ecs:cluster": ["arn:aws:ecs:eu-west-1:123456789012:cluster/prod"]}
+    }
+    # Both pools' services, each once.
+    assert found["EcsServices"]["Resource"] == [
+        "arn:aws:ecs:eu-west-1:123456789012:service/batch/other",
+        "arn:aws:ecs:eu-west-1:123456789012:service/prod/celery-worker",
+    ]
+
+
+def test_report_reads_metric_history() -> None:
+    settings = config()
+    assert "cloudwatch:GetMetricData" not in actions(policy(settings, grants(settings)))
+    with_report = policy(settings, grants(settings, [Tool.REPORT]))
+    assert statements(with_report)["AnyResource"]["Action"] == ["cloudwatch:GetMetricData"]
+
+
+def test_clusters_given_as_arns_keep_their_account_and_region() -> None:
+    arn = "arn:aws:ecs:us-west-2:210987654321:cluster/prod"
+    settings = config("cloudwatch: {enabled: false}", pool(cluster=arn, protect=True))
+    found = statements(policy(settings, grants(settings), HERE))
+    assert found["EcsServices"]["Resource"] == [
+        "arn:aws:ecs:us-west-2:210987654321:service/prod/celery-worker"
+    ]
+    assert found["EcsTasks"]["Resource"] == ["arn:aws:ecs:us-west-2:210987654321:task/prod/*"]
+    assert found["EcsClusters"]["Condition"]["ArnEquals"]["ecs:cluster"] == [arn]
+
+
+@pytest.mark.parametrize(
+    ("region", "partition"),
+    [
+        ("eu-west-1", "aws"),
+        ("cn-north-1", "aws-cn"),
+        ("us-gov-west-1", "aws-us-gov"),
+        (None, "aws"),
+    ],
+)
+def test_the_partition_follows_the_region(region: str | None, partition: str) -> None:
+    assert where(region, None) == Where(partition, region or "*", "*")
+
+
+def test_an_account_id_is_twelve_digits() -> None:
+    assert where("eu-west-1", "123456789012").account == "123456789012"
+    with pytest.raises(ValueError, match="12 digits"):
+        where("eu-west-1", "1234")
+
+
+def test_the_command_prints_the_policy(tmp_path: Path) -> None:
+    path = tmp_path / "celery-scaler.yaml"
+    path.write_text(pool(), encoding="utf-8")
+    result = run(
+        "iam-policy",
+        "--config",
+        str(path),
+        "--with",
+        "report",
+        "--account-id",
+        "123456789012",
+        "--region",
+        "eu-west-1",
+    )
+    assert result.returncode == 0, result.stderr
+    settings = parse_config(pool(), "x", env={})
+    assert json.loads(result.stdout) == policy(
+        settings, grants(settings, [Tool.REPORT]), Where("aws", "eu-west-1", "123456789012")
+    )
+    bad = run("iam-policy", "--config", str(path), "--account-id", "12")
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "error: an AWS account id is 12 digits, got '12'"
+
+
+# --- the policy against the calls the controller really makes --------------------------
+
+
+@pytest.fixture
+def protection() -> Iterator[tuple[EcsTaskProtection, Stubber, list[str]]]:
+    client = boto3.client(
+        "ecs", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    called: list[str] = []
+    client.meta.events.register(
+        "before-parameter-build.ecs.*",
+        lambda model, **_: called.append(f"ecs:{model.name}"),
+    )
+    with Stubber(client) as stubber:
+        yield EcsTaskProtection(client), stubber, called
+
+
+def test_task_protection_declares_exactly_what_it_calls(
+    protection: tuple[EcsTaskProtection, Stubber, list[str]],
+) -> None:
+    # The local AWS API has no task protection: botocore's stubbed client records the
+    # operations every public method calls instead.
+    adapter, stubber, called = protection
+    task = "arn:aws:ecs:us-east-1:123456789012:task/prod/" + "a" * 32
+    stubber.add_response("list_tasks", {"taskArns": [task]})
+    stubber.add_response("describe_tasks", {"tasks": [{"taskArn": task}]})
+    stubber.add_response("get_task_protection", {"protectedTasks": []})
+    stubber.add_response("update_task_protection", {"protectedTasks": []})
+    adapter.tasks("prod", "workers")
+    adapter.protected_until("prod", [task])
+    adapter.set_protection("prod", [task], enabled=True)
+    assert set(called) == set(EcsTaskProtection.iam_actions)
+
+
+INTEGRATION_FEATURES = (
+    # What the integration tests exercise against the local AWS API: ECS services and
+    # their tags, leases, CloudWatch PutMetricData, `report`; and SQS, which cannot share
+    # a configuration with the others. Task protection is checked above.
+    config("leaderElection: {enabled: true}"),
+    config("broker: 'sqs://', cloudwatch: {enabled: false}"),
+)
+
+
+def _whole_suite_ran(session: pytest.Session) -> bool:
+    option = session.config.option
+    if option.keyword or option.markexpr or session.testsfailed:
+        return False
+    collected = {Path(str(item.path)) for item in session.items}
+    return all(path in collected for path in (ROOT / "tests" / "integration").glob("test_*.py"))
+
+
+@pytest.mark.after_all
+def test_the_policy_allows_exactly_what_the_integration_tests_called(
+    request: pytest.FixtureRequest,
+) -> None:
+    granted: set[str] = set()
+    for settings in INTEGRATION_FEATURES:
+        granted |= actions(policy(settings, grants(settings, list(Tool))))
+    used = aws_calls.controller_operations({action.partition(":")[0] for action in granted})
+    if not used:
+        pytest.skip("no AWS call of the controller recorded: run this with the integration tests")
+    assert used <= granted, f"the policy misses {sorted(used - granted)}"
+    if _whole_suite_ran(request.session):
+        assert granted <= used, f"the policy grants what no test called: {sorted(granted - used)}"
