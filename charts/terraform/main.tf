@@ -1,0 +1,158 @@
+# The controller as an ECS service next to its workers: one Fargate task (or several with
+# leader election), its task role holding exactly `celery-scaler iam-policy`, its logs.
+# charts/ecs/task-definition.json is the same task definition for the AWS CLI.
+
+data "aws_region" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  # The container of charts/ecs/task-definition.json (one source for both), with this
+  # deployment's image, configuration, broker secret and log group.
+  template = jsondecode(file("${path.module}/../ecs/task-definition.json"))
+  base     = local.template.containerDefinitions[0]
+  container = merge(local.base, {
+    image = var.image
+    environment = [
+      for variable in local.base.environment :
+      variable.name == "CELERY_SCALER_CONFIG_YAML" ? merge(variable, { value = var.config_yaml }) : variable
+    ]
+    secrets = [
+      for arn in compact([var.broker_url_secret_arn]) :
+      { name = "CELERY_SCALER_BROKER_URL", valueFrom = arn }
+    ]
+    logConfiguration = merge(local.base.logConfiguration, {
+      options = merge(local.base.logConfiguration.options, {
+        awslogs-group  = aws_cloudwatch_log_group.controller.name
+        awslogs-region = data.aws_region.current.name
+      })
+    })
+  })
+}
+
+resource "aws_cloudwatch_log_group" "controller" {
+  name              = "/ecs/${var.name}"
+  retention_in_days = var.log_retention_days
+  tags              = var.tags
+}
+
+data "aws_iam_policy_document" "ecs_tasks" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+  }
+}
+
+# What the controller itself may call: only what its configuration uses.
+resource "aws_iam_role" "task" {
+  name               = "${var.name}-task"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy" "task" {
+  name   = "celery-scaler"
+  role   = aws_iam_role.task.id
+  policy = var.iam_policy_json
+}
+
+# What ECS needs to start the task: pull the image, write logs, read the broker secret.
+resource "aws_iam_role" "execution" {
+  name               = "${var.name}-execution"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "execution" {
+  role       = aws_iam_role.execution.name
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+}
+
+data "aws_iam_policy_document" "broker_secret" {
+  count = var.broker_url_secret_arn == null ? 0 : 1
+  statement {
+    actions   = [strcontains(var.broker_url_secret_arn, ":ssm:") ? "ssm:GetParameters" : "secretsmanager:GetSecretValue"]
+    resources = [var.broker_url_secret_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "broker_secret" {
+  count  = var.broker_url_secret_arn == null ? 0 : 1
+  name   = "broker-url"
+  role   = aws_iam_role.execution.id
+  policy = data.aws_iam_policy_document.broker_secret[0].json
+}
+
+resource "aws_ecs_task_definition" "controller" {
+  family                   = var.name
+  requires_compatibilities = local.template.requiresCompatibilities
+  network_mode             = local.template.networkMode
+  cpu                      = var.cpu
+  memory                   = var.memory
+  task_role_arn            = aws_iam_role.task.arn
+  execution_role_arn       = aws_iam_role.execution.arn
+  runtime_platform {
+    operating_system_family = local.template.runtimePlatform.operatingSystemFamily
+    cpu_architecture        = local.template.runtimePlatform.cpuArchitecture
+  }
+  # A writable /tmp under a read-only root file system.
+  dynamic "volume" {
+    for_each = local.template.volumes
+    content {
+      name = volume.value.name
+    }
+  }
+  container_definitions = jsonencode([local.container])
+  tags = var.tags
+}
+
+resource "aws_ecs_service" "controller" {
+  name                   = var.name
+  cluster                = var.cluster_arn
+  task_definition        = aws_ecs_task_definition.controller.arn
+  desired_count          = var.desired_count
+  launch_type            = "FARGATE"
+  enable_execute_command = false
+  propagate_tags         = "SERVICE"
+  # Without leader election two controllers must never run at once: stop the old task
+  # before the new one starts. With it, leases fence the overlap.
+  deployment_minimum_healthy_percent = var.leader_election ? 100 : 0
+  deployment_maximum_percent         = var.leader_election ? 200 : 100
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+  network_configuration {
+    subnets          = var.subnet_ids
+    security_groups  = var.security_group_ids
+    assign_public_ip = var.assign_public_ip
+  }
+  lifecycle {
+    precondition {
+      condition     = var.desired_count == 1 || var.leader_election
+      error_message = "More than one controller task needs leaderElection.enabled in the configuration and leader_election = true."
+    }
+  }
+  tags = var.tags
+}
+
+# The controller's heartbeat: its fleet-total desired_capacity stops arriving when no
+# controller runs (or none can publish). Missing data is breaching.
+resource "aws_cloudwatch_metric_alarm" "heartbeat" {
+  count               = var.alarms.enabled ? 1 : 0
+  alarm_name          = "${var.name}-heartbeat"
+  alarm_description   = "celery-scaler has published no metrics for 5 minutes: the controller is down or cannot reach CloudWatch."
+  namespace           = var.alarms.namespace
+  metric_name         = "desired_capacity"
+  statistic           = "SampleCount"
+  period              = 60
+  evaluation_periods  = 5
+  threshold           = 1
+  comparison_operator = "LessThanThreshold"
+  treat_missing_data  = "breaching"
+  alarm_actions       = var.alarms.alarm_actions
+  ok_actions          = var.alarms.alarm_actions
+  tags                = var.tags
+}
