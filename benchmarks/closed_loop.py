@@ -59,6 +59,8 @@ CONTENDERS = ("celery-scaler", "original", *PEERS)
 SERVICE = "workers"
 QUEUE = "bench"
 MIN, MAX = 1, 10
+CONCURRENCY = 4
+"""Celery worker processes (threads) per ECS task, as with `celery worker -c 4`."""
 ORIGINAL_NOTE = (
     "emulated: CloudWatch alarm + AAS step policy semantics (metric every 60 s, period "
     "60 s, 2 of 2 datapoints, cooldown 300 s), same metric and steps"
@@ -82,7 +84,7 @@ class Trace:
             f"{self.duration / 60:g} min: one {self.task_seconds:g} s task every "
             f"{self.trickle_every:g} s, a burst of {self.burst_tasks} at "
             f"{self.burst_at / 60:g} min; ECS task start {self.start_delay:g} s; "
-            f"{MIN}..{MAX} workers of concurrency 1"
+            f"{MIN}..{MAX} ECS tasks, each a worker of concurrency {CONCURRENCY}"
         )
 
 
@@ -107,14 +109,14 @@ spec:
   maxCapacity: {MAX}
   metric: backlog_per_task
   scaleOut:
-    threshold: 2
+    threshold: 8
     cooldown: {out_cooldown}
     steps:
-      - {{metricIntervalLowerBound: 0, metricIntervalUpperBound: 2, scalingAdjustment: 1}}
-      - {{metricIntervalLowerBound: 2, metricIntervalUpperBound: 6, scalingAdjustment: 3}}
-      - {{metricIntervalLowerBound: 6, scalingAdjustment: 9}}
+      - {{metricIntervalLowerBound: 0, metricIntervalUpperBound: 8, scalingAdjustment: 1}}
+      - {{metricIntervalLowerBound: 8, metricIntervalUpperBound: 24, scalingAdjustment: 3}}
+      - {{metricIntervalLowerBound: 24, scalingAdjustment: 9}}
   scaleIn:
-    threshold: 0.5
+    threshold: 2
     adjustmentType: PercentChangeInCapacity
     cooldown: {in_cooldown}
     steps:
@@ -122,7 +124,7 @@ spec:
 """
 
 
-STEP_TABLE = "backlog_per_task ≥ 2: +1, ≥ 4: +3, ≥ 8: +9; ≤ 0.5: -50%"
+STEP_TABLE = "backlog_per_task ≥ 8: +1, ≥ 16: +3, ≥ 32: +9; ≤ 2: -50%"
 
 
 @dataclass
@@ -258,7 +260,7 @@ def celery_ecs_autoscaler(run: Run) -> Callable[[], None]:
         ecs=EcsServiceTarget(
             cluster_name=run.cluster,
             service_name=SERVICE,
-            worker_concurrency=1,
+            worker_concurrency=CONCURRENCY,
             min_tasks=MIN,
             max_tasks=MAX,
             scale_out_cooldown_seconds=run.seconds(60.0),  # type: ignore[arg-type]
@@ -302,8 +304,7 @@ STARTERS: dict[str, Callable[[Run], Callable[[], None]]] = {
 def run_contender(name: str, factor: float, peers: Path) -> Result:
     """One contender over the trace, from a fresh service at the minimum."""
     from celery_scaler.demo import RedisServer, TaskSender, percentile
-    from celery_scaler.ecs import EcsService
-    from celery_scaler.fleet import DEMO_APP, LocalFleet
+    from celery_scaler.fleet import DEMO_APP, local_fleet
     from celery_scaler.inspect import inspector_for
     from celery_scaler.localaws import local_aws
 
@@ -323,24 +324,26 @@ def run_contender(name: str, factor: float, peers: Path) -> Result:
                 "PEER_QUEUE": QUEUE,
                 "PEER_MIN": str(MIN),
                 "PEER_MAX": str(MAX),
+                "PEER_CONCURRENCY": str(CONCURRENCY),
                 "PEER_TIME_FACTOR": str(factor),
                 "ECS_AGENT_URI": agent,
                 "ECS_CONTAINER_METADATA_URI_V4": agent,
             }
-            os.environ.update(env)
+            os.environ.update(env)  # the publisher's side reads them too
+            env["PEER_WORKER"] = "1"
         ecs = aws.client("ecs")
         run = Run(name, factor, cluster, redis_server.url, ecs, threading.Event())
-        fleet = LocalFleet(
-            EcsService(ecs),
+        fleet = local_fleet(
+            aws,
             cluster,
             SERVICE,
             redis_server.url,
             [QUEUE],
-            inspector=inspector_for(redis_server.url, 0.5),
             app_module=app_module,
             start_delay=run.seconds(trace.start_delay),
             stop_timeout=run.seconds(trace.task_seconds) + 10,
             poll_interval=0.1,
+            concurrency=CONCURRENCY,
             env=env,
             cwd=REPO_ROOT,
         )

@@ -35,11 +35,18 @@ def install_ecs_celery_autoscaler(celery_app: Any, environ: dict[str, str]) -> A
         queue_name=environ["PEER_QUEUE"],
         min_workers=int(environ["PEER_MIN"]),
         max_workers=int(environ["PEER_MAX"]),
-        metric=QueueDepthMetric(tasks_per_worker=1),
+        # Its README: "Set tasks_per_worker to the number of worker processes each ECS task runs".
+        metric=QueueDepthMetric(tasks_per_worker=int(environ["PEER_CONCURRENCY"])),
     )
+    if environ.get("PEER_DEBUG"):
+        import logging
+
+        logging.getLogger("ecs_celery_autoscaler").setLevel(logging.INFO)
+        logging.getLogger("ecs_celery_autoscaler").addHandler(logging.StreamHandler())
     scaler.install()
     return scaler
 
 
-if os.environ.get("PEER_CLUSTER"):
+# Only in the workers: the benchmark's publisher installs it on its own app.
+if os.environ.get("PEER_WORKER"):
     install_ecs_celery_autoscaler(app, dict(os.environ))

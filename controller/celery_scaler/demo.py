@@ -35,9 +35,7 @@ from rich.text import Text
 
 from .compose import build
 from .config import Config, mask_url, parse_config
-from .ecs import EcsService
-from .fleet import FleetCounts, FleetEvent, LocalFleet
-from .inspect import inspector_for
+from .fleet import FleetCounts, FleetEvent, LocalFleet, local_fleet
 from .localaws import local_aws
 from .metrics import busy_workers
 from .reconcile import PassReport, PoolResult
@@ -593,13 +591,12 @@ def run_demo(
                 config=parse_config(
                     demo_config_text(broker, queue, exchange, settings), "demo configuration"
                 ),
-                fleet=LocalFleet(
-                    EcsService(aws.client("ecs")),
+                fleet=local_fleet(
+                    aws,
                     CLUSTER,
                     SERVICE,
                     broker,
                     [queue],
-                    inspector=inspector_for(broker, 0.5, control_exchange=exchange),
                     control_exchange=exchange,
                     start_delay=settings.start_delay,
                     stop_timeout=settings.task_seconds + 10,
@@ -655,7 +652,7 @@ def _drive(
 
     reconciler = build(run.config)
     interrupted = False
-    with fleet:
+    with fleet, contextlib.closing(burst_sender), contextlib.closing(trickle):
         threads = [
             threading.Thread(target=load, name="demo-load", daemon=True),
             threading.Thread(
@@ -710,8 +707,6 @@ def _drive(
             interrupted=interrupted,
             worker_seconds=fleet.worker_seconds(ended),
         )
-    burst_sender.close()
-    trickle.close()
     return summary
 
 

@@ -14,6 +14,7 @@ import os
 import time
 
 from celery import Celery
+from celery.signals import worker_init
 
 SLEEP_TASK = "celery_scaler.demo.sleep"
 
@@ -51,3 +52,16 @@ def sleep(
         with redis.Redis.from_url(app.conf.broker_url) as client:
             client.rpush(report_to, json.dumps(record))
     time.sleep(seconds)
+
+
+@worker_init.connect  # type: ignore[untyped-decorator]
+def wait_for_start(**_: object) -> None:
+    """Take no task before `CELERY_SCALER_START_AT` (epoch seconds), as the local fleet asks.
+
+    The fleet emulates an ECS task's start time this way: the process boots while the
+    delay runs, so a task starts after max(delay, boot time), as on ECS, where the
+    delay includes the container's boot.
+    """
+    start_at = os.environ.get("CELERY_SCALER_START_AT")
+    if start_at:
+        time.sleep(max(0.0, float(start_at) - time.time()))

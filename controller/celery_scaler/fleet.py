@@ -5,10 +5,13 @@ API (the local AWS API in the demo, the end-to-end tests and the benchmark) and 
 or stops `celery worker` processes to match, as the ECS service scheduler would:
 
 - a new task starts `start_delay` seconds after it is asked for (ECS tasks take 30-60 s
-  to pull and start; the demo compresses that), each worker with a unique node name;
+  to pull and start; the demo compresses that), each worker with a unique node name.
+  The process is launched at once and boots while the delay runs; it takes tasks once
+  `CELERY_SCALER_START_AT` has passed (the demo app waits for it in `worker_init`), so a
+  task starts after max(delay, boot time), as on ECS, where the delay includes the boot;
 - a worker that exits by itself (a crash, a SIGKILL) is replaced, as ECS replaces a
   stopped task of a service;
-- on scale-in, tasks not started yet are cancelled first, then idle workers (by their
+- on scale-in, tasks not started yet are stopped first, then idle workers (by their
   inspect replies) are stopped before ones that did not answer and before busy ones,
   newest first, with a warm shutdown: SIGTERM to the worker's main process, which
   finishes its running task, and SIGKILL of its process group after `stop_timeout`,
@@ -35,12 +38,15 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from celery.utils.nodenames import host_format
 
 from .model import ServiceObservation, WorkerSnapshot
 from .ports import AdapterError
+
+if TYPE_CHECKING:
+    from .localaws import LocalAws
 
 DEMO_APP = "celery_scaler.demo_app"
 """The Celery app module shipped in the package (a `sleep` task)."""
@@ -221,8 +227,7 @@ class BusyReader(Protocol):
 
 @dataclass(frozen=True)
 class _Pending:
-    node: str
-    name: str
+    worker: WorkerProcess
     start_at: float
 
 
@@ -281,7 +286,11 @@ class LocalFleet:
     def start(self) -> LocalFleet:
         """Start the service's current desiredCount at once (a service already running),
         then reconcile every `poll_interval` on a background thread."""
-        self.tick(immediate=True)
+        try:
+            self.tick(immediate=True)
+        except BaseException:
+            self.close()
+            raise
         self._thread = threading.Thread(target=self._loop, name="local-fleet", daemon=True)
         self._thread.start()
         return self
@@ -292,9 +301,13 @@ class LocalFleet:
         if self._thread is not None:
             self._thread.join(timeout)
         with self._lock:
-            workers = self._running + [worker for worker, _ in self._stopping.values()]
+            workers = [p.worker for p in self._pending] + self._running
+            workers += [worker for worker, _ in self._stopping.values()]
             self._running, self._stopping, self._pending = [], {}, []
         stop_workers(workers, timeout)
+        close_inspector = getattr(self.inspector, "close", None)
+        if close_inspector is not None:
+            close_inspector()
         now = self.clock()
         with self._lock:
             for lifetime in self._lifetimes.values():
@@ -371,7 +384,8 @@ class LocalFleet:
             self._desired = desired
             for pending in [p for p in self._pending if p.start_at <= now]:
                 self._pending.remove(pending)
-                self._spawn(pending)
+                self._running.append(pending.worker)
+                self._event("started", pending.worker.name, f"pid {pending.worker.pid}")
             have = len(self._running) + len(self._pending)
             for _ in range(desired - have):
                 self._request(now, 0.0 if immediate else self.start_delay)
@@ -380,6 +394,9 @@ class LocalFleet:
 
     def _reap(self, now: float) -> None:
         with self._lock:
+            for pending in [p for p in self._pending if not p.worker.alive]:
+                self._pending.remove(pending)
+                self._running.append(pending.worker)  # reported and replaced below
             for worker in [w for w in self._running if not w.alive]:
                 self._running.remove(worker)
                 code = worker.process.returncode
@@ -398,23 +415,15 @@ class LocalFleet:
     def _request(self, now: float, delay: float) -> None:
         self._sequence += 1
         node = f"{self.name_prefix}-{self._sequence}"
-        pending = _Pending(node, host_format(f"{node}@%h"), now + delay)
-        self._lifetimes[pending.name] = _Lifetime(requested=now)
-        if delay:
-            self._event("requested", pending.name, f"starts in {delay:g}s")
-            self._pending.append(pending)
-        else:
-            self._spawn(pending)
-
-    def _spawn(self, pending: _Pending) -> None:
         env = {
             **os.environ,
             **self.env,
             "CELERY_BROKER_URL": self.broker_url,
             "CELERY_CONTROL_EXCHANGE": self.control_exchange,
+            "CELERY_SCALER_START_AT": repr(now + delay),
         }
         worker = spawn_worker(
-            pending.node,
+            node,
             self.queues,
             log_dir=self.log_dir,
             env=env,
@@ -423,16 +432,22 @@ class LocalFleet:
             pool=self.pool,
             cwd=self.cwd,
         )
-        self._running.append(worker)
-        self._event("started", worker.name, f"pid {worker.pid}")
+        self._lifetimes[worker.name] = _Lifetime(requested=now)
+        if delay:
+            self._event("requested", worker.name, f"starts in {delay:g}s")
+            self._pending.append(_Pending(worker, now + delay))
+        else:
+            self._running.append(worker)
+            self._event("started", worker.name, f"pid {worker.pid}")
 
     def _scale_in(self, surplus: int, now: float) -> None:
         with self._lock:
             # Tasks not started yet go first, newest first: nothing to stop.
             while surplus and self._pending:
-                pending = self._pending.pop()
-                self._ended(pending.name, now)
-                self._event("cancelled", pending.name, "not started yet")
+                worker = self._pending.pop().worker
+                reap(worker)  # it has taken no task yet
+                self._ended(worker.name, now)
+                self._event("cancelled", worker.name, "not started yet")
                 surplus -= 1
             candidates = list(self._running)
         if not surplus:
@@ -472,3 +487,33 @@ class LocalFleet:
     def _event(self, kind: EventKind, worker: str | None, detail: str = "") -> None:
         with self._lock:
             self._events.append(FleetEvent(self.clock(), kind, worker, detail))
+
+
+def local_fleet(
+    aws: LocalAws,
+    cluster: str,
+    service: str,
+    broker_url: str,
+    queues: Sequence[str],
+    *,
+    control_exchange: str = "celery",
+    inspect_timeout: float = 0.5,
+    **options: Any,
+) -> LocalFleet:
+    """A LocalFleet for a service of the local AWS API that stops idle workers first.
+
+    `options` are LocalFleet's own (start_delay, stop_timeout, poll_interval, ...).
+    """
+    from .ecs import EcsService
+    from .inspect import inspector_for
+
+    return LocalFleet(
+        EcsService(aws.client("ecs")),
+        cluster,
+        service,
+        broker_url,
+        queues,
+        inspector=inspector_for(broker_url, inspect_timeout, control_exchange=control_exchange),
+        control_exchange=control_exchange,
+        **options,
+    )

@@ -31,9 +31,7 @@ from celery_scaler.demo import (
     demo_config_text,
     run_demo,
 )
-from celery_scaler.ecs import EcsService
-from celery_scaler.fleet import LocalFleet
-from celery_scaler.inspect import inspector_for
+from celery_scaler.fleet import LocalFleet, local_fleet
 from celery_scaler.localaws import LocalAws
 from celery_scaler.runner import run_forever
 from tests.workers import wait_for
@@ -85,13 +83,12 @@ def closed_loop(aws: LocalAws, broker: str, unique: str) -> Iterator[Loop]:
     config = parse_config(
         demo_config_text(broker, queue, exchange, SETTINGS, cluster=cluster), "e2e"
     )
-    fleet = LocalFleet(
-        EcsService(aws.client("ecs")),
+    fleet = local_fleet(
+        aws,
         cluster,
         SERVICE,
         broker,
         [queue],
-        inspector=inspector_for(broker, 0.5, control_exchange=exchange),
         control_exchange=exchange,
         start_delay=SETTINGS.start_delay,
         stop_timeout=10,

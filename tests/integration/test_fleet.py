@@ -9,9 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from celery_scaler.demo import TaskSender, delete_keys
-from celery_scaler.ecs import EcsService
-from celery_scaler.fleet import LocalFleet
-from celery_scaler.inspect import inspector_for
+from celery_scaler.fleet import LocalFleet, local_fleet
 from celery_scaler.localaws import LocalAws
 from tests.workers import wait_for
 
@@ -22,13 +20,12 @@ pytestmark = pytest.mark.integration
 def fleet(aws: LocalAws, redis_url: str, unique: str) -> Iterator[LocalFleet]:
     aws.create_service(f"f-{unique}", "workers", desired=2)
     exchange = f"f-{unique}"
-    yield LocalFleet(
-        EcsService(aws.client("ecs")),
+    yield local_fleet(
+        aws,
         f"f-{unique}",
         "workers",
         redis_url,
         [f"f-{unique}.q"],
-        inspector=inspector_for(redis_url, 0.5, control_exchange=exchange),
         control_exchange=exchange,
         start_delay=1.0,
         stop_timeout=15,
