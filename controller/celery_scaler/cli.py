@@ -31,6 +31,8 @@ from .logs import LogFormat, LogLevel
 from .ports import AdapterError
 
 if TYPE_CHECKING:
+    from .alarm_aws import AutoScalingFallback, CloudWatchAlarms
+    from .alarms import Actual, Change, Plan, Resource
     from .report_render import Document
 
 app = typer.Typer(
@@ -44,6 +46,11 @@ config_app = typer.Typer(
     help="Check, describe and start a configuration file.", no_args_is_help=True
 )
 app.add_typer(config_app, name="config")
+alarms_app = typer.Typer(
+    help="The CloudWatch alarms and the scale-out fallback the controller owns.",
+    no_args_is_help=True,
+)
+app.add_typer(alarms_app, name="alarms")
 
 EXIT_OK, EXIT_POOL_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -466,7 +473,7 @@ def iam_policy(
     config: ConfigOption = None,
     tools: Annotated[
         list[Tool] | None,
-        typer.Option("--with", help="Also what this command needs: report. Repeatable."),
+        typer.Option("--with", help="Also what this command needs: report, alarms. Repeatable."),
     ] = None,
     account_id: Annotated[
         str | None,
@@ -493,6 +500,134 @@ def iam_policy(
         fail(str(exc), EXIT_USAGE)
     document = policy(settings, grants(settings, tools or ()), place)
     print(json.dumps(document, indent=2))
+
+
+AlarmsPoolOption = Annotated[
+    str | None,
+    typer.Option("--pool", help="Only this WorkerPool's; nothing of the others is touched."),
+]
+
+
+def _alarm_plan(
+    config: Path | None, pool: str | None
+) -> tuple[tuple[Resource, ...], Actual, Plan, tuple[CloudWatchAlarms, AutoScalingFallback]]:
+    """(wanted, actual, plan, stores) for `alarms plan|apply`; fails with a clear line."""
+    from .alarm_sync import plan
+    from .alarms import AlarmsError
+    from .compose import build_alarm_stores
+
+    settings = load_config(config)
+    try:
+        only = [settings.pool(pool)] if pool else None
+        stores = build_alarm_stores(settings)
+        return (*plan(settings, only, *stores), stores)
+    except (ConfigError, AlarmsError) as exc:
+        fail(str(exc), EXIT_USAGE)
+    except AdapterError as exc:
+        fail(str(exc), EXIT_POOL_FAILED)
+
+
+def _conflicts(planned: Plan) -> None:
+    from .alarm_render import conflict_message
+
+    for resource in planned.conflicts:
+        stderr.print(Text.assemble(("error: ", "red"), conflict_message(resource)), soft_wrap=True)
+    if planned.conflicts:
+        raise typer.Exit(EXIT_POOL_FAILED)
+
+
+@alarms_app.command("plan")
+def alarms_plan(
+    config: ConfigOption = None,
+    pool: AlarmsPoolOption = None,
+    output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.TABLE,
+    detailed_exitcode: Annotated[
+        bool,
+        typer.Option("--detailed-exitcode", help="Exit 2 when there are changes, 1 on any error."),
+    ] = False,
+) -> None:
+    """What `alarms apply` would create, change and delete."""
+    from .alarm_render import plan_json, plan_view
+
+    try:
+        _, _, planned, _ = _alarm_plan(config, pool)
+    except typer.Exit as exit:
+        # As terraform's: with --detailed-exitcode 2 means changes, so an error is 1.
+        usage = detailed_exitcode and exit.exit_code == EXIT_USAGE
+        raise typer.Exit(EXIT_POOL_FAILED if usage else exit.exit_code) from None
+    if output is Output.JSON:
+        print(json.dumps(plan_json(planned), sort_keys=True), flush=True)
+    else:
+        stdout.print(plan_view(planned), soft_wrap=True)
+    _conflicts(planned)
+    raise typer.Exit(2 if detailed_exitcode and planned.changes else EXIT_OK)
+
+
+@alarms_app.command("apply")
+def alarms_apply(
+    config: ConfigOption = None,
+    pool: AlarmsPoolOption = None,
+    output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.TABLE,
+) -> None:
+    """Create, change and delete the alarms and fallback policies to match the configuration."""
+    from .alarm_render import describe_change, plan_json, plan_view
+    from .alarm_sync import apply
+
+    wanted, actual, planned, (alarms, fallback) = _alarm_plan(config, pool)
+    _conflicts(planned)
+    done: list[Change] = []
+
+    def applied(change: Change) -> None:
+        done.append(change)
+        if output is Output.TABLE:
+            stdout.print(Text(f"applied: {describe_change(change)}"), soft_wrap=True)
+
+    if output is Output.TABLE:
+        stdout.print(plan_view(planned), soft_wrap=True)
+    error = None
+    try:
+        apply(planned, wanted, actual, alarms, fallback, applied)
+    except AdapterError as exc:
+        error = str(exc)
+    if output is Output.JSON:
+        result = {
+            "plan": plan_json(planned),
+            "applied": [describe_change(change) for change in done],
+            "error": error,
+        }
+        print(json.dumps(result, sort_keys=True), flush=True)
+    elif done:
+        stdout.print(f"Applied {len(done)} change(s).")
+    if error:
+        fail(f"{error} (what was applied stays; run `alarms plan` for the rest)", EXIT_POOL_FAILED)
+
+
+class ExportFormat(StrEnum):
+    TERRAFORM = "terraform"
+    JSON = "json"
+
+
+@alarms_app.command("export")
+def alarms_export(
+    config: ConfigOption = None,
+    pool: AlarmsPoolOption = None,
+    fmt: Annotated[
+        ExportFormat, typer.Option("--format", "-f", help="terraform or json")
+    ] = ExportFormat.TERRAFORM,
+) -> None:
+    """The same resources as Terraform (HCL) or as JSON API requests; reads no AWS."""
+    from .alarm_render import export_json, terraform
+    from .alarms import AlarmsError, desired
+
+    settings = load_config(config)
+    try:
+        resources = desired(settings, [settings.pool(pool)] if pool else None)
+    except (ConfigError, AlarmsError) as exc:
+        fail(str(exc), EXIT_USAGE)
+    if fmt is ExportFormat.JSON:
+        print(json.dumps(export_json(resources), indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        sys.stdout.write(terraform(resources))
 
 
 @config_app.command()

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
+    from .alarm_aws import AutoScalingFallback, CloudWatchAlarms
     from .reporters import Telemetry
 
 
@@ -52,6 +53,18 @@ def build_ecs(config: Config, *, session: boto3.Session | None = None) -> EcsSer
 def build_history(config: Config, *, session: boto3.Session | None = None) -> CloudWatchHistory:
     """The CloudWatch history reader (for `report`); raises AdapterError like `build`."""
     return CloudWatchHistory(aws_client(config, "cloudwatch", session))
+
+
+def build_alarm_stores(
+    config: Config, *, session: boto3.Session | None = None
+) -> tuple[CloudWatchAlarms, AutoScalingFallback]:
+    """The adapters of `alarms plan|apply`; raises AdapterError like `build`."""
+    from .alarm_aws import AutoScalingFallback, CloudWatchAlarms
+
+    session = session or boto3.Session(region_name=config.controller.region)
+    alarms = CloudWatchAlarms(aws_client(config, "cloudwatch", session))
+    autoscaling = aws_client(config, "application-autoscaling", session)
+    return alarms, AutoScalingFallback(autoscaling, build_ecs(config, session=session))
 
 
 def build(config: Config, *, session: boto3.Session | None = None) -> Reconciler:

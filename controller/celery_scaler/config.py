@@ -231,6 +231,211 @@ class FallbackSpec(_Spec):
     capacity: int | None = Field(default=None, ge=0)
 
 
+# --- alarms (`celery-scaler alarms plan|apply|export`, see alarms.py) -------------------
+
+MAX_ALARM_WINDOW_SECONDS = 86400
+"""CloudWatch: period x evaluationPeriods may not exceed one day."""
+
+
+class AlarmSpec(_Spec):
+    """One CloudWatch alarm; created when enabled and it has a threshold."""
+
+    enabled: bool = True
+    threshold: float | None = None
+    period: Duration | None = None
+    """None: the controller's interval rounded up to whole minutes (at least 1 minute)."""
+    evaluation_periods: int = Field(default=5, ge=1)
+    datapoints_to_alarm: int | None = Field(default=None, ge=1)
+    """None: every one of evaluationPeriods."""
+
+    @model_validator(mode="after")
+    def _cloudwatch_accepts(self) -> AlarmSpec:
+        if self.period is not None and not (
+            self.period in (10, 20, 30) or (self.period >= 60 and self.period % 60 == 0)
+        ):
+            raise _FieldError("period", "CloudWatch takes 10s, 20s, 30s or a multiple of 1m")
+        if self.datapoints_to_alarm is not None and (
+            self.datapoints_to_alarm > self.evaluation_periods
+        ):
+            raise _FieldError(
+                "datapointsToAlarm",
+                f"{self.datapoints_to_alarm} is more than evaluationPeriods "
+                f"({self.evaluation_periods})",
+            )
+        return self
+
+
+class CountAlarmSpec(AlarmSpec):
+    """An alarm on a counter (the increase per pass), summed over five minutes."""
+
+    period: Duration | None = 300.0
+    evaluation_periods: int = Field(default=1, ge=1)
+
+
+class FailedTasksAlarmSpec(CountAlarmSpec):
+    threshold: float | None = 10.0
+
+
+class RetriedTasksAlarmSpec(CountAlarmSpec):
+    threshold: float | None = 50.0
+
+
+class NotKeepingUpAlarmSpec(AlarmSpec):
+    evaluation_periods: int = Field(default=15, ge=1)
+
+
+class HeartbeatAlarmSpec(AlarmSpec):
+    evaluation_periods: int = Field(default=3, ge=1)
+
+
+class FallbackPolicySpec(AlarmSpec):
+    """A scale-out-only Application Auto Scaling step policy and the alarm that triggers it.
+
+    Step bounds are offsets above the alarm's threshold, as in `scaleOut`.
+    """
+
+    evaluation_periods: int = Field(default=3, ge=1)
+    adjustment_type: AdjustmentType = AdjustmentType.CHANGE_IN_CAPACITY
+    min_adjustment_magnitude: int | None = Field(default=None, ge=1)
+    cooldown: Duration = 60.0
+    steps: tuple[StepAdjustment, ...] = Field(
+        default=(StepAdjustment(metric_interval_lower_bound=0, scaling_adjustment=1),),
+        min_length=1,
+    )
+
+    @model_validator(mode="after")
+    def _scale_out_only(self) -> FallbackPolicySpec:
+        if self.adjustment_type is AdjustmentType.EXACT_CAPACITY:
+            raise _FieldError(
+                "adjustmentType",
+                "ExactCapacity can set a count below the current one; the fallback only adds "
+                "(ChangeInCapacity or PercentChangeInCapacity)",
+            )
+        if any(step.scaling_adjustment <= 0 for step in self.steps):
+            raise _FieldError("steps", "the fallback only scales out: every scalingAdjustment > 0")
+        if any(step.lower < 0 for step in self.steps) or min(s.lower for s in self.steps) != 0:
+            raise _FieldError(
+                "steps",
+                "the alarm fires at or above the threshold: the steps start at "
+                "metricIntervalLowerBound 0 and none lies below it",
+            )
+        self.step_policy(0.0)  # AWS's table rules, as for scaleOut
+        return self
+
+    def step_policy(self, threshold: float) -> StepPolicy:
+        """The policy as the controller's own step-policy model (also the simulator's)."""
+        try:
+            return StepPolicy(
+                threshold=threshold,
+                adjustment_type=self.adjustment_type,
+                min_adjustment_magnitude=self.min_adjustment_magnitude,
+                cooldown=self.cooldown,
+                steps=self.steps,
+            )
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            cause = error.get("ctx", {}).get("error")
+            field = cause.field if isinstance(cause, _FieldError) else "steps"
+            raise _FieldError(field, str(error["msg"]).removeprefix("Value error, ")) from None
+
+
+class CpuFallbackSpec(FallbackPolicySpec):
+    threshold: float | None = 80.0
+
+
+class FallbackScalingSpec(_Spec):
+    cpu: CpuFallbackSpec = Field(
+        default=CpuFallbackSpec(),
+        description=(
+            "The ECS service's CPUUtilization (AWS/ECS), counted only while the controller's "
+            "heartbeat is missing: busy Celery workers run hot whenever the controller keeps "
+            "a backlog, so CPU alone would fight it. Threshold in percent."
+        ),
+    )
+    queue_depth: FallbackPolicySpec = Field(
+        default=FallbackPolicySpec(),
+        description=(
+            "SQS brokers: the queues' ApproximateNumberOfMessagesVisible (AWS/SQS). "
+            "Threshold null: scaleOut.threshold x maxCapacity, a depth the controller "
+            "never holds while it keeps up."
+        ),
+    )
+
+
+class AlarmsSpec(_Spec):
+    """The CloudWatch alarms and the fallback `alarms apply` keeps for a pool.
+
+    In the Controller document: defaults for every pool; in a WorkerPool: overrides,
+    merged field by field.
+    """
+
+    enabled: bool = True
+    notify: tuple[str, ...] = Field(
+        default=(),
+        description="SNS topic ARNs (or other alarm action ARNs) told when an alarm fires.",
+    )
+    notify_on_ok: bool = True
+    """Tell `notify` when an alarm returns to OK as well."""
+    active_tasks_high: AlarmSpec = Field(
+        default=AlarmSpec(), description="active_tasks (Average); off until given a threshold."
+    )
+    reserved_tasks_high: AlarmSpec = Field(
+        default=AlarmSpec(),
+        description="reserved_tasks (Average): prefetched, not started (queue clogging); "
+        "off until given a threshold.",
+    )
+    failed_tasks_high: FailedTasksAlarmSpec = Field(
+        default=FailedTasksAlarmSpec(), description="failed_tasks increases (Sum) per period."
+    )
+    retried_tasks_high: RetriedTasksAlarmSpec = Field(
+        default=RetriedTasksAlarmSpec(), description="retried_tasks increases (Sum) per period."
+    )
+    memory_high: AlarmSpec = Field(
+        default=AlarmSpec(),
+        description="memory_usage (Maximum), megabytes; off until given a threshold.",
+    )
+    too_few_workers: AlarmSpec = Field(
+        default=AlarmSpec(),
+        description="worker_status (Maximum) below the threshold; null: minCapacity.",
+    )
+    queue_latency_high: AlarmSpec = Field(
+        default=AlarmSpec(),
+        description="queue_latency_seconds (Maximum), Redis only; off until given a threshold.",
+    )
+    not_keeping_up: NotKeepingUpAlarmSpec = Field(
+        default=NotKeepingUpAlarmSpec(),
+        description="The pool's metric at or above the threshold (null: scaleOut.threshold) "
+        "while desired_capacity is below maxCapacity, for every period: the controller "
+        "is not keeping up.",
+    )
+    fallback: FallbackScalingSpec = FallbackScalingSpec()
+
+    @field_validator("notify")
+    @classmethod
+    def _arns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for arn in value:
+            if not arn.startswith("arn:") or arn.count(":") < 5:
+                raise ValueError(
+                    f"expected an ARN such as arn:aws:sns:REGION:ACCOUNT:TOPIC, got {arn!r}"
+                )
+        return value
+
+
+class ControllerAlarmsSpec(AlarmsSpec):
+    name_prefix: str = Field(
+        default="celery-scaler",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        max_length=64,
+        description="Starts every alarm and policy name; names the owner in their tags, so "
+        "controllers with different prefixes never touch each other's.",
+    )
+    heartbeat_missing: HeartbeatAlarmSpec = Field(
+        default=HeartbeatAlarmSpec(),
+        description="controller_heartbeat (SampleCount) below 1, missing data breaching: the "
+        "controller is gone. One for the controller, not per pool.",
+    )
+
+
 class WorkerPoolSpec(_Spec):
     ecs: EcsTarget
     queues: tuple[str, ...] = Field(default=("celery",), min_length=1)
@@ -247,6 +452,8 @@ class WorkerPoolSpec(_Spec):
     task_protection: Duration = 3600.0
     """How long each protection lasts (ECS allows 1 minute to 48 hours); renewed while busy."""
     fallback: FallbackSpec = FallbackSpec()
+    alarms: AlarmsSpec = AlarmsSpec()
+    """Overrides of the Controller's `alarms` for this pool."""
 
     @field_validator("metric", mode="before")
     @classmethod
@@ -327,6 +534,7 @@ class ControllerSpec(_Spec):
     prometheus: PrometheusSpec = PrometheusSpec()
     leader_election: LeaderElectionSpec = LeaderElectionSpec()
     sqs: SqsSpec = SqsSpec()
+    alarms: ControllerAlarmsSpec = ControllerAlarmsSpec()
 
     @field_validator("broker")
     @classmethod
@@ -454,7 +662,34 @@ def parse_config(text: str, source: str, env: Mapping[str, str] | None = None) -
             raise ConfigError(f"{BROKER_ENV}: {_first_error(exc, ControllerSpec)}") from None
     for pool in pools:
         _check_broker_can_give(controller, pool, labels[pool.name])
+        try:
+            pool_alarms(controller, pool.spec)
+        except ValidationError as exc:
+            raise ConfigError(
+                f"{labels[pool.name]}: spec.alarms (over the Controller's): "
+                f"{_first_error(exc, AlarmsSpec)}"
+            ) from None
     return Config(controller=controller, pools=tuple(pools))
+
+
+def pool_alarms(controller: ControllerSpec, pool: WorkerPoolSpec) -> AlarmsSpec:
+    """A pool's alarms: the Controller's, with the fields the pool sets over them."""
+    controller_only = set(ControllerAlarmsSpec.model_fields) - set(AlarmsSpec.model_fields)
+    base = controller.alarms.model_dump(by_alias=True, exclude_unset=True, exclude=controller_only)
+    return AlarmsSpec.model_validate(
+        _merged(base, pool.alarms.model_dump(by_alias=True, exclude_unset=True))
+    )
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` on `base`, mappings merged key by key; anything else replaced."""
+    merged = dict(base)
+    for key, value in over.items():
+        below = merged.get(key)
+        merged[key] = (
+            _merged(below, value) if isinstance(below, dict) and isinstance(value, dict) else value
+        )
+    return merged
 
 
 def _check_broker_can_give(controller: ControllerSpec, pool: WorkerPool, label: str) -> None:

@@ -47,12 +47,19 @@ class IamResource(StrEnum):
     """Any resource, on the condition that `cloudwatch:namespace` is the controller's."""
     ANY = "any-resource"
     """`*`: the action takes no resource and no condition key that could narrow it."""
+    MANAGED_ALARMS = "managed-alarms"
+    """The CloudWatch alarms named with the controller's `alarms.namePrefix`."""
+    ECS_CLUSTER_SERVICES = "ecs-cluster-services"
+    """Every service of the pools' clusters (a removed pool's too)."""
+    ECS_CLUSTER_SERVICE_STATE_TAGS = "ecs-cluster-service-state-tags"
+    """The controller's own `celery-scaler.io/` tags on every service of the pools' clusters."""
 
 
 class Tool(StrEnum):
     """Commands people run beside the controller that need permissions of their own."""
 
     REPORT = "report"
+    ALARMS = "alarms"
 
 
 IamActions = Mapping[str, IamResource]
@@ -96,6 +103,10 @@ def grants(config: Config, tools: Iterable[Tool] = ()) -> list[Grant]:
         found.append(Grant(CloudWatchMetrics, config.pools))
     if Tool.REPORT in set(tools):
         found.append(Grant(CloudWatchHistory, config.pools))
+    if Tool.ALARMS in set(tools):
+        from .alarm_aws import AutoScalingFallback, CloudWatchAlarms
+
+        found += [Grant(CloudWatchAlarms, config.pools), Grant(AutoScalingFallback, config.pools)]
     return found
 
 
@@ -174,6 +185,13 @@ def _scope(
             return ["*"], {"StringEquals": {"cloudwatch:namespace": namespace}}
         case IamResource.ANY:
             return ["*"], {}
+        case IamResource.MANAGED_ALARMS:
+            return [place.arn("cloudwatch", f"alarm:{controller.alarms.name_prefix}/*")], {}
+        case IamResource.ECS_CLUSTER_SERVICES:
+            return sorted(home.arn("ecs", f"service/{name}/*") for home, name in clusters), {}
+        case IamResource.ECS_CLUSTER_SERVICE_STATE_TAGS:
+            arns = sorted(home.arn("ecs", f"service/{name}/*") for home, name in clusters)
+            return arns, {"ForAllValues:StringLike": {"aws:TagKeys": [f"{PREFIX}*"]}}
 
 
 def _sid(resource: IamResource) -> str:
