@@ -150,7 +150,7 @@ class AlarmPathActor:
         settings = self.settings
         if now >= self.next_publish:
             self.next_publish += settings.publish_interval
-            value = compute_metrics(obs).get(self.spec.metric.value)
+            value = self.published(now, obs)
             if value is not None:
                 self.samples.setdefault(self._period_of(now), []).append(value)
         decision = None
@@ -159,6 +159,10 @@ class AlarmPathActor:
             decision = self._evaluate(now, obs)
         self.next_time = min(self.next_publish, self.next_evaluation)
         return decision
+
+    def published(self, now: float, obs: Observation) -> float | None:
+        """The datapoint published at `now`: the pool's metric (the fallback's differs)."""
+        return compute_metrics(obs).get(self.spec.metric.value)
 
     def _period_of(self, time: float) -> int:
         return math.floor((time - self.start) / self.settings.period)
