@@ -81,7 +81,7 @@ def grants(config: Config, tools: Iterable[Tool] = ()) -> list[Grant]:
     """The AWS adapters `reconcile` and `status` build for `config`, and the tools' ones.
 
     The same conditions as the composition root's: the coverage test in
-    tests/test_iam_coverage.py fails when the two disagree.
+    tests/test_iam.py fails when the two disagree.
     """
     # Imported here: the CLI imports this module, and these load the AWS SDK and kombu.
     from .broker import SqsQueueDepth
