@@ -46,20 +46,32 @@ def stop() -> None:
     RECORDING.unlink(missing_ok=True)
 
 
-def _entries(text: str) -> Iterator[dict[str, Any]]:
+def mark() -> int:
+    """Where the recording stands now, for `entries(since=...)`."""
+    return RECORDING.stat().st_size if RECORDING.exists() else 0
+
+
+def entries(since: int = 0) -> Iterator[dict[str, Any]]:
+    """Every request recorded (since a `mark`), as moto's recorder wrote it.
+
+    The one recording serves every test: none may move, reset or stop the recorder.
+    """
+    if not RECORDING.exists():
+        return  # no test started the local AWS API
+    with RECORDING.open("rb") as handle:
+        handle.seek(since)
+        text = handle.read().decode("utf-8")
     # Server threads append concurrently and write each entry's newline separately, so
     # entries are read one JSON value after another rather than line by line.
     decoder = json.JSONDecoder()
-    position = 0
-    while (position := _skip_space(text, position)) < len(text):
+    position = text.find(_ENTRY)
+    while position >= 0:
         entry, position = decoder.raw_decode(text, position)
         yield entry
+        position = text.find(_ENTRY, position)
 
 
-def _skip_space(text: str, position: int) -> int:
-    while position < len(text) and text[position].isspace():
-        position += 1
-    return position
+_ENTRY = '{"headers"'
 
 
 def _operation(entry: dict[str, Any]) -> str | None:
@@ -81,12 +93,10 @@ def controller_operations(services: Iterable[str]) -> set[str]:
     `services` are botocore service names (equal to their IAM prefixes for the ones the
     controller calls); they turn a request's signing name back into its IAM prefix.
     """
-    if not RECORDING.exists():
-        return set()  # no test started the local AWS API
     session = botocore.session.get_session()
     prefixes = {session.get_service_model(name).signing_name: name for name in services}
     found: set[str] = set()
-    for entry in _entries(RECORDING.read_text(encoding="utf-8")):
+    for entry in entries():
         headers = {key.lower(): value for key, value in entry["headers"].items()}
         if f"app/{USER_AGENT_APP_ID}" not in headers.get("user-agent", ""):
             continue

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from celery_scaler.localaws import LocalAws
+from tests import aws_calls
 from tests.integration.test_cli import publish
 
 pytestmark = pytest.mark.integration
@@ -71,19 +72,12 @@ def config(broker: str, cluster: str, queues: list[str], table: str) -> str:
 class Recording:
     """UpdateService calls as the local AWS API saw them: (replica, service) in order."""
 
-    def __init__(self, path: Path) -> None:
-        from moto.moto_api import recorder
-
-        recorder._location = str(path)  # keep the recording out of the working tree
-        recorder.reset_recording()
-        recorder.start_recording()
-        self._recorder = recorder
-        self._path = path
+    def __init__(self) -> None:
+        self._since = aws_calls.mark()
 
     def updates(self) -> list[tuple[str, str]]:
         calls = []
-        for line in self._path.read_text().splitlines():
-            entry = json.loads(line)
+        for entry in aws_calls.entries(self._since):
             headers = entry["headers"]
             if not headers.get("X-Amz-Target", "").endswith(".UpdateService"):
                 continue
@@ -95,10 +89,7 @@ class Recording:
         return calls
 
     def reset(self) -> None:
-        self._recorder.reset_recording()
-
-    def stop(self) -> None:
-        self._recorder.stop_recording()
+        self._since = aws_calls.mark()
 
 
 def owners(calls: list[tuple[str, str]]) -> dict[str, list[str]]:
@@ -172,59 +163,56 @@ def test_replicas_share_pools_one_writer_each_and_fail_over(
         publish(redis_url, queue, 3)
     path = tmp_path / "celery-scaler.yaml"
     path.write_text(config(redis_url, cluster, queues, f"leases-{unique}"))
-    recording = Recording(tmp_path / "recording.jsonl")
-    try:
-        names = [f"replica{i}" for i in range(count)]
-        processes = {name: replicas(name, path) for name in names}
+    recording = Recording()
+    names = [f"replica{i}" for i in range(count)]
+    processes = {name: replicas(name, path) for name in names}
 
-        def settled() -> bool:
-            calls = recording.updates()
-            per_service = owners(calls)
-            if any(len(r) != 1 for r in per_service.values()):
-                all_calls.extend(calls)
-                recording.reset()  # still handing pools over: look again from here
-                return False
-            if len(per_service) < pools or len(calls) < 3 * pools:
-                return False
-            share = [sum(1 for r in per_service.values() if r == [n]) for n in names]
-            return share == [2] * count
+    def settled() -> bool:
+        calls = recording.updates()
+        per_service = owners(calls)
+        if any(len(r) != 1 for r in per_service.values()):
+            all_calls.extend(calls)
+            recording.reset()  # still handing pools over: look again from here
+            return False
+        if len(per_service) < pools or len(calls) < 3 * pools:
+            return False
+        share = [sum(1 for r in per_service.values() if r == [n]) for n in names]
+        return share == [2] * count
 
-        all_calls: list[tuple[str, str]] = []  # every UpdateService call, in order
-        wait_for(settled, 60, f"{pools} pools to spread over {count} replicas")
-        all_calls += recording.updates()
-        assert_never_two_writers(all_calls)
-        status = subprocess.run(
-            [SCRIPT, "status", "-o", "json", "--config", str(path)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        leaders = [json.loads(line)["leader"] for line in status.stdout.splitlines()]
-        assert sorted(leaders) == sorted(names * 2)
+    all_calls: list[tuple[str, str]] = []  # every UpdateService call, in order
+    wait_for(settled, 60, f"{pools} pools to spread over {count} replicas")
+    all_calls += recording.updates()
+    assert_never_two_writers(all_calls)
+    status = subprocess.run(
+        [SCRIPT, "status", "-o", "json", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    leaders = [json.loads(line)["leader"] for line in status.stdout.splitlines()]
+    assert sorted(leaders) == sorted(names * 2)
 
-        victim = names[0]
-        theirs = {s for s, r in owners(all_calls).items() if r == [victim]}
-        recording.reset()
-        processes[victim].send_signal(signal.SIGKILL)
-        killed = time.monotonic()
+    victim = names[0]
+    theirs = {s for s, r in owners(all_calls).items() if r == [victim]}
+    recording.reset()
+    processes[victim].send_signal(signal.SIGKILL)
+    killed = time.monotonic()
 
-        def taken_over() -> bool:
-            return theirs <= {s for k, s in recording.updates() if k != victim}
+    def taken_over() -> bool:
+        return theirs <= {s for k, s in recording.updates() if k != victim}
 
-        wait_for(taken_over, 3 * LEASE, f"the pools of {victim} to move")
-        failover = time.monotonic() - killed
-        # Expiry of the lease, plus at most one pass until another replica looks (no
-        # worker answers here, so each pass waits out its inspect timeout).
-        assert failover <= LEASE + INTERVAL + INSPECT_TIMEOUT + 1.5, failover
-        after = recording.updates()
-        assert all(replica != victim for replica, _ in after)
-        assert_never_two_writers(after)
+    wait_for(taken_over, 3 * LEASE, f"the pools of {victim} to move")
+    failover = time.monotonic() - killed
+    # Expiry of the lease, plus at most one pass until another replica looks (no
+    # worker answers here, so each pass waits out its inspect timeout).
+    assert failover <= LEASE + INTERVAL + INSPECT_TIMEOUT + 1.5, failover
+    after = recording.updates()
+    assert all(replica != victim for replica, _ in after)
+    assert_never_two_writers(after)
 
-        # SIGTERM: the pass in flight finishes, leases are handed back, exit 0, quickly.
-        survivor = processes[names[1]]
-        stopping = time.monotonic()
-        survivor.send_signal(signal.SIGTERM)
-        assert survivor.wait(timeout=10) == 0, survivor.stderr.read() if survivor.stderr else ""
-        assert time.monotonic() - stopping <= 2 * INSPECT_TIMEOUT + 1
-    finally:
-        recording.stop()
+    # SIGTERM: the pass in flight finishes, leases are handed back, exit 0, quickly.
+    survivor = processes[names[1]]
+    stopping = time.monotonic()
+    survivor.send_signal(signal.SIGTERM)
+    assert survivor.wait(timeout=10) == 0, survivor.stderr.read() if survivor.stderr else ""
+    assert time.monotonic() - stopping <= 2 * INSPECT_TIMEOUT + 1
