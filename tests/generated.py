@@ -2,8 +2,9 @@
 
 - charts/celery-scaler/values.schema.json: the chart's values, whose `controller` and
   `pools` parts are the configuration file's own JSON Schema;
-- charts/iam-policy.json: `celery-scaler iam-policy` for charts/celery-scaler.yaml, the
-  configuration the Terraform example and the ECS task definition deploy.
+- charts/iam-policy.json: `celery-scaler iam-policy --with alarms` for
+  charts/celery-scaler.yaml, the configuration the Terraform example and the ECS task
+  definition deploy.
 
 Tests check each file equals what this module makes; `python -m tests.generated` writes
 them anew after a change.
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from celery_scaler.config import json_schema, parse_config
-from celery_scaler.iam import grants, policy, where
+from celery_scaler.iam import Tool, grants, policy, where
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "charts" / "celery-scaler"
@@ -134,9 +135,11 @@ def values_schema() -> dict[str, Any]:
 
 
 def example_policy() -> dict[str, Any]:
-    """`celery-scaler iam-policy --config charts/celery-scaler.yaml`."""
+    """`celery-scaler iam-policy --config charts/celery-scaler.yaml --with alarms`: the
+    Terraform example runs `alarms apply` before the controller (manage_alarms)."""
     settings = parse_config(EXAMPLE_CONFIG.read_text(), str(EXAMPLE_CONFIG), env={})
-    return policy(settings, grants(settings), where(settings.controller.region, None))
+    found = grants(settings, [Tool.ALARMS])
+    return policy(settings, found, where(settings.controller.region, None))
 
 
 def text(document: dict[str, Any]) -> str:

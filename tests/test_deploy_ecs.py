@@ -89,7 +89,7 @@ def test_the_container_is_locked_down_and_checked_like_the_image() -> None:
 
 
 def test_the_policy_file_is_what_the_command_prints() -> None:
-    printed = run("iam-policy", "--config", str(EXAMPLE_CONFIG))
+    printed = run("iam-policy", "--config", str(EXAMPLE_CONFIG), "--with", "alarms")
     assert printed.returncode == 0, printed.stderr
     assert EXAMPLE_POLICY.read_text() == printed.stdout == text(example_policy())
 
@@ -107,7 +107,7 @@ def test_the_terraform_module() -> None:
     ]
     assert len(task_policies) == 1
     definition = resources["aws_ecs_task_definition.controller"]
-    assert definition["container_definitions"] == "${jsonencode([local.container])}"
+    assert "local.container" in definition["container_definitions"]
     assert definition["task_role_arn"] == "${aws_iam_role.task.arn}"
     (local,) = parsed["main.tf"]["locals"]
     assert "../ecs/task-definition.json" in local["template"]
@@ -117,11 +117,20 @@ def test_the_terraform_module() -> None:
     assert service["deployment_maximum_percent"] == "${var.leader_election ? 200 : 100}"
     assert service["deployment_minimum_healthy_percent"] == "${var.leader_election ? 100 : 0}"
     assert "aws_cloudwatch_log_group.controller" in resources
-    assert resources["aws_cloudwatch_metric_alarm.heartbeat"]["count"] == (
-        "${var.alarms.enabled ? 1 : 0}"
-    )
+    # manage_alarms: `celery-scaler alarms apply` first, with the permissions it needs.
+    assert local["alarms"]["command"] == ["alarms", "apply"]
+    assert local["alarms"]["essential"] is False
+    assert 'condition = "SUCCESS"' in definition["container_definitions"]
+    checks = [c["condition"] for c in service["lifecycle"][0]["precondition"]]
+    assert any("cloudwatch:PutMetricAlarm" in check for check in checks)
     variables = {name for block in parsed["variables.tf"]["variable"] for name in block}
-    assert {"config_yaml", "iam_policy_json", "image", "desired_count", "alarms"} <= variables
+    assert {
+        "config_yaml",
+        "iam_policy_json",
+        "image",
+        "desired_count",
+        "manage_alarms",
+    } <= variables
 
 
 @pytest.mark.parametrize("variable", ["config_yaml", "iam_policy_json"])

@@ -27,6 +27,21 @@ locals {
       })
     })
   })
+  # `celery-scaler alarms apply` for the same configuration, run to completion first.
+  alarms = {
+    name                   = "alarms"
+    image                  = var.image
+    essential              = false
+    command                = ["alarms", "apply"]
+    environment            = local.container.environment
+    secrets                = local.container.secrets
+    user                   = local.base.user
+    readonlyRootFilesystem = true
+    linuxParameters        = { capabilities = { drop = ["ALL"] } }
+    logConfiguration = merge(local.container.logConfiguration, {
+      options = merge(local.container.logConfiguration.options, { awslogs-stream-prefix = "alarms" })
+    })
+  }
 }
 
 resource "aws_cloudwatch_log_group" "controller" {
@@ -104,7 +119,10 @@ resource "aws_ecs_task_definition" "controller" {
       name = volume.value.name
     }
   }
-  container_definitions = jsonencode([local.container])
+  container_definitions = jsonencode(concat(
+    var.manage_alarms ? [local.alarms] : [],
+    [merge(local.container, { for key, value in { dependsOn = [{ containerName = "alarms", condition = "SUCCESS" }] } : key => value if var.manage_alarms })],
+  ))
   tags = var.tags
 }
 
@@ -134,25 +152,11 @@ resource "aws_ecs_service" "controller" {
       condition     = var.desired_count == 1 || var.leader_election
       error_message = "More than one controller task needs leaderElection.enabled in the configuration and leader_election = true."
     }
+    precondition {
+      condition     = !var.manage_alarms || strcontains(var.iam_policy_json, "cloudwatch:PutMetricAlarm")
+      error_message = "manage_alarms needs the policy of `celery-scaler iam-policy --with alarms`."
+    }
   }
   tags = var.tags
 }
 
-# The controller's heartbeat: its fleet-total desired_capacity stops arriving when no
-# controller runs (or none can publish). Missing data is breaching.
-resource "aws_cloudwatch_metric_alarm" "heartbeat" {
-  count               = var.alarms.enabled ? 1 : 0
-  alarm_name          = "${var.name}-heartbeat"
-  alarm_description   = "celery-scaler has published no metrics for 5 minutes: the controller is down or cannot reach CloudWatch."
-  namespace           = var.alarms.namespace
-  metric_name         = "desired_capacity"
-  statistic           = "SampleCount"
-  period              = 60
-  evaluation_periods  = 5
-  threshold           = 1
-  comparison_operator = "LessThanThreshold"
-  treat_missing_data  = "breaching"
-  alarm_actions       = var.alarms.alarm_actions
-  ok_actions          = var.alarms.alarm_actions
-  tags                = var.tags
-}

@@ -80,17 +80,10 @@ variable "log_retention_days" {
   default     = 30
 }
 
-# HOOK (the alarms issue): `celery-scaler alarms plan|apply|export` owns the alerting
-# alarms and the Application Auto Scaling fallback. Until that lands this module offers
-# the one alarm it can own on its own: the controller's heartbeat.
-variable "alarms" {
-  description = "Alarms beside the controller: a heartbeat alarm when its metrics stop (namespace = Controller spec.cloudwatch.namespace)."
-  type = object({
-    enabled       = bool
-    namespace     = optional(string, "CeleryMetrics")
-    alarm_actions = optional(list(string), [])
-  })
-  default = { enabled = false }
+variable "manage_alarms" {
+  description = "Run `celery-scaler alarms apply` in an init container before the controller starts, so each deployment reconciles the configuration's CloudWatch alarms and scale-out fallback. The task role then needs `celery-scaler iam-policy --with alarms`."
+  type        = bool
+  default     = false
 }
 
 variable "tags" {

@@ -1,7 +1,7 @@
 # The module deploying charts/celery-scaler.yaml with the policy `celery-scaler iam-policy`
 # printed for it (charts/iam-policy.json; a test keeps the two in step).
 #
-#   celery-scaler iam-policy --config celery-scaler.yaml > iam-policy.json
+#   celery-scaler iam-policy --config celery-scaler.yaml --with alarms > iam-policy.json
 #   terraform init && terraform apply
 
 provider "aws" {
@@ -34,7 +34,7 @@ module "celery_scaler" {
   broker_url_secret_arn = var.broker_url_secret_arn
   subnet_ids            = var.subnet_ids
   security_group_ids    = var.security_group_ids
-  alarms                = { enabled = true }
+  manage_alarms         = true # iam-policy.json was printed with --with alarms
 }
 
 output "task_role_arn" {
