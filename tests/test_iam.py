@@ -14,7 +14,16 @@ from botocore.stub import Stubber
 
 from celery_scaler.config import Config, parse_config
 from celery_scaler.ecs import EcsTaskProtection
-from celery_scaler.iam import Tool, Where, actions, grants, policy, where
+from celery_scaler.iam import (
+    MANAGED_POLICY_CHARACTERS,
+    Tool,
+    Where,
+    actions,
+    grants,
+    policy,
+    size,
+    where,
+)
 from tests import aws_calls
 from tests.integration.test_cli import run
 
@@ -207,6 +216,19 @@ def test_the_command_prints_the_policy(tmp_path: Path) -> None:
     bad = run("iam-policy", "--config", str(path), "--account-id", "12")
     assert bad.returncode == 2
     assert bad.stderr.strip() == "error: an AWS account id is 12 digits, got '12'"
+
+
+def test_a_policy_too_large_for_a_managed_policy_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "celery-scaler.yaml"
+    small = pool()
+    large = "---\n".join(pool(f"p{i}", service=f"service-number-{i}") for i in range(60))
+    for text, noted in [(small, False), (large, True)]:
+        path.write_text(text, encoding="utf-8")
+        result = run("iam-policy", "--config", str(path))
+        assert result.returncode == 0, result.stderr
+        document = json.loads(result.stdout)
+        assert (size(document) > MANAGED_POLICY_CHARACTERS) is noted
+        assert ("more than the 6144 of a managed policy" in result.stderr) is noted
 
 
 # --- the policy against the calls the controller really makes --------------------------

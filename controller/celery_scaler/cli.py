@@ -491,7 +491,7 @@ def iam_policy(
     ] = None,
 ) -> None:
     """Print the least-privilege IAM policy (JSON) for what the configuration uses."""
-    from .iam import grants, policy, where
+    from .iam import MANAGED_POLICY_CHARACTERS, grants, policy, size, where
 
     settings = load_config(config)
     try:
@@ -500,6 +500,14 @@ def iam_policy(
         fail(str(exc), EXIT_USAGE)
     document = policy(settings, grants(settings, tools or ()), place)
     print(json.dumps(document, indent=2))
+    if size(document) > MANAGED_POLICY_CHARACTERS:
+        stderr.print(
+            f"note: {size(document)} characters, more than the {MANAGED_POLICY_CHARACTERS} "
+            "of a managed policy: attach it inline (10,240 per role) or split the pools",
+            style="yellow",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 AlarmsPoolOption = Annotated[

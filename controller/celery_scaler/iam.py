@@ -226,3 +226,12 @@ def policy(config: Config, found: Sequence[Grant], place: Where = Where()) -> di
 def actions(document: Mapping[str, Any]) -> set[str]:
     """Every action a policy document allows."""
     return {action for statement in document["Statement"] for action in statement["Action"]}
+
+
+MANAGED_POLICY_CHARACTERS = 6144
+"""IAM's limit for a managed policy; a role's inline policies share 10,240."""
+
+
+def size(document: Mapping[str, Any]) -> int:
+    """Characters IAM counts against its limits: the JSON less its white space."""
+    return len(json.dumps(document, separators=(",", ":")).replace(" ", ""))
