@@ -467,3 +467,24 @@ def test_json_export_is_the_api_requests() -> None:
         }
     ]
     assert {"Key": POOL, "Value": "default"} in cpu["Tags"]
+
+
+def test_the_iam_policy_for_alarms_is_scoped_to_the_owned_names() -> None:
+    from celery_scaler.iam import Tool, Where, grants, policy
+
+    settings = config({"alarms": {"namePrefix": "prod-scaler"}})
+    here = Where("aws", "eu-west-1", "123456789012")
+    without = policy(settings, grants(settings), here)
+    assert "cloudwatch:PutMetricAlarm" not in json.dumps(without)
+    statements = {
+        s["Sid"]: s for s in policy(settings, grants(settings, [Tool.ALARMS]), here)["Statement"]
+    }
+    assert statements["ManagedAlarms"]["Resource"] == [
+        "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:prod-scaler/*"
+    ]
+    assert "cloudwatch:PutMetricAlarm" in statements["ManagedAlarms"]["Action"]
+    # A removed pool's service is found in the pools' clusters, and only there.
+    assert statements["EcsClusterServiceStateTags"]["Resource"] == [
+        "arn:aws:ecs:eu-west-1:123456789012:service/prod/*"
+    ]
+    assert "application-autoscaling:RegisterScalableTarget" in statements["AnyResource"]["Action"]
