@@ -10,7 +10,17 @@ from typing import Any
 
 from rich.text import Text
 
-from .alarms import CONTROLLER, MANAGED_BY, Change, Kind, Op, Plan, PolicyRef, Resource
+from .alarms import (
+    CONTROLLER,
+    MANAGED_BY,
+    MANAGED_NOTE,
+    Change,
+    Kind,
+    Op,
+    Plan,
+    PolicyRef,
+    Resource,
+)
 
 SYMBOL = {Op.CREATE: ("+", "green"), Op.UPDATE: ("~", "yellow"), Op.DELETE: ("-", "red")}
 
@@ -206,6 +216,9 @@ def terraform_name(resource: Resource) -> str:
     return name.replace("/", "_") if name[0].isalpha() else f"_{name.replace('/', '_')}"
 
 
+TERRAFORM_NOTE = "Exported by `celery-scaler alarms export`."
+
+
 def _tf_tags(resource: Resource) -> dict[str, str]:
     # Without the ownership tags: what Terraform manages, `alarms apply` leaves alone.
     return {k: v for k, v in sorted(resource.tags.items()) if k not in (MANAGED_BY, CONTROLLER)}
@@ -282,7 +295,7 @@ def _tf_alarm(resource: Resource, policies: Mapping[PolicyRef, str]) -> Block:
     ]
     items: list[tuple[str, Any] | Block] = [
         ("alarm_name", body["AlarmName"]),
-        ("alarm_description", body["AlarmDescription"]),
+        ("alarm_description", body["AlarmDescription"].replace(MANAGED_NOTE, TERRAFORM_NOTE)),
         ("comparison_operator", body["ComparisonOperator"]),
         ("threshold", body["Threshold"]),
         ("evaluation_periods", body["EvaluationPeriods"]),

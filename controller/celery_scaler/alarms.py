@@ -48,6 +48,8 @@ POOL = PREFIX + "pool"
 SCALABLE_TARGET = PREFIX + "scalable-target"
 """On the ECS service: `<namePrefix>/<pool>` whose fallback owns its scalable target."""
 MANAGED_BY_VALUE = "celery-scaler"
+MANAGED_NOTE = "Managed by celery-scaler (`alarms apply`): edits are reverted."
+"""Ends every alarm's description, so people who find it in the console know."""
 UNKNOWN = "(known after apply)"
 """An ARN that exists only once the policy it names has been created."""
 
@@ -349,9 +351,7 @@ def _alarm(
 ) -> dict[str, Any]:
     request: dict[str, Any] = {
         "AlarmName": name,
-        "AlarmDescription": (
-            f"{description} Managed by celery-scaler (`alarms apply`): edits are reverted."
-        )[:1024],
+        "AlarmDescription": f"{description[: 1023 - len(MANAGED_NOTE)]} {MANAGED_NOTE}",
         "ActionsEnabled": True,
         "AlarmActions": list(actions),
         "OKActions": list(ok_actions),
