@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from .alarms import (
-    POOL,
     SCALABLE_TARGET,
     Actual,
     Change,
@@ -90,8 +89,10 @@ def read_actual(
         if not owns_alarm(prefix, tags):
             foreign.add((Kind.ALARM.value, "", name))
             continue
-        pool = tags.get(POOL)
-        slug = name.removeprefix(f"{prefix}/{pool}/" if pool else f"{prefix}/")
+        # The name says the pool (`<prefix>/<pool>/<slug>`, pool names have no `/`); the
+        # pool tag is a label, and drift in it is repaired like any other.
+        parts = name.removeprefix(f"{prefix}/").split("/")
+        pool, slug = (parts[0], "/".join(parts[1:])) if len(parts) > 1 else (None, parts[0])
         resources.append(
             Resource(Kind.ALARM, name, pool, slug, body, tags, arn=str(described["AlarmArn"]))
         )

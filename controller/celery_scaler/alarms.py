@@ -22,7 +22,7 @@ periods empty before it fires (3 minutes by default: a slow pass is not an outag
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -35,6 +35,7 @@ from .config import (
     FallbackPolicySpec,
     StepPolicy,
     WorkerPool,
+    WorkerPoolSpec,
     format_duration,
     pool_alarms,
 )
@@ -430,114 +431,67 @@ class _Gauge:
     """An alerting alarm on one of the pool's metrics."""
 
     slug: str
-    spec: AlarmSpec
+    setting: Callable[[AlarmsSpec], AlarmSpec]
     metric: str
     statistic: str
-    comparison: str
-    threshold: float | None
-    missing: str
     what: str
+    comparison: str = GE
+    missing: str = "missing"
+    """TreatMissingData; counters are absent when unknown, so theirs is notBreaching."""
+    default: Callable[[WorkerPoolSpec], float | None] = lambda pool: None
+    """The threshold when none is given; None: no alarm."""
+
+
+WORKER_GAUGES = (
+    _Gauge("active-tasks-high", lambda a: a.active_tasks_high, "active_tasks", "Average",
+           "tasks running"),
+    _Gauge("reserved-tasks-high", lambda a: a.reserved_tasks_high, "reserved_tasks", "Average",
+           "tasks prefetched by workers and not started (the queue is clogging)"),
+    _Gauge("failed-tasks-high", lambda a: a.failed_tasks_high, "failed_tasks", "Sum",
+           "tasks failed", missing="notBreaching"),
+    _Gauge("retried-tasks-high", lambda a: a.retried_tasks_high, "retried_tasks", "Sum",
+           "tasks retried", missing="notBreaching"),
+    _Gauge("memory-high", lambda a: a.memory_high, "memory_usage", "Maximum",
+           "megabytes, the largest worker's peak RSS"),
+    _Gauge("too-few-workers", lambda a: a.too_few_workers, "worker_status", "Maximum",
+           "workers answering, at most", comparison=LT,
+           default=lambda pool: float(pool.min_capacity) or None),
+)  # fmt: skip
+"""From inspect and task events: not on SQS, which has no remote control."""
+LATENCY_GAUGE = _Gauge(
+    "queue-latency-high",
+    lambda a: a.queue_latency_high,
+    "queue_latency_seconds",
+    "Maximum",
+    "seconds the oldest waiting message has waited",
+)
+"""From message stamps: Redis only."""
 
 
 def _pool_alarms(pool: _Pool) -> list[Resource]:
     spec, pool_spec = pool.spec, pool.pool.spec
-    inspects = pool.broker != "sqs"  # SQS: no remote control, so no worker metrics
-    gauges = [
-        _Gauge(
-            slug="active-tasks-high",
-            spec=spec.active_tasks_high,
-            metric="active_tasks",
-            statistic="Average",
-            comparison=GE,
-            threshold=spec.active_tasks_high.threshold,
-            missing="missing",
-            what="tasks running",
-        ),
-        _Gauge(
-            slug="reserved-tasks-high",
-            spec=spec.reserved_tasks_high,
-            metric="reserved_tasks",
-            statistic="Average",
-            comparison=GE,
-            threshold=spec.reserved_tasks_high.threshold,
-            missing="missing",
-            what="tasks prefetched by workers and not started (the queue is clogging)",
-        ),
-        _Gauge(
-            slug="failed-tasks-high",
-            spec=spec.failed_tasks_high,
-            metric="failed_tasks",
-            statistic="Sum",
-            comparison=GE,
-            threshold=spec.failed_tasks_high.threshold,
-            missing="notBreaching",  # counters are absent when unknown, not zero
-            what="tasks failed",
-        ),
-        _Gauge(
-            slug="retried-tasks-high",
-            spec=spec.retried_tasks_high,
-            metric="retried_tasks",
-            statistic="Sum",
-            comparison=GE,
-            threshold=spec.retried_tasks_high.threshold,
-            missing="notBreaching",
-            what="tasks retried",
-        ),
-        _Gauge(
-            slug="memory-high",
-            spec=spec.memory_high,
-            metric="memory_usage",
-            statistic="Maximum",
-            comparison=GE,
-            threshold=spec.memory_high.threshold,
-            missing="missing",
-            what="megabytes, the largest worker's peak RSS",
-        ),
-        _Gauge(
-            slug="too-few-workers",
-            spec=spec.too_few_workers,
-            metric="worker_status",
-            statistic="Maximum",
-            comparison=LT,
-            threshold=(
-                spec.too_few_workers.threshold
-                if spec.too_few_workers.threshold is not None
-                else float(pool_spec.min_capacity) or None
-            ),
-            missing="missing",
-            what=f"workers answering at most (minCapacity is {pool_spec.min_capacity})",
-        ),
-    ]
-    if not inspects:
-        gauges = []
-    if pool.broker == "redis":  # latency comes from message stamps on Redis only
-        gauges.append(
-            _Gauge(
-                slug="queue-latency-high",
-                spec=spec.queue_latency_high,
-                metric="queue_latency_seconds",
-                statistic="Maximum",
-                comparison=GE,
-                threshold=spec.queue_latency_high.threshold,
-                missing="missing",
-                what="seconds the oldest waiting message has waited",
-            )
-        )
+    gauges = list(WORKER_GAUGES) if pool.broker != "sqs" else []
+    if pool.broker == "redis":
+        gauges.append(LATENCY_GAUGE)
     notify = list(spec.notify)
     ok = notify if spec.notify_on_ok else []
     resources = []
     for gauge in gauges:
-        if not gauge.spec.enabled or gauge.threshold is None:
+        setting = gauge.setting(spec)
+        threshold = setting.threshold
+        if threshold is None:
+            threshold = gauge.default(pool_spec)
+        if not setting.enabled or threshold is None:
             continue
-        period, window = _window(gauge.spec, pool.period)
+        period, window = _window(setting, pool.period)
         sign = "≥" if gauge.comparison == GE else "<"
         body = _alarm(
             pool.alarm_name(gauge.slug),
             f"Pool {pool.name}: {gauge.metric} ({gauge.statistic}) {sign} "
-            f"{_number(gauge.threshold)} for {window}: {gauge.what}.",
-            gauge.spec,
+            f"{_number(threshold)} for {window}: {gauge.what}.",
+            setting,
             comparison=gauge.comparison,
-            threshold=gauge.threshold,
+            threshold=threshold,
             missing=gauge.missing,
             actions=notify,
             ok_actions=ok,
@@ -602,6 +556,18 @@ def _not_keeping_up(pool: _Pool, notify: list[str], ok: list[str]) -> Resource |
 # --- the fallback: Application Auto Scaling, scale-out only ----------------------------------
 
 
+@dataclass(frozen=True)
+class _Trigger:
+    """A fallback policy and what its alarm watches."""
+
+    slug: str
+    spec: FallbackPolicySpec
+    threshold: float
+    queries: list[dict[str, Any]]
+    why: str
+    aggregation: str
+
+
 def _fallback(pool: _Pool, controller: ControllerSpec) -> list[Resource]:
     pool_spec = pool.pool.spec
     if pool_spec.max_capacity <= pool_spec.min_capacity:
@@ -611,7 +577,7 @@ def _fallback(pool: _Pool, controller: ControllerSpec) -> list[Resource]:
     fallback = pool.spec.fallback
     notify = list(pool.spec.notify)
     ok = notify if pool.spec.notify_on_ok else []
-    policies: list[tuple[str, FallbackPolicySpec, float, list[dict[str, Any]], str, str]] = []
+    policies: list[_Trigger] = []
 
     cpu = fallback.cpu
     if cpu.enabled and cpu.threshold is not None:
@@ -644,7 +610,7 @@ def _fallback(pool: _Pool, controller: ControllerSpec) -> list[Resource]:
                 "gated", "IF(FILL(heartbeat, 0) < 1, cpu, 0)", "CPU while the controller is gone"
             ),
         ]
-        policies.append(("fallback-cpu", cpu, cpu.threshold, queries, gate, "Average"))
+        policies.append(_Trigger("fallback-cpu", cpu, cpu.threshold, queries, gate, "Average"))
 
     depth = fallback.queue_depth
     threshold = depth.threshold
@@ -672,7 +638,7 @@ def _fallback(pool: _Pool, controller: ControllerSpec) -> list[Resource]:
             f"Messages visible in SQS ({', '.join(names)}) ≥ {_number(threshold)} for {window}: "
             "more than the controller lets wait while it keeps up."
         )
-        policies.append(("fallback-queue-depth", depth, threshold, queries, why, "Maximum"))
+        policies.append(_Trigger("fallback-queue-depth", depth, threshold, queries, why, "Maximum"))
 
     if not policies:
         return []
@@ -690,22 +656,23 @@ def _fallback(pool: _Pool, controller: ControllerSpec) -> list[Resource]:
     )
     marker = {SCALABLE_TARGET: target_marker(pool.prefix, pool.name)}
     resources = [Resource(Kind.TARGET, target_id, pool.name, "target", target, marker)]
-    for slug, spec, alarm_threshold, queries, why, aggregation in policies:
-        policy = _policy(pool, target_id, slug, spec.step_policy(alarm_threshold), aggregation)
+    for trigger in policies:
+        step_policy = trigger.spec.step_policy(trigger.threshold)
+        policy = _policy(pool, target_id, trigger.slug, step_policy, trigger.aggregation)
         resources.append(policy)
         body = _alarm(
-            pool.alarm_name(f"{slug}-high"),
-            f"Pool {pool.name} fallback: {why} Triggers the scale-out-only step policy "
-            f"{policy.name}.",
-            spec,
+            pool.alarm_name(f"{trigger.slug}-high"),
+            f"Pool {pool.name} fallback: {trigger.why} Triggers the scale-out-only step "
+            f"policy {policy.name}.",
+            trigger.spec,
             comparison=GE,
-            threshold=alarm_threshold,
+            threshold=trigger.threshold,
             missing="notBreaching",  # no data is no reason to add workers
             actions=notify,
             ok_actions=ok,
-            metrics=queries,
+            metrics=trigger.queries,
         )
-        resources.append(_pool_alarm(pool, f"{slug}-high", body, policy.ref))
+        resources.append(_pool_alarm(pool, f"{trigger.slug}-high", body, policy.ref))
     return resources
 
 
