@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Mapping
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -209,8 +210,9 @@ class StepPolicy(_Spec):
                 )
         return self
 
-    @property
+    @cached_property
     def ordered_steps(self) -> tuple[StepAdjustment, ...]:
+        # Cached: the simulator and the report replay decide thousands of passes.
         return tuple(sorted(self.steps, key=lambda step: step.lower))
 
 
