@@ -4,6 +4,7 @@ controller's real AWS calls need exactly that."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from celery_scaler.broker import SqsQueueDepth
+from celery_scaler.cloudwatch import CloudWatchMetrics
 from celery_scaler.config import Config, parse_config
-from celery_scaler.ecs import EcsTaskProtection
+from celery_scaler.ecs import EcsService, EcsTaskProtection
+from celery_scaler.history import CloudWatchHistory
 from celery_scaler.iam import (
     MANAGED_POLICY_CHARACTERS,
     Tool,
@@ -24,6 +28,10 @@ from celery_scaler.iam import (
     size,
     where,
 )
+from celery_scaler.leases import DynamoLeases
+from celery_scaler.localaws import LocalAws
+from celery_scaler.replay import MetricQuery
+from celery_scaler.telemetry import Sample
 from tests import aws_calls
 from tests.integration.test_cli import run
 
@@ -263,6 +271,60 @@ def test_task_protection_declares_exactly_what_it_calls(
     adapter.protected_until("prod", [task])
     adapter.set_protection("prod", [task], enabled=True)
     assert set(called) == set(EcsTaskProtection.iam_actions)
+
+
+def recording(client: Any) -> list[str]:
+    """The operations a boto3 client calls from now on, as `service:Operation`."""
+    called: list[str] = []
+    prefix = client.meta.service_model.service_name
+    client.meta.events.register(
+        "before-call", lambda model, **_: called.append(f"{prefix}:{model.name}")
+    )
+    return called
+
+
+@pytest.mark.integration
+def test_each_aws_adapter_declares_exactly_what_it_calls(aws: LocalAws, unique: str) -> None:
+    # Every public method of each adapter, each on a client of its own, against the local
+    # AWS API: what one adapter calls is its declaration, no more and no less (the test
+    # below sees only the union of what the controller called).
+    cluster, queue, namespace = f"c-{unique}", f"q-{unique}", f"ns-{unique}"
+    aws.create_service(cluster, "workers", desired=1)
+    aws.client("sqs").create_queue(QueueName=queue)
+    clients = {
+        adapter: aws.client(service)
+        for adapter, service in [
+            (EcsService, "ecs"),
+            (DynamoLeases, "dynamodb"),
+            (SqsQueueDepth, "sqs"),
+            (CloudWatchMetrics, "cloudwatch"),
+            (CloudWatchHistory, "cloudwatch"),
+        ]
+    }
+    called = {adapter: recording(client) for adapter, client in clients.items()}
+
+    ecs = EcsService(clients[EcsService])
+    ecs.set_desired_count(cluster, "workers", 2)
+    arn = ecs.describe(cluster, "workers").arn
+    ecs.write_tags(arn, {"celery-scaler.io/last-desired": "2"}, [])
+    ecs.write_tags(arn, {}, ["celery-scaler.io/last-desired"])
+
+    leases = DynamoLeases(clients[DynamoLeases], f"leases-{unique}", "me", 30.0, time.time)
+    assert [pool.name for pool in leases.elect(config().pools)] == ["default"]
+    assert leases.holds("default")
+    leases.release_all()
+
+    assert SqsQueueDepth(clients[SqsQueueDepth]).observe([queue]).queue_depth == 0
+    metrics = CloudWatchMetrics(clients[CloudWatchMetrics], namespace)
+    metrics.publish([Sample("queue_depth", 3.0)], time.time())
+    CloudWatchHistory(clients[CloudWatchHistory]).read(
+        [MetricQuery("q", namespace, "queue_depth", (), "Maximum")],
+        time.time() - 600,
+        time.time(),
+        60,
+    )
+    for adapter, operations in called.items():
+        assert set(operations) == set(adapter.iam_actions), adapter.__name__
 
 
 INTEGRATION_FEATURES = (
