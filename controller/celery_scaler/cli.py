@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from .report_render import Document
 
 app = typer.Typer(
+    # Plain help text: rich markup would swallow every "[default: …]" as a tag.
+    rich_markup_mode=None,
     name="celery-scaler",
     help="Keeps Celery worker fleets on AWS ECS sized to their work.",
     no_args_is_help=True,
@@ -43,10 +45,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 config_app = typer.Typer(
-    help="Check, describe and start a configuration file.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="Check, describe and start a configuration file.",
+    no_args_is_help=True,
 )
 app.add_typer(config_app, name="config")
 alarms_app = typer.Typer(
+    rich_markup_mode=None,
     help="The CloudWatch alarms and the scale-out fallback the controller owns.",
     no_args_is_help=True,
 )
