@@ -74,45 +74,36 @@ def build(config: Config, *, session: boto3.Session | None = None) -> Reconciler
     """
     controller = config.controller
     session = session or boto3.Session(region_name=controller.region)
-    ecs = build_ecs(config, session=session)
-    try:
-        broker: QueueDepthSource
-        inspector: WorkerInspector | None
-        if controller.broker_kind == "sqs":
-            sqs: SQSClient = session.client("sqs", config=CLIENT_CONFIG)
-            broker = SqsQueueDepth(sqs, queue_name_prefix=controller.sqs.queue_name_prefix)
-            inspector = None
-        else:
-            broker = KombuQueueDepth(controller.broker)
-            inspector = inspector_for(
-                controller.broker,
-                controller.inspect_timeout,
-                control_exchange=controller.control_exchange,
-            )
-    except AWS_ERRORS as exc:
-        raise describe_aws_error("AWS SDK setup", exc) from None
-    election = build_leases(config, session=session) if controller.leader_election.enabled else None
-    protector = None
-    if any(pool.spec.protect_busy_tasks for pool in config.pools):
-        protector = EcsTaskProtection(session.client("ecs", config=CLIENT_CONFIG))
+    broker: QueueDepthSource
+    inspector: WorkerInspector | None
+    if controller.broker_kind == "sqs":
+        sqs: SQSClient = aws_client(config, "sqs", session)
+        broker = SqsQueueDepth(sqs, queue_name_prefix=controller.sqs.queue_name_prefix)
+        inspector = None
+    else:
+        broker = KombuQueueDepth(controller.broker)
+        inspector = inspector_for(
+            controller.broker,
+            controller.inspect_timeout,
+            control_exchange=controller.control_exchange,
+        )
+    protect = any(pool.spec.protect_busy_tasks for pool in config.pools)
     return Reconciler(
         config=config,
         broker=broker,
-        ecs=ecs,
+        ecs=build_ecs(config, session=session),
         inspector=inspector,
-        election=election,
-        protector=protector,
+        election=build_leases(config, session=session)
+        if controller.leader_election.enabled
+        else None,
+        protector=EcsTaskProtection(aws_client(config, "ecs", session)) if protect else None,
     )
 
 
 def build_leases(config: Config, *, session: boto3.Session | None = None) -> DynamoLeases:
     """The DynamoDB lease table this replica shares with the others."""
     election = config.controller.leader_election
-    session = session or boto3.Session(region_name=config.controller.region)
-    try:
-        client: DynamoDBClient = session.client("dynamodb", config=CLIENT_CONFIG)
-    except AWS_ERRORS as exc:
-        raise describe_aws_error("AWS SDK setup", exc) from None
+    client: DynamoDBClient = aws_client(config, "dynamodb", session)
     return DynamoLeases(
         client, election.table, replica_id(), election.lease_duration, clock=time.time
     )
