@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from enum import Enum
 
 from .config import AdjustmentType, Statistic, StepAdjustment, StepPolicy, WorkerPoolSpec
@@ -281,6 +282,29 @@ def _bring_into_range(
     return Decision(
         Action.HOLD, current, current, metric, value, f"{premise}: holding at {current}"
     )
+
+
+def plan_pass(
+    pool: WorkerPoolSpec,
+    obs: Observation,
+    metrics: Mapping[str, float],
+    memory: PoolMemory,
+    now: float,
+) -> tuple[Decision, PoolMemory, tuple[str, ...], tuple[str, ...]]:
+    """The pure part of one pass: (decision, memory before any write, events, errors).
+
+    A metric the pool needs that cannot be read is a failed pass, never an idle fleet.
+    The controller, the report's replay and the simulator all decide through here.
+    """
+    value = metrics.get(pool.metric.value)
+    errors = obs.errors
+    if value is None and not errors and obs.service is not None:
+        errors = (f"{pool.metric.value} could not be read this pass",)
+        obs = replace(obs, errors=errors)
+    memory, events = note_pass(memory, obs, now)
+    if value is not None and not errors:
+        memory = record_sample(memory, now, value, pool.window)
+    return decide(pool, obs, metrics, memory, now), memory, events, errors
 
 
 def note_pass(

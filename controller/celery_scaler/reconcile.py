@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .config import Config, WorkerPool
@@ -19,7 +19,7 @@ from .model import (
     ServiceObservation,
     WorkerSnapshot,
 )
-from .policy import after_scaling, decide, note_pass, record_sample
+from .policy import after_scaling, plan_pass
 from .ports import (
     AdapterError,
     Election,
@@ -202,18 +202,12 @@ class Reconciler:
     ) -> PoolResult:
         spec = pool.spec
         metrics = compute_metrics(obs)
-        value = metrics.get(spec.metric.value)
-        if value is None and not obs.errors and obs.service is not None:
-            # Missing data is a failed pass, never an idle fleet.
-            obs = replace(obs, errors=(f"{spec.metric.value} could not be read this pass",))
-        memory = self._memory_of(pool, obs)
-        memory, events = note_pass(memory, obs, now)
-        if value is not None and not obs.errors:
-            memory = record_sample(memory, now, value, spec.window)
-        decision = decide(spec, obs, metrics, memory, now)
+        decision, memory, events, observe_errors = plan_pass(
+            spec, obs, metrics, self._memory_of(pool, obs), now
+        )
 
         applied = False
-        errors = list(obs.errors)
+        errors = list(observe_errors)
         writes = not dry_run and obs.service is not None
         if writes and self.election is not None and not self.election.holds(pool.name):
             # Fencing: another replica took the pool since this pass began.

@@ -1,7 +1,7 @@
 """What the controller would have done over a recorded metric history (pure).
 
 The history is replayed pass by pass through the controller's own policy functions
-(`controller_pass`: note_pass, record_sample, decide, after_scaling); the capacity a
+(`controller_pass`: policy.plan_pass, then after_scaling); the capacity a
 pass decides is the capacity the next pass sees, so cooldowns run as they would have.
 A period without a datapoint is a gap: the controller never scales on missing data, so
 the replay holds there, invents nothing, and the report says where data was missing.
@@ -22,7 +22,7 @@ from typing import Protocol
 
 from .config import ControllerSpec, WorkerPool, WorkerPoolSpec, parse_duration
 from .model import Action, Decision, Observation, PoolMemory, ServiceObservation
-from .policy import after_scaling, decide, note_pass, record_sample
+from .policy import after_scaling, plan_pass
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -101,11 +101,7 @@ def controller_pass(
     The same sequence as the reconcile pass, without the I/O: the report's replay and
     the simulator decide through here, never through a second implementation.
     """
-    memory, _events = note_pass(memory, obs, now)
-    value = metrics.get(spec.metric.value)
-    if value is not None and not obs.errors:
-        memory = record_sample(memory, now, value, spec.window)
-    decision = decide(spec, obs, metrics, memory, now)
+    decision, memory, _events, _errors = plan_pass(spec, obs, metrics, memory, now)
     return decision, after_scaling(spec, memory, decision, now)
 
 
