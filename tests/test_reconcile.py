@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from celery_scaler.config import Config, parse_config
+from celery_scaler.config import Config, WorkerPool, parse_config
 from celery_scaler.model import BrokerObservation, ServiceObservation, WorkerSnapshot
 from celery_scaler.ports import AdapterError
 from celery_scaler.protection import TaskInfo
@@ -459,3 +459,38 @@ def test_busy_tasks_are_protected_before_a_scale_in() -> None:
     (result,) = reconciler.reconcile(0.0, only=[config.pool("images")]).results
     assert result.action == "scale_in"
     assert calls == ["protect task/a True 60m", "desired 1"]
+
+
+@dataclass
+class FakeElection:
+    held: bool = True
+    checks: list[str] = field(default_factory=list)
+
+    def elect(self, pools: Sequence[WorkerPool]) -> list[WorkerPool]:
+        return list(pools)
+
+    def holds(self, pool: str) -> bool:
+        self.checks.append(pool)
+        return self.held
+
+    def release_all(self) -> None:
+        pass
+
+
+def test_the_lease_is_checked_only_before_a_write_and_a_lost_one_writes_nothing(
+    config: Config,
+) -> None:
+    reconciler, ecs, _ = make(config, {"images": 20}, {"images": 2, "emails": 1})
+    election = FakeElection()
+    reconciler.election = election
+    only = [config.pool("images")]
+    reconciler.reconcile(0.0, only=only)  # adopts the count: tags to write, so fenced
+    assert election.checks == ["images"]
+    reconciler.reconcile(15.0, only=only)  # nothing to write: no DynamoDB round trip
+    assert election.checks == ["images"]
+    reconciler.broker = FakeBroker({"images": 70})
+    election.held = False
+    (result,) = reconciler.reconcile(30.0, only=only).results
+    assert (result.action, result.applied) == ("scale_out", False)
+    assert "lease on pool 'images' was lost" in str(result.error)
+    assert ecs.writes == []

@@ -208,11 +208,19 @@ class Reconciler:
 
         applied = False
         errors = list(observe_errors)
-        writes = not dry_run and obs.service is not None
-        if writes and self.election is not None and not self.election.holds(pool.name):
-            # Fencing: another replica took the pool since this pass began.
-            errors.append(f"the lease on pool {pool.name!r} was lost; nothing written")
-            writes = False
+        service = obs.service
+        writes = not dry_run and service is not None
+        if writes and service is not None and self.election is not None:
+            # Fencing, only when this pass writes (a write to DynamoDB costs as much).
+            pending = (
+                decision.action is not Action.HOLD
+                or spec.protect_busy_tasks
+                or tag_changes(memory, service.tags) != ({}, [])
+            )
+            if pending and not self.election.holds(pool.name):
+                # Another replica took the pool since this pass began.
+                errors.append(f"the lease on pool {pool.name!r} was lost; nothing written")
+                writes = False
         if writes and spec.protect_busy_tasks and obs.workers is not None:
             # Before any scale-in, so ECS already sees which tasks to spare.
             error = self._protect_busy_tasks(pool, obs.workers, now)
@@ -226,12 +234,12 @@ class Reconciler:
             else:
                 applied = True
                 memory = after_scaling(spec, memory, decision, now)
-        if writes and obs.service is not None:
+        if writes and service is not None:
             # The state lives on the service, written in the same pass as the action.
-            to_set, to_remove = tag_changes(memory, obs.service.tags)
+            to_set, to_remove = tag_changes(memory, service.tags)
             if to_set or to_remove:
                 try:
-                    self.ecs.write_tags(obs.service.arn, to_set, to_remove)
+                    self.ecs.write_tags(service.arn, to_set, to_remove)
                 except AdapterError as exc:
                     errors.append(str(exc))
         self.memory[pool.name] = memory
