@@ -23,6 +23,7 @@ import yaml
 from celery_scaler.localaws import LocalAws
 from tests import aws_calls
 from tests.integration.test_cli import publish
+from tests.workers import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -107,14 +108,6 @@ def assert_never_two_writers(calls: list[tuple[str, str]]) -> None:
     # replicas taking turns (A, B, A) would mean two writers at the same time.
     for service, replicas in owners(calls).items():
         assert len(replicas) == len(set(replicas)), f"{service} written by {replicas}"
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture
