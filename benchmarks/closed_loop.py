@@ -8,7 +8,7 @@ of tasks, a burst, the trickle again. Contenders:
 2. the original approach: a metric published every 60 s, a CloudWatch alarm (period
    60 s, 2 of 2 evaluation periods), an Application Auto Scaling step policy with the
    same steps and a 300 s cooldown. CloudWatch alarms and AAS do not run locally: this
-   is an emulation of their documented semantics (`celery_scaler.simulate.AlarmPathActor`,
+   is an emulation of their documented semantics (`celery_scaler.analysis.simulate.AlarmPathActor`,
    the model the simulator uses), on the same metric, acting on the real service;
 3. `celery-ecs-autoscaler` 1.0.0 (PyPI; polls the queue and ECS), its defaults, driven
    through its public `run_target_once` every `poll_seconds` (15 s);
@@ -203,18 +203,18 @@ class Run:
 
 def celery_scaler(run: Run) -> Callable[[], None]:
     from celery_scaler.compose import build
-    from celery_scaler.config import parse_config
-    from celery_scaler.runner import run_forever
+    from celery_scaler.core.config import parse_config
+    from celery_scaler.engine.runner import run_forever
 
     reconciler = build(parse_config(run.config_text(60.0, 60.0), "bench"))
     return lambda: run_forever(reconciler, run.stop, [])
 
 
 def original(run: Run) -> Callable[[], None]:
+    from celery_scaler.analysis.simulate import AlarmPathActor, AlarmPathSettings
     from celery_scaler.compose import build
-    from celery_scaler.config import parse_config
-    from celery_scaler.model import Action
-    from celery_scaler.simulate import AlarmPathActor, AlarmPathSettings
+    from celery_scaler.core.config import parse_config
+    from celery_scaler.core.model import Action
 
     config = parse_config(run.config_text(300.0, 300.0), "bench")
     pool = config.pools[0]
@@ -303,10 +303,10 @@ STARTERS: dict[str, Callable[[Run], Callable[[], None]]] = {
 
 def run_contender(name: str, factor: float, peers: Path) -> Result:
     """One contender over the trace, from a fresh service at the minimum."""
-    from celery_scaler.demo import RedisServer, TaskSender, percentile
-    from celery_scaler.fleet import DEMO_APP, local_fleet
-    from celery_scaler.inspect import inspector_for
-    from celery_scaler.localaws import local_aws
+    from celery_scaler.adapters.celery_inspect import inspector_for
+    from celery_scaler.local.aws_api import local_aws
+    from celery_scaler.local.demo import RedisServer, TaskSender, percentile
+    from celery_scaler.local.fleet import DEMO_APP, local_fleet
 
     sys.path.insert(0, str(peers))
     trace = TRACE

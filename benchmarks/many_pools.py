@@ -30,8 +30,8 @@ from rich.table import Table
 from tests.workers import start_workers
 
 from celery_scaler.compose import build
-from celery_scaler.config import parse_config
-from celery_scaler.localaws import local_aws
+from celery_scaler.core.config import parse_config
+from celery_scaler.local.aws_api import local_aws
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/11")
 

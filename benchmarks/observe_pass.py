@@ -33,8 +33,8 @@ from celery import Celery
 from rich.console import Console
 from rich.table import Table
 
-from celery_scaler.config import mask_url
-from celery_scaler.inspect import inspector_for
+from celery_scaler.adapters.celery_inspect import inspector_for
+from celery_scaler.core.config import mask_url
 
 ORIGINAL_COMMANDS = ("stats", "active", "reserved", "scheduled", "revoked")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from celery_scaler.demo_app import app, sleep
+from celery_scaler.local.demo_app import app, sleep
 
 __all__ = ["app", "install_ecs_celery_autoscaler", "sleep"]
 

@@ -23,9 +23,9 @@ from importlib.resources import files
 from rich.console import Console
 from rich.table import Table
 
-from celery_scaler.config import parse_config
-from celery_scaler.simulate import AlarmPathSettings, SimSettings, simulate
-from celery_scaler.workload import parse_trace
+from celery_scaler.analysis.simulate import AlarmPathSettings, SimSettings, simulate
+from celery_scaler.analysis.workload import parse_trace
+from celery_scaler.core.config import parse_config
 
 GOAL_SECONDS = 2.0
 DAY = 24 * 3600

@@ -2,7 +2,7 @@
 
 The recorder sees every request the session's local AWS API answers, whether it came
 from this process or a child one (`celery-scaler` run as a command). Requests whose
-User-Agent carries the controller's app id (see `celery_scaler.aws.CLIENT_CONFIG`) are
+User-Agent carries the controller's app id (see `celery_scaler.adapters.aws.CLIENT_CONFIG`) are
 the controller's; the rest are the tests' own set-up and checks.
 """
 
@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import botocore.session
 
-from celery_scaler.aws import USER_AGENT_APP_ID
+from celery_scaler.adapters.aws import USER_AGENT_APP_ID
 
 RECORDING = Path(tempfile.gettempdir()) / f"celery-scaler-aws-calls-{os.getpid()}.jsonl"
 _SCOPE = re.compile(r"Credential=[^/]+/\d+/[^/]+/([^/]+)/aws4_request")

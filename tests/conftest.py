@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from celery_scaler.localaws import LocalAws, local_aws
+from celery_scaler.local.aws_api import LocalAws, local_aws
 from tests import aws_calls
 
 aws_calls.configure()

@@ -17,8 +17,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from celery_scaler.config import json_schema, parse_config
-from celery_scaler.iam import Tool, grants, policy, where
+from celery_scaler.compose import aws_adapters
+from celery_scaler.core.config import json_schema, parse_config
+from celery_scaler.iam import Tool, policy, where
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "charts" / "celery-scaler"
@@ -138,7 +139,7 @@ def example_policy() -> dict[str, Any]:
     """`celery-scaler iam-policy --config charts/celery-scaler.yaml --with alarms`: the
     Terraform example runs `alarms apply` before the controller (manage_alarms)."""
     settings = parse_config(EXAMPLE_CONFIG.read_text(), str(EXAMPLE_CONFIG), env={})
-    found = grants(settings, [Tool.ALARMS])
+    found = aws_adapters(settings, [Tool.ALARMS])
     return policy(settings, found, where(settings.controller.region, None))
 
 

@@ -8,16 +8,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from celery_scaler.config import (
-    CpuFallbackSpec,
-    FallbackPolicySpec,
-    Statistic,
-    WorkerPool,
-    WorkerPoolSpec,
-)
-from celery_scaler.metrics import compute_metrics
-from celery_scaler.model import Decision, Observation
-from celery_scaler.simulate import (
+from celery_scaler.analysis.simulate import (
     AlarmPathActor,
     AlarmPathSettings,
     ControllerActor,
@@ -25,7 +16,16 @@ from celery_scaler.simulate import (
     SimSettings,
     run_policy,
 )
-from celery_scaler.workload import Segment, Workload, arrivals
+from celery_scaler.analysis.workload import Segment, Workload, arrivals
+from celery_scaler.core.config import (
+    CpuFallbackSpec,
+    FallbackPolicySpec,
+    Statistic,
+    WorkerPool,
+    WorkerPoolSpec,
+)
+from celery_scaler.core.metrics import compute_metrics
+from celery_scaler.core.model import Decision, Observation
 from tests.test_replay import design_pool
 
 MINUTE = 60.0

@@ -12,8 +12,7 @@ import pytest
 import yaml
 from hcl2.utils import SerializationOptions
 
-from celery_scaler.alarm_render import export_json, plan_json, plan_view, terraform
-from celery_scaler.alarms import (
+from celery_scaler.alarms.desired import (
     CONTROLLER,
     MANAGED_BY,
     POOL,
@@ -30,7 +29,8 @@ from celery_scaler.alarms import (
     normalize_alarm,
     wanted_body,
 )
-from celery_scaler.config import Config, ConfigError, parse_config
+from celery_scaler.alarms.formats import export_json, plan_json, plan_view, terraform
+from celery_scaler.core.config import Config, ConfigError, parse_config
 from tests.test_replay import DESIGN_SPEC
 
 SNS = "arn:aws:sns:eu-west-1:123456789012:on-call"
@@ -448,7 +448,7 @@ def test_terraform_export_parses_and_references_the_policy() -> None:
 
 
 def test_terraform_strings_survive_hcl_escaping() -> None:
-    from celery_scaler.alarm_render import _hcl_string
+    from celery_scaler.alarms.formats import _hcl_string
 
     tricky = 'a "quoted" ${not_interpolated} %{nor} back\\slash\nline'
     parsed = hcl2.loads(f"x = {_hcl_string(tricky)}\n", serialization_options=PLAIN)["x"]
@@ -470,14 +470,16 @@ def test_json_export_is_the_api_requests() -> None:
 
 
 def test_the_iam_policy_for_alarms_is_scoped_to_the_owned_names() -> None:
-    from celery_scaler.iam import Tool, Where, grants, policy
+    from celery_scaler.compose import aws_adapters
+    from celery_scaler.iam import Tool, Where, policy
 
     settings = config({"alarms": {"namePrefix": "prod-scaler"}})
     here = Where("aws", "eu-west-1", "123456789012")
-    without = policy(settings, grants(settings), here)
+    without = policy(settings, aws_adapters(settings), here)
     assert "cloudwatch:PutMetricAlarm" not in json.dumps(without)
     statements = {
-        s["Sid"]: s for s in policy(settings, grants(settings, [Tool.ALARMS]), here)["Statement"]
+        s["Sid"]: s
+        for s in policy(settings, aws_adapters(settings, [Tool.ALARMS]), here)["Statement"]
     }
     assert statements["ManagedAlarms"]["Resource"] == [
         "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:prod-scaler/*"

@@ -15,16 +15,16 @@ from kombu.transport.redis import PRIORITY_STEPS
 from kombu.transport.redis import Channel as RedisChannel
 from kombu.transport.SQS import Channel as SqsChannel
 
-from celery_scaler.broker import (
+from celery_scaler.adapters.broker import (
     KombuQueueDepth,
     SqsQueueDepth,
     oldest_message_age,
     published_at,
     redis_priority_keys,
-    sqs_queue_name,
 )
+from celery_scaler.core.names import sqs_queue_name
+from celery_scaler.core.ports import AdapterError
 from celery_scaler.instrument import PUBLISHED_AT_HEADER, instrument, uninstrument
-from celery_scaler.ports import AdapterError
 
 # --- SQS queue names --------------------------------------------------------------------
 

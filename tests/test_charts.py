@@ -5,11 +5,11 @@ from __future__ import annotations
 import random
 import struct
 
-from celery_scaler.charts import report_chart, simulation_chart
-from celery_scaler.replay import replay
-from celery_scaler.report_render import html_page, markdown, report_document
-from celery_scaler.simulate import AlarmPathSettings, SimSettings, simulate
-from celery_scaler.workload import Pattern, pattern
+from celery_scaler.analysis.charts import report_chart, simulation_chart
+from celery_scaler.analysis.documents import html_page, markdown, report_document
+from celery_scaler.analysis.replay import replay
+from celery_scaler.analysis.simulate import AlarmPathSettings, SimSettings, simulate
+from celery_scaler.analysis.workload import Pattern, pattern
 from tests.test_replay import design_pool, history
 
 

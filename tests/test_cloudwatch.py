@@ -12,7 +12,8 @@ import botocore.session
 import pytest
 from botocore.serialize import create_serializer
 
-from celery_scaler.cloudwatch import (
+from celery_scaler.core.ports import AdapterError
+from celery_scaler.telemetry.cloudwatch import (
     MAX_METRICS_PER_EMF_DOCUMENT,
     MAX_METRICS_PER_REQUEST,
     MAX_REQUEST_BYTES,
@@ -23,8 +24,7 @@ from celery_scaler.cloudwatch import (
     encoded_size,
     metric_datum,
 )
-from celery_scaler.ports import AdapterError
-from celery_scaler.telemetry import METRICS, Sample
+from celery_scaler.telemetry.samples import METRICS, Sample
 
 # The units a MetricDefinition may name (CloudWatch's StandardUnit values).
 CLOUDWATCH_UNITS = {

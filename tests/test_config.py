@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from celery_scaler.config import (
+from celery_scaler.core.config import (
     AdjustmentType,
     ConfigError,
     Statistic,
@@ -20,7 +20,7 @@ from celery_scaler.config import (
     parse_config,
     parse_duration,
 )
-from celery_scaler.metrics import Metric
+from celery_scaler.core.metrics import Metric
 
 # DESIGN.md, "Configuration file", verbatim.
 DESIGN_EXAMPLE = """\

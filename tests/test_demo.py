@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from celery_scaler.demo import percentile, sparkline
+from celery_scaler.local.demo import percentile, sparkline
 
 
 def test_sparkline_scales_to_the_top_and_marks_gaps() -> None:

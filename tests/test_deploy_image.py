@@ -20,8 +20,8 @@ from dockerfile_parse import DockerfileParser
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from celery_scaler.config import PrometheusSpec
-from celery_scaler.prometheus import ControllerMetrics, TelemetryServer
+from celery_scaler.core.config import PrometheusSpec
+from celery_scaler.telemetry.prometheus import ControllerMetrics, TelemetryServer
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"

@@ -13,8 +13,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from celery_scaler.ecs import EcsTaskProtection
-from celery_scaler.ports import AdapterError
+from celery_scaler.adapters.ecs import EcsTaskProtection
+from celery_scaler.core.ports import AdapterError
 
 ARN = "arn:aws:ecs:us-east-1:123456789012:task/prod/"
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from celery_scaler.history import CloudWatchHistory
-from celery_scaler.ports import AdapterError
-from celery_scaler.replay import MetricQuery, Series
+from celery_scaler.analysis.history import CloudWatchHistory
+from celery_scaler.analysis.replay import MetricQuery, Series
+from celery_scaler.core.ports import AdapterError
 
 QUERIES = [
     MetricQuery("metric", "CeleryMetrics", "queue_depth", (("Pool", "p"),), "Average"),

@@ -13,25 +13,25 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from celery_scaler.broker import SqsQueueDepth
-from celery_scaler.cloudwatch import CloudWatchMetrics
-from celery_scaler.config import Config, parse_config
-from celery_scaler.ecs import EcsService, EcsTaskProtection
-from celery_scaler.history import CloudWatchHistory
+from celery_scaler.adapters.broker import SqsQueueDepth
+from celery_scaler.adapters.ecs import EcsService, EcsTaskProtection
+from celery_scaler.adapters.leases import DynamoLeases
+from celery_scaler.analysis.history import CloudWatchHistory
+from celery_scaler.analysis.replay import MetricQuery
+from celery_scaler.compose import aws_adapters
+from celery_scaler.core.config import Config, parse_config
 from celery_scaler.iam import (
     MANAGED_POLICY_CHARACTERS,
     Tool,
     Where,
     actions,
-    grants,
     policy,
     size,
     where,
 )
-from celery_scaler.leases import DynamoLeases
-from celery_scaler.localaws import LocalAws
-from celery_scaler.replay import MetricQuery
-from celery_scaler.telemetry import Sample
+from celery_scaler.local.aws_api import LocalAws
+from celery_scaler.telemetry.cloudwatch import CloudWatchMetrics
+from celery_scaler.telemetry.samples import Sample
 from tests import aws_calls
 from tests.integration.test_cli import run
 
@@ -76,7 +76,7 @@ HERE = Where("aws", "eu-west-1", "123456789012")
 
 def test_the_least_a_configuration_can_need() -> None:
     settings = config("cloudwatch: {enabled: false}")
-    assert policy(settings, grants(settings), HERE) == {
+    assert policy(settings, aws_adapters(settings), HERE) == {
         "Version": "2012-10-17",
         "Statement": [
             {
@@ -98,7 +98,7 @@ def test_the_least_a_configuration_can_need() -> None:
 
 def test_cloudwatch_metrics_only_in_the_controllers_namespace() -> None:
     settings = config("cloudwatch: {namespace: Workers}")
-    assert statements(policy(settings, grants(settings)))["MetricNamespace"] == {
+    assert statements(policy(settings, aws_adapters(settings)))["MetricNamespace"] == {
         "Sid": "MetricNamespace",
         "Effect": "Allow",
         "Action": ["cloudwatch:PutMetricData"],
@@ -107,12 +107,12 @@ def test_cloudwatch_metrics_only_in_the_controllers_namespace() -> None:
     }
     # EMF lines go out through the log driver: no CloudWatch permission at all.
     emf = config("cloudwatch: {mode: emf}")
-    assert not any(a.startswith("cloudwatch:") for a in actions(policy(emf, grants(emf))))
+    assert not any(a.startswith("cloudwatch:") for a in actions(policy(emf, aws_adapters(emf))))
 
 
 def test_leases_only_on_the_lease_table() -> None:
     settings = config("cloudwatch: {enabled: false}, leaderElection: {enabled: true, table: locks}")
-    lease = statements(policy(settings, grants(settings), HERE))["LeaseTable"]
+    lease = statements(policy(settings, aws_adapters(settings), HERE))["LeaseTable"]
     assert lease["Resource"] == ["arn:aws:dynamodb:eu-west-1:123456789012:table/locks"]
     assert lease["Action"] == [
         "dynamodb:CreateTable",
@@ -129,14 +129,14 @@ def test_sqs_only_on_the_pools_queues_as_celery_names_them() -> None:
         pool("a", queues="celery, high.priority"),
         pool("b", service="other", queues="celery"),
     )
-    sqs = statements(policy(settings, grants(settings), HERE))["SqsQueues"]
+    sqs = statements(policy(settings, aws_adapters(settings), HERE))["SqsQueues"]
     assert sqs["Action"] == ["sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
     assert sqs["Resource"] == [
         "arn:aws:sqs:eu-west-1:123456789012:prod-celery",
         "arn:aws:sqs:eu-west-1:123456789012:prod-high-priority",
     ]
     redis = config()
-    assert not any(a.startswith("sqs:") for a in actions(policy(redis, grants(redis))))
+    assert not any(a.startswith("sqs:") for a in actions(policy(redis, aws_adapters(redis))))
 
 
 def test_task_protection_only_in_the_clusters_of_pools_that_ask() -> None:
@@ -145,7 +145,7 @@ def test_task_protection_only_in_the_clusters_of_pools_that_ask() -> None:
         pool("a", cluster="prod", protect=True),
         pool("b", cluster="batch", service="other"),
     )
-    found = statements(policy(settings, grants(settings), HERE))
+    found = statements(policy(settings, aws_adapters(settings), HERE))
     assert found["EcsTasks"]["Action"] == [
         "ecs:DescribeTasks",
         "ecs:GetTaskProtection",
@@ -167,15 +167,15 @@ def test_task_protection_only_in_the_clusters_of_pools_that_ask() -> None:
 
 def test_report_reads_metric_history() -> None:
     settings = config()
-    assert "cloudwatch:GetMetricData" not in actions(policy(settings, grants(settings)))
-    with_report = policy(settings, grants(settings, [Tool.REPORT]))
+    assert "cloudwatch:GetMetricData" not in actions(policy(settings, aws_adapters(settings)))
+    with_report = policy(settings, aws_adapters(settings, [Tool.REPORT]))
     assert statements(with_report)["AnyResource"]["Action"] == ["cloudwatch:GetMetricData"]
 
 
 def test_clusters_given_as_arns_keep_their_account_and_region() -> None:
     arn = "arn:aws:ecs:us-west-2:210987654321:cluster/prod"
     settings = config("cloudwatch: {enabled: false}", pool(cluster=arn, protect=True))
-    found = statements(policy(settings, grants(settings), HERE))
+    found = statements(policy(settings, aws_adapters(settings), HERE))
     assert found["EcsServices"]["Resource"] == [
         "arn:aws:ecs:us-west-2:210987654321:service/prod/celery-worker"
     ]
@@ -219,7 +219,7 @@ def test_the_command_prints_the_policy(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     settings = parse_config(pool(), "x", env={})
     assert json.loads(result.stdout) == policy(
-        settings, grants(settings, [Tool.REPORT]), Where("aws", "eu-west-1", "123456789012")
+        settings, aws_adapters(settings, [Tool.REPORT]), Where("aws", "eu-west-1", "123456789012")
     )
     bad = run("iam-policy", "--config", str(path), "--account-id", "12")
     assert bad.returncode == 2
@@ -350,7 +350,7 @@ def test_the_policy_allows_exactly_what_the_integration_tests_called(
 ) -> None:
     granted: set[str] = set()
     for settings in INTEGRATION_FEATURES:
-        granted |= actions(policy(settings, grants(settings, list(Tool))))
+        granted |= actions(policy(settings, aws_adapters(settings, list(Tool))))
     used = aws_calls.controller_operations({action.partition(":")[0] for action in granted})
     if not used:
         pytest.skip("no AWS call of the controller recorded: run this with the integration tests")

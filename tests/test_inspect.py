@@ -7,16 +7,16 @@ from typing import Any
 
 import pytest
 
-from celery_scaler.inspect import (
+from celery_scaler.adapters.celery_inspect import (
     COMMANDS,
     CeleryInspector,
     RoundReplies,
     inspector_for,
     parse_replies,
     round_complete,
-    workers_in_pool,
 )
-from celery_scaler.model import WorkerSnapshot
+from celery_scaler.core.metrics import workers_in_pool
+from celery_scaler.core.model import WorkerSnapshot
 
 # Recorded from `celery worker -c 1` (prefork) on Redis, trimmed to the fields read.
 STATS: dict[str, Any] = {

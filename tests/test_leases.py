@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from celery_scaler.leases import Lease, plan
+from celery_scaler.adapters.leases import Lease, plan
 
 POOLS = ["a", "b", "c", "d", "e"]
 NOW = 1000.0

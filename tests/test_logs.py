@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from celery_scaler.logs import LogFormat, configure_logging, log_event, mask_secrets
+from celery_scaler.telemetry.logs import LogFormat, configure_logging, log_event, mask_secrets
 
 log = logging.getLogger("celery_scaler.test")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from celery_scaler.metrics import Metric, busy_workers, compute_metrics, unique_workers
-from celery_scaler.model import (
+from celery_scaler.core.metrics import Metric, busy_workers, compute_metrics, unique_workers
+from celery_scaler.core.model import (
     BrokerObservation,
     Observation,
     ServiceObservation,

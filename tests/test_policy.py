@@ -24,8 +24,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from celery_scaler.config import AdjustmentType, Statistic, StepPolicy, WorkerPoolSpec
-from celery_scaler.model import (
+from celery_scaler.core.config import AdjustmentType, Statistic, StepPolicy, WorkerPoolSpec
+from celery_scaler.core.model import (
     Action,
     Decision,
     Observation,
@@ -34,7 +34,7 @@ from celery_scaler.model import (
     ServiceObservation,
     WorkerSnapshot,
 )
-from celery_scaler.policy import (
+from celery_scaler.core.policy import (
     Direction,
     adjusted_capacity,
     after_scaling,

@@ -13,10 +13,10 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from celery_scaler.ports import AdapterError
-from celery_scaler.prometheus import ControllerMetrics, TelemetryServer, readiness
-from celery_scaler.reconcile import PassReport
-from celery_scaler.telemetry import CounterState, pass_samples
+from celery_scaler.core.ports import AdapterError
+from celery_scaler.engine.reconcile import PassReport
+from celery_scaler.telemetry.prometheus import ControllerMetrics, TelemetryServer, readiness
+from celery_scaler.telemetry.samples import CounterState, pass_samples
 from tests.test_telemetry import observation, report, worker
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from celery_scaler.model import WorkerSnapshot
-from celery_scaler.protection import TaskInfo, protection_changes, task_of_worker
+from celery_scaler.core.model import WorkerSnapshot
+from celery_scaler.core.protection import TaskInfo, protection_changes, task_of_worker
 
 ARN = "arn:aws:ecs:us-east-1:123456789012:task/prod/"
 A = TaskInfo(ARN + "0123456789abcdef0123456789abcdef", frozenset({"10.0.1.23"}))

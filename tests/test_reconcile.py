@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from celery_scaler.config import Config, WorkerPool, parse_config
-from celery_scaler.model import BrokerObservation, ServiceObservation, WorkerSnapshot
-from celery_scaler.ports import AdapterError
-from celery_scaler.protection import TaskInfo
-from celery_scaler.reconcile import Reconciler
+from celery_scaler.core.config import Config, WorkerPool, parse_config
+from celery_scaler.core.model import BrokerObservation, ServiceObservation, WorkerSnapshot
+from celery_scaler.core.ports import AdapterError
+from celery_scaler.core.protection import TaskInfo
+from celery_scaler.engine.reconcile import Reconciler
 
 CONFIG = """
 apiVersion: celery-scaler/v1

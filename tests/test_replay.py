@@ -6,9 +6,7 @@ from typing import Any
 
 import pytest
 
-from celery_scaler.config import WorkerPool, WorkerPoolSpec
-from celery_scaler.model import Action
-from celery_scaler.replay import (
+from celery_scaler.analysis.replay import (
     DAY,
     HOUR,
     History,
@@ -20,6 +18,8 @@ from celery_scaler.replay import (
     report_window,
     summarize_capacity,
 )
+from celery_scaler.core.config import WorkerPool, WorkerPoolSpec
+from celery_scaler.core.model import Action
 
 T0 = 1_699_999_980.0  # 2023-11-14T22:13:00Z, a whole minute
 

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from celery_scaler.ports import AdapterError
-from celery_scaler.reporters import Telemetry
-from celery_scaler.telemetry import Sample
+from celery_scaler.core.ports import AdapterError
+from celery_scaler.telemetry.publisher import Telemetry
+from celery_scaler.telemetry.samples import Sample
 from tests.test_telemetry import observation, report, worker
 
 

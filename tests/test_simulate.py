@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
-from celery_scaler.config import WorkerPool
-from celery_scaler.model import Action, Decision, Observation
-from celery_scaler.simulate import (
+from celery_scaler.analysis.simulate import (
     AlarmPathSettings,
     ControllerActor,
     SimSettings,
     run_policy,
     simulate,
 )
-from celery_scaler.workload import Arrivals, Pattern, Segment, Workload, arrivals, pattern
+from celery_scaler.analysis.workload import Arrivals, Pattern, Segment, Workload, arrivals, pattern
+from celery_scaler.core.config import WorkerPool
+from celery_scaler.core.model import Action, Decision, Observation
 from tests.test_replay import design_pool
 
 

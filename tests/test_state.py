@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from celery_scaler.model import Action, LastAction, PoolMemory, ScaleOutCooldown
-from celery_scaler.state import (
+from celery_scaler.core.model import Action, LastAction, PoolMemory, ScaleOutCooldown
+from celery_scaler.core.state import (
     FAILURES,
     LAST_DESIRED,
     LAST_REASON,

@@ -6,10 +6,15 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from celery_scaler.metrics import compute_metrics
-from celery_scaler.model import BrokerObservation, Observation, ServiceObservation, WorkerSnapshot
-from celery_scaler.reconcile import PassReport, PoolResult
-from celery_scaler.telemetry import (
+from celery_scaler.core.metrics import compute_metrics
+from celery_scaler.core.model import (
+    BrokerObservation,
+    Observation,
+    ServiceObservation,
+    WorkerSnapshot,
+)
+from celery_scaler.engine.reconcile import PassReport, PoolResult
+from celery_scaler.telemetry.samples import (
     METRICS,
     CounterState,
     Sample,

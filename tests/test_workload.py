@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from celery_scaler.replay import ReportError
-from celery_scaler.workload import Pattern, make_workload, parse_trace, pattern
+from celery_scaler.analysis.replay import ReportError
+from celery_scaler.analysis.workload import Pattern, make_workload, parse_trace, pattern
 
 
 def test_trace_rows_become_segments() -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 from celery import Celery
 from celery.result import AsyncResult
 
-from celery_scaler.fleet import Pool, WorkerProcess, spawn_worker, stop_workers
+from celery_scaler.local.fleet import Pool, WorkerProcess, spawn_worker, stop_workers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 APP_MODULE = "tests.celery_app"

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from .config import (
+from celery_scaler.core.config import (
     CONFIG_ENV,
     DEFAULT_CONFIG_PATH,
     Config,
@@ -26,14 +26,14 @@ from .config import (
     json_schema,
     parse_config,
 )
-from .iam import Tool
-from .logs import LogFormat, LogLevel
-from .ports import AdapterError
+from celery_scaler.core.ports import AdapterError
+from celery_scaler.iam import Tool
+from celery_scaler.telemetry.logs import LogFormat, LogLevel
 
 if TYPE_CHECKING:
-    from .alarm_aws import AutoScalingFallback, CloudWatchAlarms
-    from .alarms import Actual, Change, Plan, Resource
-    from .report_render import Document
+    from celery_scaler.alarms.aws import AutoScalingFallback, CloudWatchAlarms
+    from celery_scaler.alarms.desired import Actual, Change, Plan, Resource
+    from celery_scaler.analysis.documents import Document
 
 app = typer.Typer(
     # Plain help text: rich markup would swallow every "[default: …]" as a tag.
@@ -138,10 +138,16 @@ def reconcile(
 ) -> None:
     """Observe queues, workers and ECS; set each service's desired count."""
     # Imported here so `config` commands start without loading Celery and the AWS SDK.
-    from .compose import build, build_telemetry
-    from .logs import configure_logging
-    from .render import print_report
-    from .runner import Reporter, release_leases, run_forever, run_once, stop_on_signals
+    from celery_scaler.compose import build, build_telemetry
+    from celery_scaler.engine.runner import (
+        Reporter,
+        release_leases,
+        run_forever,
+        run_once,
+        stop_on_signals,
+    )
+    from celery_scaler.tables import print_report
+    from celery_scaler.telemetry.logs import configure_logging
 
     settings = load_config(config)
     try:
@@ -176,9 +182,9 @@ def status(
     output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.TABLE,
 ) -> None:
     """Each pool's conditions, counts, last action and cooldowns, read from ECS."""
-    from .compose import build_ecs, build_leases
-    from .render import status_table
-    from .status import pool_status
+    from celery_scaler.compose import build_ecs, build_leases
+    from celery_scaler.core.status import pool_status
+    from celery_scaler.tables import status_table
 
     settings = load_config(config)
     try:
@@ -220,8 +226,8 @@ def demo(
     ] = None,
 ) -> None:
     """The whole loop on this machine: Redis, a local AWS API, real workers, the controller."""
-    from .demo import DemoError, DemoSettings, run_demo, summary_text
-    from .runner import stop_on_signals
+    from celery_scaler.engine.runner import stop_on_signals
+    from celery_scaler.local.demo import DemoError, DemoSettings, run_demo, summary_text
 
     try:
         with stop_on_signals() as stop:
@@ -279,8 +285,8 @@ def emit_document(
     chart: Path | None,
 ) -> None:
     """Write a report or simulation in `fmt` (to `out` or stdout) and its chart."""
-    from .charts import ChartsUnavailable
-    from .report_render import html_page, json_text, markdown, print_document
+    from celery_scaler.analysis.charts import ChartsUnavailable
+    from celery_scaler.analysis.documents import html_page, json_text, markdown, print_document
 
     pictures: list[bytes] = []
     hint = None
@@ -333,10 +339,10 @@ def report(
     chart: ChartOption = None,
 ) -> None:
     """Dry run over history: what the controller would have done, from CloudWatch metrics."""
-    from .charts import report_chart
-    from .compose import build_history
-    from .replay import ReportError, read_history, replay, report_window
-    from .report_render import report_document, report_json
+    from celery_scaler.analysis.charts import report_chart
+    from celery_scaler.analysis.documents import report_document, report_json
+    from celery_scaler.analysis.replay import ReportError, read_history, replay, report_window
+    from celery_scaler.compose import build_history
 
     settings = load_config(config)
     chosen = one_pool(settings, pool)
@@ -411,13 +417,13 @@ def simulate(
     ] = 1,
 ) -> None:
     """Replay a load trace or pattern through the pool's policy in a seeded simulation."""
-    from .charts import simulation_chart
-    from .config import parse_duration
-    from .replay import ReportError
-    from .report_render import simulation_document, simulation_json
-    from .simulate import AlarmPathSettings, SimSettings
-    from .simulate import simulate as run_simulation
-    from .workload import make_workload
+    from celery_scaler.analysis.charts import simulation_chart
+    from celery_scaler.analysis.documents import simulation_document, simulation_json
+    from celery_scaler.analysis.replay import ReportError
+    from celery_scaler.analysis.simulate import AlarmPathSettings, SimSettings
+    from celery_scaler.analysis.simulate import simulate as run_simulation
+    from celery_scaler.analysis.workload import make_workload
+    from celery_scaler.core.config import parse_duration
 
     if (trace is None) == (pattern is None):
         fail("give one of --trace FILE.csv or --pattern steady|burst|diurnal|spiky", EXIT_USAGE)
@@ -496,14 +502,15 @@ def iam_policy(
     ] = None,
 ) -> None:
     """Print the least-privilege IAM policy (JSON) for what the configuration uses."""
-    from .iam import MANAGED_POLICY_CHARACTERS, grants, policy, size, where
+    from celery_scaler.compose import aws_adapters
+    from celery_scaler.iam import MANAGED_POLICY_CHARACTERS, policy, size, where
 
     settings = load_config(config)
     try:
         place = where(region or settings.controller.region, account_id)
     except ValueError as exc:
         fail(str(exc), EXIT_USAGE)
-    document = policy(settings, grants(settings, tools or ()), place)
+    document = policy(settings, aws_adapters(settings, tools or ()), place)
     print(json.dumps(document, indent=2))
     if size(document) > MANAGED_POLICY_CHARACTERS:
         stderr.print(
@@ -525,9 +532,9 @@ def _alarm_plan(
     config: Path | None, pool: str | None
 ) -> tuple[tuple[Resource, ...], Actual, Plan, tuple[CloudWatchAlarms, AutoScalingFallback]]:
     """(wanted, actual, plan, stores) for `alarms plan|apply`; fails with a clear line."""
-    from .alarm_sync import plan
-    from .alarms import AlarmsError
-    from .compose import build_alarm_stores
+    from celery_scaler.alarms.desired import AlarmsError
+    from celery_scaler.alarms.sync import plan
+    from celery_scaler.compose import build_alarm_stores
 
     settings = load_config(config)
     try:
@@ -541,7 +548,7 @@ def _alarm_plan(
 
 
 def _conflicts(planned: Plan) -> None:
-    from .alarm_render import conflict_message
+    from celery_scaler.alarms.formats import conflict_message
 
     for resource in planned.conflicts:
         stderr.print(Text.assemble(("error: ", "red"), conflict_message(resource)), soft_wrap=True)
@@ -560,7 +567,7 @@ def alarms_plan(
     ] = False,
 ) -> None:
     """What `alarms apply` would create, change and delete."""
-    from .alarm_render import plan_json, plan_view
+    from celery_scaler.alarms.formats import plan_json, plan_view
 
     try:
         _, _, planned, _ = _alarm_plan(config, pool)
@@ -583,8 +590,8 @@ def alarms_apply(
     output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.TABLE,
 ) -> None:
     """Create, change and delete the alarms and fallback policies to match the configuration."""
-    from .alarm_render import describe_change, plan_json, plan_view
-    from .alarm_sync import apply
+    from celery_scaler.alarms.formats import describe_change, plan_json, plan_view
+    from celery_scaler.alarms.sync import apply
 
     wanted, actual, planned, (alarms, fallback) = _alarm_plan(config, pool)
     _conflicts(planned)
@@ -629,8 +636,8 @@ def alarms_export(
     ] = ExportFormat.TERRAFORM,
 ) -> None:
     """The same resources as Terraform (HCL) or as JSON API requests; reads no AWS."""
-    from .alarm_render import export_json, terraform
-    from .alarms import AlarmsError, desired
+    from celery_scaler.alarms.desired import AlarmsError, desired
+    from celery_scaler.alarms.formats import export_json, terraform
 
     settings = load_config(config)
     try:

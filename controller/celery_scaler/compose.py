@@ -7,20 +7,22 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 import boto3
 
-from .aws import AWS_ERRORS, CLIENT_CONFIG, describe_aws_error
-from .broker import KombuQueueDepth, SqsQueueDepth
-from .config import Config, WorkerPool
-from .ecs import EcsService, EcsTaskProtection
-from .history import CloudWatchHistory
-from .inspect import inspector_for
-from .leases import DynamoLeases
-from .ports import QueueDepthSource, WorkerInspector
-from .reconcile import Reconciler
+from celery_scaler.adapters.aws import AWS_ERRORS, CLIENT_CONFIG, describe_aws_error
+from celery_scaler.adapters.broker import KombuQueueDepth, SqsQueueDepth
+from celery_scaler.adapters.celery_inspect import inspector_for
+from celery_scaler.adapters.ecs import EcsService, EcsTaskProtection
+from celery_scaler.adapters.leases import DynamoLeases
+from celery_scaler.analysis.history import CloudWatchHistory
+from celery_scaler.core.config import Config, WorkerPool
+from celery_scaler.core.ports import QueueDepthSource, WorkerInspector
+from celery_scaler.engine.reconcile import Reconciler
+from celery_scaler.iam import Grant, Tool
+from celery_scaler.telemetry.cloudwatch import CloudWatchMetrics
 
 REPLICA_ENV = "CELERY_SCALER_REPLICA_ID"
 """Names this replica in the lease table (a pod name, an ECS task id); else host-pid-random."""
@@ -29,8 +31,39 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
-    from .alarm_aws import AutoScalingFallback, CloudWatchAlarms
-    from .reporters import Telemetry
+    from celery_scaler.alarms.aws import AutoScalingFallback, CloudWatchAlarms
+    from celery_scaler.telemetry.publisher import Telemetry
+
+
+def aws_adapters(config: Config, tools: Iterable[Tool] = ()) -> list[Grant]:
+    """The AWS adapters `reconcile` and `status` use for `config`, and the tools' ones.
+
+    The one table of what a configuration wires: `build` and `build_telemetry` build
+    from it and `iam-policy` grants what its adapters declare, so the two cannot drift.
+    """
+    controller = config.controller
+    found: list[Grant] = [Grant(EcsService, config.pools)]
+    protected = tuple(pool for pool in config.pools if pool.spec.protect_busy_tasks)
+    if protected:
+        found.append(Grant(EcsTaskProtection, protected))
+    if controller.broker_kind == "sqs":
+        found.append(Grant(SqsQueueDepth, config.pools))
+    if controller.leader_election.enabled:
+        found.append(Grant(DynamoLeases, config.pools))
+    if controller.cloudwatch.enabled and controller.cloudwatch.mode == "api":
+        found.append(Grant(CloudWatchMetrics, config.pools))
+    if Tool.REPORT in set(tools):
+        found.append(Grant(CloudWatchHistory, config.pools))
+    if Tool.ALARMS in set(tools):
+        from celery_scaler.alarms.aws import AutoScalingFallback, CloudWatchAlarms
+
+        found += [Grant(CloudWatchAlarms, config.pools), Grant(AutoScalingFallback, config.pools)]
+    return found
+
+
+def uses(config: Config, adapter: type) -> bool:
+    """Whether `config` wires `adapter` (see `aws_adapters`)."""
+    return any(grant.adapter is adapter for grant in aws_adapters(config))
 
 
 def aws_client(config: Config, service: str, session: boto3.Session | None = None) -> Any:
@@ -59,7 +92,7 @@ def build_alarm_stores(
     config: Config, *, session: boto3.Session | None = None
 ) -> tuple[CloudWatchAlarms, AutoScalingFallback]:
     """The adapters of `alarms plan|apply`; raises AdapterError like `build`."""
-    from .alarm_aws import AutoScalingFallback, CloudWatchAlarms
+    from celery_scaler.alarms.aws import AutoScalingFallback, CloudWatchAlarms
 
     session = session or boto3.Session(region_name=config.controller.region)
     alarms = CloudWatchAlarms(aws_client(config, "cloudwatch", session))
@@ -76,7 +109,7 @@ def build(config: Config, *, session: boto3.Session | None = None) -> Reconciler
     session = session or boto3.Session(region_name=controller.region)
     broker: QueueDepthSource
     inspector: WorkerInspector | None
-    if controller.broker_kind == "sqs":
+    if uses(config, SqsQueueDepth):
         sqs: SQSClient = aws_client(config, "sqs", session)
         broker = SqsQueueDepth(sqs, queue_name_prefix=controller.sqs.queue_name_prefix)
         inspector = None
@@ -87,16 +120,15 @@ def build(config: Config, *, session: boto3.Session | None = None) -> Reconciler
             controller.inspect_timeout,
             control_exchange=controller.control_exchange,
         )
-    protect = any(pool.spec.protect_busy_tasks for pool in config.pools)
     return Reconciler(
         config=config,
         broker=broker,
         ecs=build_ecs(config, session=session),
         inspector=inspector,
-        election=build_leases(config, session=session)
-        if controller.leader_election.enabled
+        election=build_leases(config, session=session) if uses(config, DynamoLeases) else None,
+        protector=EcsTaskProtection(aws_client(config, "ecs", session))
+        if uses(config, EcsTaskProtection)
         else None,
-        protector=EcsTaskProtection(aws_client(config, "ecs", session)) if protect else None,
     )
 
 
@@ -130,10 +162,14 @@ def build_telemetry(
     Raises AdapterError when the AWS SDK cannot be set up or the port is taken.
     """
     # Imported here: only `reconcile` needs them, and they load the Prometheus client.
-    from .cloudwatch import CloudWatchMetrics, EmbeddedMetricsWriter, MetricsSink
-    from .events import event_counter_for
-    from .prometheus import ControllerMetrics, TelemetryServer
-    from .reporters import Telemetry
+    from celery_scaler.telemetry.cloudwatch import (
+        CloudWatchMetrics,
+        EmbeddedMetricsWriter,
+        MetricsSink,
+    )
+    from celery_scaler.telemetry.prometheus import ControllerMetrics, TelemetryServer
+    from celery_scaler.telemetry.publisher import Telemetry
+    from celery_scaler.telemetry.task_events import event_counter_for
 
     controller = config.controller
     cloudwatch = controller.cloudwatch
@@ -143,7 +179,7 @@ def build_telemetry(
         sink = EmbeddedMetricsWriter(
             stdout or sys.stdout, cloudwatch.namespace, storage_resolution=resolution
         )
-    elif cloudwatch.enabled:
+    elif uses(config, CloudWatchMetrics):
         client = aws_client(config, "cloudwatch", session)
         sink = CloudWatchMetrics(client, cloudwatch.namespace, storage_resolution=resolution)
 

@@ -1,9 +1,10 @@
 """The least-privilege IAM policy for a configuration (pure).
 
 Each AWS adapter declares, beside its code, the IAM actions it calls and what each one
-acts on (`iam_actions`, an action → `IamResource` mapping). This module only decides
-which adapters a configuration uses and turns each kind of resource into the ARNs and
-conditions of the configured clusters, services, queues, table and namespace.
+acts on (`iam_actions`, an action → `IamResource` mapping, in `adapters.permissions`).
+The composition root's `aws_adapters` says which adapters a configuration uses; this
+module turns each kind of resource into the ARNs and conditions of the configured
+clusters, services, queues, table and namespace.
 
 Scoping follows the Service Authorization Reference: ECS DescribeServices,
 UpdateService, TagResource and UntagResource take service ARNs; DescribeTasks,
@@ -17,42 +18,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, ClassVar, Protocol
+from typing import Any
 
-from .config import Config, WorkerPool
-from .state import PREFIX
+from celery_scaler.adapters.permissions import DeclaresIam, IamResource
+from celery_scaler.core.config import Config, WorkerPool
+from celery_scaler.core.names import sqs_queue_name
+from celery_scaler.core.state import PREFIX
 
 POLICY_VERSION = "2012-10-17"
-
-
-class IamResource(StrEnum):
-    """What an AWS call acts on, as far as IAM can tell."""
-
-    ECS_SERVICE = "ecs-services"
-    """Each pool's ECS service."""
-    ECS_SERVICE_STATE_TAGS = "ecs-service-state-tags"
-    """The controller's own `celery-scaler.io/` tags on each pool's ECS service."""
-    ECS_CLUSTER = "ecs-clusters"
-    """Any resource, on the condition that `ecs:cluster` is one of the pools' clusters."""
-    ECS_TASK = "ecs-tasks"
-    """The tasks of the pools' clusters."""
-    SQS_QUEUE = "sqs-queues"
-    """The SQS queues of the pools' Celery queues."""
-    LEASE_TABLE = "lease-table"
-    """The leader-election DynamoDB table."""
-    METRIC_NAMESPACE = "metric-namespace"
-    """Any resource, on the condition that `cloudwatch:namespace` is the controller's."""
-    ANY = "any-resource"
-    """`*`: the action takes no resource and no condition key that could narrow it."""
-    MANAGED_ALARMS = "managed-alarms"
-    """The CloudWatch alarms named with the controller's `alarms.namePrefix`."""
-    ECS_CLUSTER_SERVICES = "ecs-cluster-services"
-    """Every service of the pools' clusters (a removed pool's too)."""
-    ECS_CLUSTER_SERVICE_STATE_TAGS = "ecs-cluster-service-state-tags"
-    """The controller's own `celery-scaler.io/` tags on every service of the pools' clusters."""
 
 
 class Tool(StrEnum):
@@ -62,52 +38,12 @@ class Tool(StrEnum):
     ALARMS = "alarms"
 
 
-IamActions = Mapping[str, IamResource]
-
-
-class DeclaresIam(Protocol):
-    iam_actions: ClassVar[IamActions]
-
-
 @dataclass(frozen=True)
 class Grant:
     """An adapter the configuration uses, and the pools it acts for."""
 
     adapter: type[DeclaresIam]
     pools: tuple[WorkerPool, ...]
-
-
-def grants(config: Config, tools: Iterable[Tool] = ()) -> list[Grant]:
-    """The AWS adapters `reconcile` and `status` build for `config`, and the tools' ones.
-
-    The same conditions as the composition root's: the coverage test in
-    tests/test_iam.py fails when the two disagree.
-    """
-    # Imported here: the CLI imports this module, and these load the AWS SDK and kombu.
-    from .broker import SqsQueueDepth
-    from .cloudwatch import CloudWatchMetrics
-    from .ecs import EcsService, EcsTaskProtection
-    from .history import CloudWatchHistory
-    from .leases import DynamoLeases
-
-    controller = config.controller
-    found: list[Grant] = [Grant(EcsService, config.pools)]
-    protected = tuple(pool for pool in config.pools if pool.spec.protect_busy_tasks)
-    if protected:
-        found.append(Grant(EcsTaskProtection, protected))
-    if controller.broker_kind == "sqs":
-        found.append(Grant(SqsQueueDepth, config.pools))
-    if controller.leader_election.enabled:
-        found.append(Grant(DynamoLeases, config.pools))
-    if controller.cloudwatch.enabled and controller.cloudwatch.mode == "api":
-        found.append(Grant(CloudWatchMetrics, config.pools))
-    if Tool.REPORT in set(tools):
-        found.append(Grant(CloudWatchHistory, config.pools))
-    if Tool.ALARMS in set(tools):
-        from .alarm_aws import AutoScalingFallback, CloudWatchAlarms
-
-        found += [Grant(CloudWatchAlarms, config.pools), Grant(AutoScalingFallback, config.pools)]
-    return found
 
 
 @dataclass(frozen=True)
@@ -172,8 +108,6 @@ def _scope(
         case IamResource.ECS_TASK:
             return sorted(home.arn("ecs", f"task/{name}/*") for home, name in clusters), {}
         case IamResource.SQS_QUEUE:
-            from .broker import sqs_queue_name
-
             prefix = controller.sqs.queue_name_prefix
             names = {sqs_queue_name(queue, prefix) for pool in pools for queue in pool.spec.queues}
             return sorted(place.arn("sqs", name) for name in names), {}

@@ -19,13 +19,14 @@ It does two things:
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from celery import Celery
-from celery.signals import before_task_publish
+from celery_scaler.core.names import PUBLISHED_AT_HEADER
 
-PUBLISHED_AT_HEADER = "celery_scaler_published_at"
-"""Message header holding the publish time (float epoch seconds)."""
+if TYPE_CHECKING:
+    from celery import Celery
+
+__all__ = ["PUBLISHED_AT_HEADER", "instrument", "uninstrument"]
 
 _DISPATCH_UID = "celery_scaler.instrument.stamp_published_at"
 
@@ -41,6 +42,11 @@ def instrument(app: Celery) -> None:
     is stamped. That is harmless (one float header, which workers ignore) and it is what
     a process with one app, the usual case, needs.
     """
+    # Celery is imported here, not at the top: the package's __init__ exposes this function,
+    # and the controller's commands that never touch Celery must not pay for loading it.
+    from celery import Celery
+    from celery.signals import before_task_publish
+
     if not isinstance(app, Celery):
         raise TypeError(f"instrument() needs a Celery app, got {type(app).__name__}")
     # One receiver per process, however many times or for however many apps this runs:
@@ -52,6 +58,8 @@ def instrument(app: Celery) -> None:
 
 def uninstrument() -> None:
     """Stop stamping published messages (the inverse of `instrument`; for tests)."""
+    from celery.signals import before_task_publish
+
     before_task_publish.disconnect(dispatch_uid=_DISPATCH_UID)
 
 

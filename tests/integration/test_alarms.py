@@ -13,11 +13,19 @@ import pytest
 import yaml
 from hcl2.utils import SerializationOptions
 
-from celery_scaler.alarm_sync import apply, plan
-from celery_scaler.alarms import CONTROLLER, MANAGED_BY, POOL, SCALABLE_TARGET, Kind, Op, Plan
+from celery_scaler.alarms.desired import (
+    CONTROLLER,
+    MANAGED_BY,
+    POOL,
+    SCALABLE_TARGET,
+    Kind,
+    Op,
+    Plan,
+)
+from celery_scaler.alarms.sync import apply, plan
 from celery_scaler.compose import build_alarm_stores
-from celery_scaler.config import Config, parse_config
-from celery_scaler.localaws import LocalAws
+from celery_scaler.core.config import Config, parse_config
+from celery_scaler.local.aws_api import LocalAws
 from tests.integration.test_cli import run
 from tests.test_replay import DESIGN_SPEC
 

@@ -22,15 +22,11 @@ from celery import Celery
 from kombu.connection import Connection
 from kombu.entity import Queue
 
-from celery_scaler.broker import (
-    KombuQueueDepth,
-    SqsQueueDepth,
-    redis_priority_keys,
-    sqs_queue_name,
-)
+from celery_scaler.adapters.broker import KombuQueueDepth, SqsQueueDepth, redis_priority_keys
+from celery_scaler.core.names import sqs_queue_name
+from celery_scaler.core.ports import AdapterError
 from celery_scaler.instrument import PUBLISHED_AT_HEADER, instrument, uninstrument
-from celery_scaler.localaws import LocalAws
-from celery_scaler.ports import AdapterError
+from celery_scaler.local.aws_api import LocalAws
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from celery_scaler.localaws import LocalAws
+from celery_scaler.local.aws_api import LocalAws
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from celery_scaler import demo
-from celery_scaler.demo import NO_MOTO, NO_REDIS, DemoError, DemoSettings, demo_broker
+from celery_scaler.local.demo import NO_MOTO, NO_REDIS, DemoError, DemoSettings, demo_broker
 
 pytestmark = pytest.mark.integration
 

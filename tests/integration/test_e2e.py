@@ -19,8 +19,10 @@ import pytest
 from rich.console import Console
 
 from celery_scaler.compose import build
-from celery_scaler.config import parse_config
-from celery_scaler.demo import (
+from celery_scaler.core.config import parse_config
+from celery_scaler.engine.runner import run_forever
+from celery_scaler.local.aws_api import LocalAws
+from celery_scaler.local.demo import (
     SERVICE,
     DemoSettings,
     RedisServer,
@@ -31,9 +33,7 @@ from celery_scaler.demo import (
     demo_config_text,
     run_demo,
 )
-from celery_scaler.fleet import LocalFleet, local_fleet
-from celery_scaler.localaws import LocalAws
-from celery_scaler.runner import run_forever
+from celery_scaler.local.fleet import LocalFleet, local_fleet
 from tests.workers import wait_for
 
 pytestmark = pytest.mark.integration

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from celery_scaler.aws import CLIENT_CONFIG
-from celery_scaler.ecs import EcsService
-from celery_scaler.localaws import LocalAws
-from celery_scaler.ports import AdapterError
+from celery_scaler.adapters.aws import CLIENT_CONFIG
+from celery_scaler.adapters.ecs import EcsService
+from celery_scaler.core.ports import AdapterError
+from celery_scaler.local.aws_api import LocalAws
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from celery_scaler.demo import TaskSender, delete_keys
-from celery_scaler.fleet import LocalFleet, local_fleet
-from celery_scaler.localaws import LocalAws
+from celery_scaler.local.aws_api import LocalAws
+from celery_scaler.local.demo import TaskSender, delete_keys
+from celery_scaler.local.fleet import LocalFleet, local_fleet
 from tests.workers import wait_for
 
 pytestmark = pytest.mark.integration

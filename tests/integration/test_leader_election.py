@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from celery_scaler.localaws import LocalAws
+from celery_scaler.local.aws_api import LocalAws
 from tests import aws_calls
 from tests.integration.test_cli import publish
 from tests.workers import wait_for

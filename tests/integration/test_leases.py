@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from celery_scaler.config import WorkerPool, WorkerPoolSpec
-from celery_scaler.leases import DynamoLeases
-from celery_scaler.localaws import LocalAws
+from celery_scaler.adapters.leases import DynamoLeases
+from celery_scaler.core.config import WorkerPool, WorkerPoolSpec
+from celery_scaler.local.aws_api import LocalAws
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from celery_scaler.localaws import LocalAws
+from celery_scaler.local.aws_api import LocalAws
 from tests.integration.test_cli import run
 from tests.test_replay import DESIGN_SPEC
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from celery_scaler.broker import sqs_queue_name
-from celery_scaler.localaws import LocalAws
+from celery_scaler.core.names import sqs_queue_name
+from celery_scaler.local.aws_api import LocalAws
 from tests.integration.test_cli import json_lines, pool_config, run, write
 
 pytestmark = pytest.mark.integration

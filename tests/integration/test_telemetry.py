@@ -26,14 +26,14 @@ import yaml
 from botocore.config import Config as BotocoreConfig
 from prometheus_client import generate_latest
 
-from celery_scaler.cloudwatch import CloudWatchMetrics
 from celery_scaler.compose import build, build_telemetry
-from celery_scaler.config import Config, parse_config
-from celery_scaler.localaws import LocalAws
-from celery_scaler.prometheus import ControllerMetrics
-from celery_scaler.reconcile import PassReport
-from celery_scaler.reporters import Telemetry
-from celery_scaler.runner import run_once
+from celery_scaler.core.config import Config, parse_config
+from celery_scaler.engine.reconcile import PassReport
+from celery_scaler.engine.runner import run_once
+from celery_scaler.local.aws_api import LocalAws
+from celery_scaler.telemetry.cloudwatch import CloudWatchMetrics
+from celery_scaler.telemetry.prometheus import ControllerMetrics
+from celery_scaler.telemetry.publisher import Telemetry
 from tests.integration.test_cli import SCRIPT, desired_count, publish
 from tests.test_cloudwatch import assert_emf
 from tests.workers import WorkersError, start_workers, wait_for

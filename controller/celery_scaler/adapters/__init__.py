@@ -1,0 +1,7 @@
+"""One adapter per external system the reconcile pass reads or writes.
+
+Each implements a port of `core.ports` and hides one library: the broker's queues
+(`broker`), Celery's remote control (`celery_inspect`), ECS (`ecs`), the DynamoDB lease
+table (`leases`). `aws` holds the AWS SDK plumbing they share and `permissions` the IAM
+declaration types each AWS adapter carries beside its calls.
+"""

@@ -1,0 +1,1 @@
+"""Before production: replay of CloudWatch history (`report`) and load simulation (`simulate`)."""

@@ -1,0 +1,456 @@
+"""What the controller would have done over a recorded metric history (pure).
+
+The history is replayed pass by pass through the controller's own policy functions
+(`controller_pass`: policy.plan_pass, then after_scaling); the capacity a
+pass decides is the capacity the next pass sees, so cooldowns run as they would have.
+A period without a datapoint is a gap: the controller never scales on missing data, so
+the replay holds there, invents nothing, and the report says where data was missing.
+
+CloudWatch's rules decide how finely history can be read (GetMetricData, MetricStat):
+data points under 60 s exist for 3 hours (only for metrics published with
+StorageResolution 1), 60 s for 15 days, 300 s for 63 days, 3600 s for 455 days; a
+high-resolution period is 1, 5, 10, 20 or 30 s, any other a multiple of 60.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from celery_scaler.core.config import ControllerSpec, WorkerPool, WorkerPoolSpec, parse_duration
+from celery_scaler.core.model import Action, Decision, Observation, PoolMemory, ServiceObservation
+from celery_scaler.core.policy import after_scaling, plan_pass
+
+HOUR = 3600.0
+DAY = 86400.0
+# (oldest age the resolution is kept for, its period); ages beyond the last are gone.
+RETENTION: tuple[tuple[float, int], ...] = (
+    (3 * HOUR, 1),
+    (15 * DAY, 60),
+    (63 * DAY, 300),
+    (455 * DAY, 3600),
+)
+HIGH_RESOLUTION_PERIODS = (1, 5, 10, 20, 30)
+REAL_COUNT_STALENESS = 300.0
+"""How long a real desired count is carried forward past its datapoint (Container
+Insights publishes once a minute; a longer silence is unknown, not unchanged)."""
+
+
+class ReportError(Exception):
+    """A report or simulation a user asked for that cannot be made; the message is for a person."""
+
+
+def parse_timestamp(text: str) -> float:
+    """ISO 8601 (UTC unless it says otherwise) or epoch seconds; raises ValueError."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{text!r} is not a timestamp (ISO 8601 or seconds)") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.timestamp()
+    if not math.isfinite(seconds):
+        raise ValueError(f"{text!r} is not a timestamp (ISO 8601 or seconds)")
+    return seconds
+
+
+DEFAULT_SINCE = 24 * 3600.0
+
+
+def report_window(
+    since: str | None, start: str | None, end: str | None, now: float
+) -> tuple[float, float]:
+    """The (start, end) a user asked for with --since or --start/--end; raises ReportError."""
+    if since is not None and (start is not None or end is not None):
+        raise ReportError("use --since or --start/--end, not both")
+    if end is not None and start is None:
+        raise ReportError("--end needs --start")
+    try:
+        if start is None:
+            back = DEFAULT_SINCE if since is None else parse_duration(since)
+            if back <= 0:
+                raise ValueError("--since must be longer than 0s")
+            return now - back, now
+        begin = parse_timestamp(start)
+        finish = now if end is None else min(parse_timestamp(end), now)
+    except ValueError as exc:
+        raise ReportError(str(exc)) from None
+    if begin >= finish:
+        raise ReportError("--start must be before --end (and before now)")
+    return begin, finish
+
+
+# --------------------------------------------------------------------------- the pass
+
+
+def controller_pass(
+    spec: WorkerPoolSpec,
+    obs: Observation,
+    metrics: Mapping[str, float],
+    memory: PoolMemory,
+    now: float,
+) -> tuple[Decision, PoolMemory]:
+    """One controller pass over an observation, its write assumed to succeed.
+
+    The same sequence as the reconcile pass, without the I/O: the report's replay and
+    the simulator decide through here, never through a second implementation.
+    """
+    decision, memory, _events, _errors = plan_pass(spec, obs, metrics, memory, now)
+    return decision, after_scaling(spec, memory, decision, now)
+
+
+def service_at(capacity: int) -> ServiceObservation:
+    """A settled ECS service at `capacity`, as a replay or the alarm path sees it."""
+    return ServiceObservation(desired=capacity, running=capacity, pending=0, deploying=False)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class MetricQuery:
+    """One metric to read: GetMetricData's MetricStat, by name."""
+
+    id: str
+    namespace: str
+    name: str
+    dimensions: tuple[tuple[str, str], ...]
+    statistic: str
+
+
+@dataclass(frozen=True)
+class Series:
+    """Datapoints in time order: (epoch seconds, value)."""
+
+    points: tuple[tuple[float, float], ...] = ()
+
+
+class HistorySource(Protocol):
+    def read(
+        self, queries: Sequence[MetricQuery], start: float, end: float, period: int
+    ) -> dict[str, Series]:
+        """Every query's datapoints in [start, end) at `period`; raises AdapterError."""
+        ...
+
+
+# The real desired count, best source first: ECS's desiredCount as the controller saw it
+# each pass (true in dry runs too), the controller's decision (true when it acts), and
+# ECS Container Insights.
+REAL_COUNT_SOURCES = ("current_capacity", "desired_capacity", "ecs_desired_task_count")
+
+
+def history_queries(pool: WorkerPool, controller: ControllerSpec) -> list[MetricQuery]:
+    """The pool's metric and the real desired count's sources, as the controller names them.
+
+    Ids are GetMetricData ids: a lower-case letter, then letters, digits and `_`.
+    """
+    namespace = controller.cloudwatch.namespace
+    by_pool = (("Pool", pool.name),)
+    spec = pool.spec
+    return [
+        MetricQuery("metric", namespace, spec.metric.value, by_pool, spec.statistic.value),
+        MetricQuery("current_capacity", namespace, "current_capacity", by_pool, "Average"),
+        MetricQuery("desired_capacity", namespace, "desired_capacity", by_pool, "Average"),
+        MetricQuery(
+            "ecs_desired_task_count",
+            "ECS/ContainerInsights",
+            "DesiredTaskCount",
+            (("ClusterName", spec.ecs.cluster), ("ServiceName", spec.ecs.service)),
+            "Average",
+        ),
+    ]
+
+
+def choose_period(interval: float, start: float, now: float) -> int:
+    """The finest GetMetricData period that still has data from `start` and no empty buckets.
+
+    Never finer than the controller's interval: a bucket shorter than the time between
+    passes would be empty and read as a gap.
+    """
+    age = max(0.0, now - start)
+    finest = next((period for oldest, period in RETENTION if age <= oldest), None)
+    if finest is None:
+        raise ReportError("CloudWatch keeps no metric data older than 455 days; start later")
+    if finest == 1 and interval <= HIGH_RESOLUTION_PERIODS[-1]:
+        return next(period for period in HIGH_RESOLUTION_PERIODS if period >= interval)
+    unit = max(finest, 60)
+    return max(unit, math.ceil(interval / unit) * unit)
+
+
+def minute_resolution(series: Series, period: int) -> bool:
+    """Sub-minute buckets that only ever hold whole minutes: standard-resolution data."""
+    if period >= 60 or len(series.points) < 2:
+        return False
+    return all(time % 60 == 0 for time, _ in series.points)
+
+
+@dataclass(frozen=True)
+class History:
+    """A pool's recorded metric and, when known, its real desired count."""
+
+    start: float
+    end: float
+    period: int
+    metric: Series
+    real: Series | None = None
+    real_source: str | None = None
+
+
+def read_history(
+    source: HistorySource,
+    pool: WorkerPool,
+    controller: ControllerSpec,
+    start: float,
+    end: float,
+    now: float,
+) -> History:
+    """Read the pool's history at the finest period CloudWatch still has; raises AdapterError."""
+    period = choose_period(controller.interval, start, now)
+    # Whole periods only: the one still running has not all its data yet.
+    start, end = _aligned(start, period), _aligned(end, period)
+    if end <= start:
+        raise ReportError(f"the time asked for is shorter than one {period}s period")
+    queries = history_queries(pool, controller)
+    found = source.read(queries, start, end, period)
+    if minute_resolution(found.get("metric", Series()), period):
+        # Published without StorageResolution 1: read whole minutes, or two buckets in
+        # three would look like gaps.
+        period = 60
+        start, end = _aligned(start, period), _aligned(end, period)
+        found = source.read(queries, start, end, period)
+    real = next((name for name in REAL_COUNT_SOURCES if found.get(name, Series()).points), None)
+    source_name = {query.id: f"{query.namespace} {query.name}" for query in queries}
+    return History(
+        start=start,
+        end=end,
+        period=period,
+        metric=found.get("metric", Series()),
+        real=found[real] if real else None,
+        real_source=source_name[real] if real else None,
+    )
+
+
+def _aligned(time: float, period: int) -> float:
+    return math.floor(time / period) * period
+
+
+# --------------------------------------------------------------------------- the report
+
+
+@dataclass(frozen=True)
+class ReplayStep:
+    """One replayed pass (one period of history)."""
+
+    time: float
+    value: float | None
+    """The metric's datapoint; None where data is missing (a gap)."""
+    capacity: int
+    """The replayed desired count after this pass."""
+    real: float | None
+    """The real desired count then, where known."""
+    decision: Decision | None
+    """None in a gap: no pass was replayed."""
+
+
+@dataclass(frozen=True)
+class Gap:
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class ThresholdTime:
+    """How long the metric was at or beyond a policy's alarm threshold."""
+
+    policy: str
+    comparison: str
+    threshold: float
+    seconds: float
+    longest_seconds: float
+
+
+@dataclass(frozen=True)
+class CapacitySummary:
+    capacity_hours: float
+    seconds_at_max: float
+    seconds_at_min: float
+    changes: int
+    covered_seconds: float
+    """How much of the time the count was known."""
+
+
+@dataclass(frozen=True)
+class ScalingReport:
+    """What the controller would have done for one pool over a stretch of history."""
+
+    pool: str
+    metric: str
+    statistic: str
+    start: float
+    end: float
+    period: int
+    min_capacity: int
+    max_capacity: int
+    initial: int
+    steps: tuple[ReplayStep, ...]
+    gaps: tuple[Gap, ...]
+    thresholds: tuple[ThresholdTime, ...]
+    replayed: CapacitySummary
+    real: CapacitySummary | None
+    real_source: str | None
+    notes: tuple[str, ...]
+
+    @property
+    def actions(self) -> tuple[ReplayStep, ...]:
+        return tuple(
+            step
+            for step in self.steps
+            if step.decision is not None and step.decision.action is not Action.HOLD
+        )
+
+
+def summarize_capacity(
+    points: Sequence[tuple[float, float | None]], end: float, low: int, high: int
+) -> CapacitySummary:
+    """A step function (each count holds until the next point, None = unknown) summed up."""
+    hours = at_max = at_min = covered = 0.0
+    changes = 0
+    previous: float | None = None
+    for (time, count), (after, _) in zip(points, [*points[1:], (end, None)], strict=True):
+        if count is None:
+            continue
+        held = max(0.0, min(after, end) - time)
+        covered += held
+        hours += count * held / HOUR
+        at_max += held if count >= high else 0.0
+        at_min += held if count <= low else 0.0
+        changes += previous is not None and round(count) != round(previous)
+        previous = count
+    return CapacitySummary(hours, at_max, at_min, changes, covered)
+
+
+def replay(pool: WorkerPool, history: History, *, initial: int | None = None) -> ScalingReport:
+    """Replay `history` pass by pass through the pool's rule table."""
+    spec = pool.spec
+    period = history.period
+    metric = spec.metric.value
+    count = max(1, math.ceil((history.end - history.start) / period))
+    grid = [history.start + index * period for index in range(count)]
+    values = _on_grid(history.metric, history.start, period, count)
+    real = _carried_forward(history.real, grid) if history.real else [None] * count
+
+    notes = [
+        "the metric is replayed as recorded: had the fleet been sized as replayed, a "
+        "metric that depends on it (backlog_per_task, busy_ratio) would have read differently",
+        "busy workers (safeScaleIn), rollouts and inspect replies are not in the history; "
+        "the replay cannot hold a scale-in for them as the controller would",
+    ]
+    if initial is None:
+        initial = round(real[0]) if real[0] is not None else spec.min_capacity
+        why = f"the real count ({history.real_source})" if real[0] is not None else "minCapacity"
+        notes.insert(0, f"the replay starts at {initial} tasks: {why} at the start")
+
+    capacity = initial
+    memory = PoolMemory()
+    steps: list[ReplayStep] = []
+    for time, value, known in zip(grid, values, real, strict=True):
+        if value is None:
+            steps.append(ReplayStep(time, None, capacity, known, None))
+            continue
+        obs = Observation(broker=None, workers=None, service=service_at(capacity))
+        decision, memory = controller_pass(spec, obs, {metric: value}, memory, time)
+        capacity = decision.desired
+        steps.append(ReplayStep(time, value, capacity, known, decision))
+
+    gaps = _gaps(grid, values, period)
+    if gaps:
+        notes.append(
+            "where data is missing the replay holds, as the controller holds on missing data"
+        )
+    low, high = spec.min_capacity, spec.max_capacity
+    return ScalingReport(
+        pool=pool.name,
+        metric=metric,
+        statistic=spec.statistic.value,
+        start=history.start,
+        end=history.end,
+        period=period,
+        min_capacity=low,
+        max_capacity=high,
+        initial=initial,
+        steps=tuple(steps),
+        gaps=gaps,
+        thresholds=_threshold_times(spec, values, period),
+        replayed=summarize_capacity(
+            [(s.time, float(s.capacity)) for s in steps], history.end, low, high
+        ),
+        real=(
+            summarize_capacity(list(zip(grid, real, strict=True)), history.end, low, high)
+            if history.real
+            else None
+        ),
+        real_source=history.real_source,
+        notes=tuple(notes),
+    )
+
+
+def _on_grid(series: Series, start: float, period: int, count: int) -> list[float | None]:
+    values: list[float | None] = [None] * count
+    for time, value in series.points:
+        index = round((time - start) / period)
+        if 0 <= index < count:
+            values[index] = value
+    return values
+
+
+def _carried_forward(series: Series, grid: Sequence[float]) -> list[float | None]:
+    """The real count at each grid time: the latest datapoint, if recent enough."""
+    result: list[float | None] = []
+    points = series.points
+    index = -1
+    for time in grid:
+        while index + 1 < len(points) and points[index + 1][0] <= time:
+            index += 1
+        fresh = index >= 0 and time - points[index][0] <= REAL_COUNT_STALENESS
+        result.append(points[index][1] if fresh else None)
+    return result
+
+
+def _gaps(grid: Sequence[float], values: Sequence[float | None], period: int) -> tuple[Gap, ...]:
+    gaps: list[Gap] = []
+    for time, value in zip(grid, values, strict=True):
+        if value is not None:
+            continue
+        if gaps and gaps[-1].end == time:
+            gaps[-1] = Gap(gaps[-1].start, time + period)
+        else:
+            gaps.append(Gap(time, time + period))
+    return tuple(gaps)
+
+
+def _threshold_times(
+    spec: WorkerPoolSpec, values: Sequence[float | None], period: int
+) -> tuple[ThresholdTime, ...]:
+    found: list[ThresholdTime] = []
+    for name, policy, comparison in (
+        ("scaleOut", spec.scale_out, "≥"),
+        ("scaleIn", spec.scale_in, "≤"),
+    ):
+        if policy is None:
+            continue
+        total = longest = run = 0.0
+        for value in values:
+            beyond = value is not None and (
+                value >= policy.threshold if comparison == "≥" else value <= policy.threshold
+            )
+            run = run + period if beyond else 0.0
+            total += period if beyond else 0.0
+            longest = max(longest, run)
+        found.append(ThresholdTime(name, comparison, policy.threshold, total, longest))
+    return tuple(found)

@@ -1,0 +1,527 @@
+"""A deterministic discrete-event simulation of one pool under a workload (pure, seeded).
+
+The queue is one FIFO shared by every worker slot (workers x concurrency): a task
+starts on the first slot that frees up, so waits are exact for the arrivals and run
+times drawn. Prefetching is not modelled (as with `worker_prefetch_multiplier = 1`).
+
+The ECS service: a new task serves after `start_delay`; a scale-in first cancels tasks
+still starting (newest first), then stops running ones chosen at random (ECS does not
+know which are busy); a stopped worker finishes the tasks it is running (Celery's warm
+shutdown) and takes no more. Worker-hours count a task from launch (it is billed while
+it starts) to the moment it is stopped.
+
+Actors act on the service at their own times through the same decision functions as
+the real thing: the controller (`controller_pass` every interval), the original setup
+(`AlarmPathActor`: a metric published every minute, a CloudWatch alarm, an Application
+Auto Scaling step policy). Several actors may share one service, so a fallback that
+scales out beside the controller fits in as another actor.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from celery_scaler.analysis.replay import HOUR, controller_pass, summarize_capacity
+from celery_scaler.analysis.workload import Arrivals, Workload, arrivals
+from celery_scaler.core.config import WorkerPool, WorkerPoolSpec
+from celery_scaler.core.metrics import compute_metrics
+from celery_scaler.core.model import (
+    Action,
+    BrokerObservation,
+    Decision,
+    Observation,
+    PoolMemory,
+    ServiceObservation,
+    WorkerSnapshot,
+)
+from celery_scaler.core.policy import aggregate
+
+INF = math.inf
+
+
+@dataclass(frozen=True)
+class SimSettings:
+    interval: float
+    """The controller's time between passes."""
+    concurrency: int = 4
+    start_delay: float = 60.0
+    """From ECS launching a task to its worker taking tasks."""
+    mean_duration: float = 10.0
+    """Mean task run time where the workload does not say."""
+    initial: int | None = None
+    """Tasks running at the start; None: minCapacity."""
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class AlarmPathSettings:
+    """The original setup: a Beat task publishing the metric, an alarm, a step policy."""
+
+    publish_interval: float = 60.0
+    period: float = 60.0
+    evaluation_periods: int = 1
+    datapoints_to_alarm: int = 1
+
+    def describe(self) -> str:
+        return (
+            f"metric published every {self.publish_interval:g}s; CloudWatch alarm, period "
+            f"{self.period:g}s, {self.datapoints_to_alarm} of {self.evaluation_periods} "
+            "datapoints; Application Auto Scaling step policy"
+        )
+
+
+class Actor(Protocol):
+    """Something that sets the service's desired count at its own times."""
+
+    name: str
+    next_time: float
+    """When it acts next; `act` must move it forward."""
+
+    def act(self, now: float, obs: Observation) -> Decision | None:
+        """Look at the pool and decide; a non-hold decision is applied to the service."""
+        ...
+
+
+class ControllerActor:
+    """celery-scaler: one pass every interval through the controller's own functions."""
+
+    name = "controller"
+
+    def __init__(self, spec: WorkerPoolSpec, interval: float, start: float) -> None:
+        self.spec = spec
+        self.interval = interval
+        self.next_time = start
+        self.memory = PoolMemory()
+
+    def describe(self) -> str:
+        return f"celery-scaler, a pass every {self.interval:g}s"
+
+    def act(self, now: float, obs: Observation) -> Decision | None:
+        self.next_time = now + self.interval
+        decision, self.memory = controller_pass(
+            self.spec, obs, compute_metrics(obs), self.memory, now
+        )
+        return decision
+
+
+class AlarmPathActor:
+    """CloudWatch alarms invoking Application Auto Scaling step policies.
+
+    The metric is published every `publish_interval`; at the end of each period the
+    alarm looks at the last `evaluation_periods` datapoints and is in ALARM when
+    `datapoints_to_alarm` of them breach (a missing datapoint does not breach). While an
+    alarm is in ALARM its policy is invoked every period with the latest datapoint, and
+    the policy's steps and cooldowns are the controller's own (`controller_pass`). No
+    safeScaleIn: Application Auto Scaling knows nothing of busy workers.
+    """
+
+    name = "alarm-path"
+
+    def __init__(self, spec: WorkerPoolSpec, settings: AlarmPathSettings, start: float) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.start = start
+        # Each alarm triggers its own policy; the step is chosen from its datapoint alone.
+        self.policies = [
+            (policy, spec.model_copy(update={"scale_in": None, "window": 0.0}), "≥")
+            for policy in [spec.scale_out]
+            if policy is not None
+        ] + [
+            (policy, spec.model_copy(update={"scale_out": None, "window": 0.0}), "≤")
+            for policy in [spec.scale_in]
+            if policy is not None
+        ]
+        self.samples: dict[int, list[float]] = {}
+        self.memory = PoolMemory()
+        self.next_publish = start
+        self.next_evaluation = start + settings.period
+        self.next_time = start
+
+    def describe(self) -> str:
+        return self.settings.describe()
+
+    def act(self, now: float, obs: Observation) -> Decision | None:
+        settings = self.settings
+        if now >= self.next_publish:
+            self.next_publish += settings.publish_interval
+            value = self.published(now, obs)
+            if value is not None:
+                self.samples.setdefault(self._period_of(now), []).append(value)
+        decision = None
+        if now >= self.next_evaluation:
+            self.next_evaluation += settings.period
+            decision = self._evaluate(now, obs)
+        self.next_time = min(self.next_publish, self.next_evaluation)
+        return decision
+
+    def published(self, now: float, obs: Observation) -> float | None:
+        """The datapoint published at `now`: the pool's metric (the fallback's differs)."""
+        return compute_metrics(obs).get(self.spec.metric.value)
+
+    def _period_of(self, time: float) -> int:
+        return math.floor((time - self.start) / self.settings.period)
+
+    def _evaluate(self, now: float, obs: Observation) -> Decision | None:
+        settings = self.settings
+        latest = self._period_of(now) - 1
+        datapoints = [
+            aggregate([(0.0, v) for v in self.samples[index]], self.spec.statistic)
+            for index in range(latest - settings.evaluation_periods + 1, latest + 1)
+            if index in self.samples
+        ]
+        for stale in [index for index in self.samples if index < latest - 100]:
+            del self.samples[stale]
+        if not datapoints:
+            return None
+        for policy, spec, comparison in self.policies:
+            breaching = sum(
+                value >= policy.threshold if comparison == "≥" else value <= policy.threshold
+                for value in datapoints
+            )
+            if breaching >= settings.datapoints_to_alarm:
+                aas_view = Observation(broker=None, workers=None, service=obs.service)
+                metrics = {self.spec.metric.value: datapoints[-1]}
+                decision, self.memory = controller_pass(spec, aas_view, metrics, self.memory, now)
+                return decision
+        return None
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class SimAction:
+    time: float
+    actor: str
+    current: int
+    desired: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class TimelinePoint:
+    time: float
+    queue_depth: int
+    running: int
+    desired: int
+
+
+@dataclass(frozen=True)
+class PolicyRun:
+    """One policy's run over the workload."""
+
+    policy: str
+    description: str
+    tasks: int
+    unfinished: int
+    """Tasks still waiting at the end; their waits count until the end (a lower bound)."""
+    wait_p50: float
+    wait_p95: float
+    wait_max: float
+    wait_mean: float
+    waited: float
+    """The fraction of tasks that waited at all."""
+    worker_hours: float
+    seconds_at_max: float
+    actions: tuple[SimAction, ...]
+    timeline: tuple[TimelinePoint, ...]
+
+
+@dataclass(frozen=True)
+class Simulation:
+    pool: str
+    workload: str
+    start: float
+    end: float
+    settings: SimSettings
+    max_capacity: int
+    runs: tuple[PolicyRun, ...]
+    arrivals_per_minute: tuple[tuple[float, int], ...]
+    notes: tuple[str, ...]
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+class _Pool:
+    """The queue, the ECS service and its workers' slots, advanced through time."""
+
+    def __init__(
+        self,
+        spec: WorkerPoolSpec,
+        load: Arrivals,
+        settings: SimSettings,
+        rng: random.Random,
+    ) -> None:
+        self.times = load.times
+        self.durations = load.durations
+        self.waits = [0.0] * len(load.times)
+        self.started = 0
+        """Tasks [0, started) have started; FIFO keeps start times in arrival order."""
+        self.settings = settings
+        self.queues = frozenset(spec.queues)
+        self.rng = rng
+        self.slots: list[tuple[float, int]] = []
+        """(time the slot frees, worker id), a heap over the slots of serving workers."""
+        self.live: dict[int, float] = {}
+        """Workers not stopped: id → the time they serve from."""
+        self.launched: dict[int, float] = {}
+        self.stopped: set[int] = set()
+        self.starting: list[tuple[float, int]] = []
+        self.desired = 0
+        self.worker_seconds = 0.0
+        self._next_id = 0
+        self._snapshots: dict[tuple[int, int], WorkerSnapshot] = {}
+
+    # -- the service
+
+    def scale(self, desired: int, now: float, delay: float) -> None:
+        live = self.live
+        if desired > len(live):
+            for _ in range(desired - len(live)):
+                worker = self._next_id
+                self._next_id += 1
+                live[worker] = now + delay
+                self.launched[worker] = now
+                heapq.heappush(self.starting, (now + delay, worker))
+        elif desired < len(live):
+            excess = len(live) - desired
+            starting = sorted(
+                (w for w, ready in live.items() if ready > now), key=lambda w: -self.launched[w]
+            )
+            stop = starting[:excess]
+            serving = sorted(w for w, ready in live.items() if ready <= now)
+            stop += self.rng.sample(serving, excess - len(stop))
+            for worker in stop:
+                self.worker_seconds += now - self.launched.pop(worker)
+                del live[worker]
+                self.stopped.add(worker)
+        self.desired = desired
+
+    def next_ready(self) -> float:
+        return self.starting[0][0] if self.starting else INF
+
+    def make_ready(self, now: float) -> None:
+        while self.starting and self.starting[0][0] <= now:
+            ready, worker = heapq.heappop(self.starting)
+            if worker in self.live:
+                for _ in range(self.settings.concurrency):
+                    heapq.heappush(self.slots, (ready, worker))
+
+    # -- the queue
+
+    def advance(self, to: float) -> None:
+        """Start, in arrival order, every task that can start before `to`."""
+        times, durations, waits, slots, stopped = (
+            self.times,
+            self.durations,
+            self.waits,
+            self.slots,
+            self.stopped,
+        )
+        index, count = self.started, len(times)
+        heapreplace, heappop = heapq.heapreplace, heapq.heappop
+        while index < count and slots:
+            arrival = times[index]
+            if arrival >= to:
+                break
+            free, worker = slots[0]
+            if worker in stopped:
+                heappop(slots)  # a stopped worker's slot, gone once its task ended
+                continue
+            start = arrival if arrival > free else free
+            if start >= to:
+                break
+            heapreplace(slots, (start + durations[index], worker))
+            waits[index] = start - arrival
+            index += 1
+        self.started = index
+
+    def observe(self, now: float) -> Observation:
+        """What the controller would read now: the queue, inspect replies, the service."""
+        waiting = bisect_left(self.times, now, self.started) - self.started
+        latency = now - self.times[self.started] if waiting else 0.0
+        active: dict[int, int] = {}
+        for free, worker in self.slots:
+            if free > now and worker not in self.stopped:
+                active[worker] = active.get(worker, 0) + 1
+        serving = [worker for worker, ready in self.live.items() if ready <= now]
+        workers = tuple(self._snapshot(worker, active.get(worker, 0)) for worker in serving)
+        return Observation(
+            broker=BrokerObservation(queue_depth=waiting, latency_seconds=latency),
+            workers=workers,
+            service=ServiceObservation(
+                desired=self.desired,
+                running=len(serving),
+                pending=len(self.live) - len(serving),
+                deploying=False,
+            ),
+        )
+
+    def _snapshot(self, worker: int, active: int) -> WorkerSnapshot:
+        # Snapshots are frozen and passes repeat the same few: build each once.
+        key = (worker, active)
+        snapshot = self._snapshots.get(key)
+        if snapshot is None:
+            snapshot = self._snapshots[key] = WorkerSnapshot(
+                name=f"celery@worker-{worker}",
+                queues=self.queues,
+                active=active,
+                reserved=0,
+                scheduled=0,
+                revoked=0,
+                concurrency=self.settings.concurrency,
+            )
+        return snapshot
+
+    def finish(self, end: float) -> None:
+        self.advance(end)
+        for worker in self.live:
+            self.worker_seconds += end - self.launched[worker]
+        for index in range(self.started, len(self.times)):
+            self.waits[index] = max(0.0, end - self.times[index])
+
+
+def run_policy(
+    pool: WorkerPool,
+    load: Arrivals,
+    start: float,
+    end: float,
+    settings: SimSettings,
+    actors: Sequence[Actor],
+    *,
+    name: str,
+    description: str,
+) -> PolicyRun:
+    """Run `actors` on one simulated service over the arrivals, from `start` to `end`."""
+    spec = pool.spec
+    state = _Pool(spec, load, settings, random.Random(settings.seed))
+    initial = spec.min_capacity if settings.initial is None else settings.initial
+    state.scale(initial, start, delay=0.0)
+    state.make_ready(start)
+    actions: list[SimAction] = []
+    timeline: list[TimelinePoint] = []
+    while True:
+        acting = min(actor.next_time for actor in actors)
+        ready = state.next_ready()
+        now = min(acting, ready)
+        if now >= end:
+            break
+        state.advance(now)
+        if ready <= acting:
+            state.make_ready(now)
+            continue
+        obs = state.observe(now)
+        for actor in actors:
+            if actor.next_time > now:
+                continue
+            decision = actor.act(now, obs)
+            if actor.next_time <= now:
+                raise RuntimeError(f"actor {actor.name} did not move its next_time past {now}")
+            if decision is None or decision.action is Action.HOLD:
+                continue
+            if decision.desired != state.desired:
+                actions.append(
+                    SimAction(now, actor.name, state.desired, decision.desired, decision.reason)
+                )
+                state.scale(decision.desired, now, settings.start_delay)
+                obs = state.observe(now)
+        assert obs.service is not None
+        assert obs.broker is not None
+        timeline.append(
+            TimelinePoint(now, obs.broker.queue_depth, obs.service.running, state.desired)
+        )
+    state.finish(end)
+
+    waits = sorted(state.waits)
+    capacity = summarize_capacity(
+        [(point.time, float(point.desired)) for point in timeline],
+        end,
+        spec.min_capacity,
+        spec.max_capacity,
+    )
+    return PolicyRun(
+        policy=name,
+        description=description,
+        tasks=len(waits),
+        unfinished=len(state.times) - state.started,
+        wait_p50=_percentile(waits, 0.50),
+        wait_p95=_percentile(waits, 0.95),
+        wait_max=waits[-1] if waits else 0.0,
+        wait_mean=sum(waits) / len(waits) if waits else 0.0,
+        waited=(len(waits) - bisect_left(waits, 1e-9)) / len(waits) if waits else 0.0,
+        worker_hours=state.worker_seconds / HOUR,
+        seconds_at_max=capacity.seconds_at_max,
+        actions=tuple(actions),
+        timeline=tuple(timeline),
+    )
+
+
+def _percentile(ordered: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile of sorted values."""
+    if not ordered:
+        return 0.0
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def per_minute(times: Sequence[float], start: float, end: float) -> tuple[tuple[float, int], ...]:
+    """Arrivals counted per minute (`times` sorted)."""
+    edges = [start + index * 60.0 for index in range(max(1, math.ceil((end - start) / 60.0)) + 1)]
+    positions = [bisect_left(times, edge) for edge in edges]
+    return tuple(
+        (edge, after - before)
+        for edge, before, after in zip(edges, positions, positions[1:], strict=False)
+    )
+
+
+def simulate(
+    pool: WorkerPool,
+    workload: Workload,
+    settings: SimSettings,
+    *,
+    alarm_path: AlarmPathSettings | None = None,
+) -> Simulation:
+    """The workload through the controller and, with `alarm_path`, the original setup."""
+    load = arrivals(workload, settings.mean_duration, random.Random(settings.seed))
+    start, end = workload.start, workload.end
+    policies: list[ControllerActor | AlarmPathActor] = [
+        ControllerActor(pool.spec, settings.interval, start)
+    ]
+    if alarm_path is not None:
+        policies.append(AlarmPathActor(pool.spec, alarm_path, start))
+    runs = [
+        run_policy(
+            pool,
+            load,
+            start,
+            end,
+            settings,
+            [actor],
+            name=actor.name,
+            description=actor.describe(),
+        )
+        for actor in policies
+    ]
+    notes = (
+        f"{len(load.times)} tasks, mean run time {settings.mean_duration:g}s where the "
+        f"workload does not say; {settings.concurrency} slots per worker; a new worker "
+        f"serves {settings.start_delay:g}s after launch; seed {settings.seed}",
+        "one FIFO queue, no prefetching; stopped workers finish their running tasks",
+    )
+    return Simulation(
+        pool=pool.name,
+        workload=workload.name,
+        start=start,
+        end=end,
+        settings=settings,
+        max_capacity=pool.spec.max_capacity,
+        runs=tuple(runs),
+        arrivals_per_minute=per_minute(load.times, start, end),
+        notes=notes,
+    )

@@ -1,0 +1,793 @@
+"""The configuration file: multi-document YAML, Kubernetes style (see DESIGN.md).
+
+Parsing is pure: it takes the file's text and the environment as arguments. Every
+error names the document, the field path and what was expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import math
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from functools import cached_property
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from celery_scaler.core.metrics import BROKER_ONLY_METRICS, LATENCY_METRICS, Metric
+
+API_VERSION = "celery-scaler/v1"
+DEFAULT_CONFIG_PATH = "celery-scaler.yaml"
+CONFIG_ENV = "CELERY_SCALER_CONFIG"
+BROKER_ENV = "CELERY_SCALER_BROKER_URL"
+
+
+class ConfigError(Exception):
+    """A configuration a user wrote that cannot be used; the message is for a person."""
+
+
+class _FieldError(ValueError):
+    """A check across fields that is about one of them: the error's path ends there."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+_DURATION_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$"
+_DURATION = re.compile(_DURATION_PATTERN)
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: object) -> float:
+    """`15s`, `5m`, `1h`, `250ms` or a number of seconds, as seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 15s, 5m, 1h or a number of seconds")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    else:
+        raise ValueError(
+            f"expected a duration such as 15s, 5m, 1h or a number of seconds, got {value!r}"
+        )
+    if not math.isfinite(seconds):
+        raise ValueError(f"expected a finite duration, got {value!r}")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+# The schema must describe what a file may hold (`15s`), not the parsed float.
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": _DURATION_PATTERN},
+            ],
+            "description": "15s, 5m, 1h, 250ms or a number of seconds",
+        }
+    ),
+]
+
+
+def format_duration(seconds: float) -> str:
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        use_enum_values=False,
+        # .nan or .inf would make every comparison with a threshold or bound false.
+        allow_inf_nan=False,
+    )
+
+
+class AdjustmentType(StrEnum):
+    CHANGE_IN_CAPACITY = "ChangeInCapacity"
+    PERCENT_CHANGE_IN_CAPACITY = "PercentChangeInCapacity"
+    EXACT_CAPACITY = "ExactCapacity"
+
+
+class Statistic(StrEnum):
+    AVERAGE = "Average"
+    MINIMUM = "Minimum"
+    MAXIMUM = "Maximum"
+
+
+class StepAdjustment(_Spec):
+    """One row of a step table; bounds are offsets from the policy's threshold."""
+
+    metric_interval_lower_bound: float | None = None
+    metric_interval_upper_bound: float | None = None
+    scaling_adjustment: int
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> StepAdjustment:
+        lower, upper = self.metric_interval_lower_bound, self.metric_interval_upper_bound
+        if lower is None and upper is None:
+            # AWS: "The upper and lower bound can't be null in the same step adjustment."
+            raise ValueError(
+                "a step needs metricIntervalLowerBound, metricIntervalUpperBound or both"
+            )
+        if lower is not None and upper is not None and lower >= upper:
+            raise ValueError(
+                f"metricIntervalLowerBound ({lower:g}) must be below "
+                f"metricIntervalUpperBound ({upper:g})"
+            )
+        return self
+
+    @property
+    def lower(self) -> float:
+        bound = self.metric_interval_lower_bound
+        return float("-inf") if bound is None else bound
+
+    @property
+    def upper(self) -> float:
+        bound = self.metric_interval_upper_bound
+        return float("inf") if bound is None else bound
+
+
+class StepPolicy(_Spec):
+    """One Application Auto Scaling step policy together with its alarm threshold."""
+
+    threshold: float
+    adjustment_type: AdjustmentType = AdjustmentType.CHANGE_IN_CAPACITY
+    min_adjustment_magnitude: int | None = Field(default=None, ge=1)
+    cooldown: Duration = 300.0
+    """AWS's default when a policy names none."""
+    steps: tuple[StepAdjustment, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _table_is_valid(self) -> StepPolicy:
+        if (
+            self.min_adjustment_magnitude is not None
+            and self.adjustment_type is not AdjustmentType.PERCENT_CHANGE_IN_CAPACITY
+        ):
+            raise _FieldError(
+                "minAdjustmentMagnitude",
+                f"applies only to PercentChangeInCapacity, not to {self.adjustment_type.value}",
+            )
+        if self.adjustment_type is AdjustmentType.EXACT_CAPACITY and any(
+            step.scaling_adjustment < 0 for step in self.steps
+        ):
+            raise _FieldError("steps", "ExactCapacity steps need a scalingAdjustment of 0 or more")
+        open_lower = sum(step.metric_interval_lower_bound is None for step in self.steps)
+        open_upper = sum(step.metric_interval_upper_bound is None for step in self.steps)
+        if open_lower > 1:
+            raise _FieldError("steps", "at most one step may omit metricIntervalLowerBound")
+        if open_upper > 1:
+            raise _FieldError("steps", "at most one step may omit metricIntervalUpperBound")
+        # AWS's StepAdjustment rules: a table that reaches past the threshold in one
+        # direction must run on to infinity in that direction.
+        if not open_lower and any(step.lower < 0 for step in self.steps):
+            raise _FieldError(
+                "steps",
+                "a step has a negative metricIntervalLowerBound, so one step must omit "
+                "metricIntervalLowerBound (the table must reach -infinity)",
+            )
+        if not open_upper and any(step.upper > 0 for step in self.steps):
+            raise _FieldError(
+                "steps",
+                "a step has a positive metricIntervalUpperBound, so one step must omit "
+                "metricIntervalUpperBound (the table must reach +infinity)",
+            )
+        for before, after in itertools.pairwise(self.ordered_steps):
+            if before.upper > after.lower:
+                raise _FieldError(
+                    "steps",
+                    f"steps overlap: {describe_interval(before)} and {describe_interval(after)}",
+                )
+            if before.upper < after.lower:
+                raise _FieldError(
+                    "steps", f"steps leave a gap between {before.upper:g} and {after.lower:g}"
+                )
+        return self
+
+    @cached_property
+    def ordered_steps(self) -> tuple[StepAdjustment, ...]:
+        # Cached: the simulator and the report replay decide thousands of passes.
+        return tuple(sorted(self.steps, key=lambda step: step.lower))
+
+
+def describe_interval(step: StepAdjustment, *, below_threshold: bool = False) -> str:
+    """The step's interval of offsets, bracketed as AWS includes its bounds on that side."""
+    lower = "-inf" if step.metric_interval_lower_bound is None else f"{step.lower:g}"
+    upper = "+inf" if step.metric_interval_upper_bound is None else f"{step.upper:g}"
+    return f"({lower}, {upper}]" if below_threshold else f"[{lower}, {upper})"
+
+
+class EcsTarget(_Spec):
+    cluster: str = Field(min_length=1)
+    service: str = Field(min_length=1)
+
+
+class FallbackSpec(_Spec):
+    failure_threshold: int = Field(default=3, ge=1)
+    capacity: int | None = Field(default=None, ge=0)
+
+
+# --- alarms (`celery-scaler alarms plan|apply|export`, see alarms.py) -------------------
+
+MAX_ALARM_WINDOW_SECONDS = 86400
+"""CloudWatch: period x evaluationPeriods may not exceed one day."""
+
+
+class AlarmSpec(_Spec):
+    """One CloudWatch alarm; created when enabled and it has a threshold."""
+
+    enabled: bool = True
+    threshold: float | None = None
+    period: Duration | None = None
+    """None: the controller's interval rounded up to whole minutes (at least 1 minute)."""
+    evaluation_periods: int = Field(default=5, ge=1)
+    datapoints_to_alarm: int | None = Field(default=None, ge=1)
+    """None: every one of evaluationPeriods."""
+
+    @model_validator(mode="after")
+    def _cloudwatch_accepts(self) -> AlarmSpec:
+        if self.period is not None and not (
+            self.period in (10, 20, 30) or (self.period >= 60 and self.period % 60 == 0)
+        ):
+            raise _FieldError("period", "CloudWatch takes 10s, 20s, 30s or a multiple of 1m")
+        if self.datapoints_to_alarm is not None and (
+            self.datapoints_to_alarm > self.evaluation_periods
+        ):
+            raise _FieldError(
+                "datapointsToAlarm",
+                f"{self.datapoints_to_alarm} is more than evaluationPeriods "
+                f"({self.evaluation_periods})",
+            )
+        return self
+
+
+class CountAlarmSpec(AlarmSpec):
+    """An alarm on a counter (the increase per pass), summed over five minutes."""
+
+    period: Duration | None = 300.0
+    evaluation_periods: int = Field(default=1, ge=1)
+
+
+class FailedTasksAlarmSpec(CountAlarmSpec):
+    threshold: float | None = 10.0
+
+
+class RetriedTasksAlarmSpec(CountAlarmSpec):
+    threshold: float | None = 50.0
+
+
+class NotKeepingUpAlarmSpec(AlarmSpec):
+    evaluation_periods: int = Field(default=15, ge=1)
+
+
+class HeartbeatAlarmSpec(AlarmSpec):
+    evaluation_periods: int = Field(default=3, ge=1)
+
+
+class FallbackPolicySpec(AlarmSpec):
+    """A scale-out-only Application Auto Scaling step policy and the alarm that triggers it.
+
+    Step bounds are offsets above the alarm's threshold, as in `scaleOut`.
+    """
+
+    evaluation_periods: int = Field(default=3, ge=1)
+    adjustment_type: AdjustmentType = AdjustmentType.CHANGE_IN_CAPACITY
+    min_adjustment_magnitude: int | None = Field(default=None, ge=1)
+    cooldown: Duration = 60.0
+    steps: tuple[StepAdjustment, ...] = Field(
+        default=(StepAdjustment(metric_interval_lower_bound=0, scaling_adjustment=1),),
+        min_length=1,
+    )
+
+    @model_validator(mode="after")
+    def _scale_out_only(self) -> FallbackPolicySpec:
+        if self.adjustment_type is AdjustmentType.EXACT_CAPACITY:
+            raise _FieldError(
+                "adjustmentType",
+                "ExactCapacity can set a count below the current one; the fallback only adds "
+                "(ChangeInCapacity or PercentChangeInCapacity)",
+            )
+        if any(step.scaling_adjustment <= 0 for step in self.steps):
+            raise _FieldError("steps", "the fallback only scales out: every scalingAdjustment > 0")
+        if any(step.lower < 0 for step in self.steps) or min(s.lower for s in self.steps) != 0:
+            raise _FieldError(
+                "steps",
+                "the alarm fires at or above the threshold: the steps start at "
+                "metricIntervalLowerBound 0 and none lies below it",
+            )
+        self.step_policy(0.0)  # AWS's table rules, as for scaleOut
+        return self
+
+    def step_policy(self, threshold: float) -> StepPolicy:
+        """The policy as the controller's own step-policy model (also the simulator's)."""
+        try:
+            return StepPolicy(
+                threshold=threshold,
+                adjustment_type=self.adjustment_type,
+                min_adjustment_magnitude=self.min_adjustment_magnitude,
+                cooldown=self.cooldown,
+                steps=self.steps,
+            )
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            cause = error.get("ctx", {}).get("error")
+            field = cause.field if isinstance(cause, _FieldError) else "steps"
+            raise _FieldError(field, str(error["msg"]).removeprefix("Value error, ")) from None
+
+
+class CpuFallbackSpec(FallbackPolicySpec):
+    threshold: float | None = 80.0
+
+
+class FallbackScalingSpec(_Spec):
+    cpu: CpuFallbackSpec = Field(
+        default=CpuFallbackSpec(),
+        description=(
+            "The ECS service's CPUUtilization (AWS/ECS), counted only while the controller's "
+            "heartbeat is missing: busy Celery workers run hot whenever the controller keeps "
+            "a backlog, so CPU alone would fight it. Threshold in percent."
+        ),
+    )
+    queue_depth: FallbackPolicySpec = Field(
+        default=FallbackPolicySpec(),
+        description=(
+            "SQS brokers: the queues' ApproximateNumberOfMessagesVisible (AWS/SQS). "
+            "Threshold null: scaleOut.threshold x maxCapacity, a depth the controller "
+            "never holds while it keeps up."
+        ),
+    )
+
+
+class AlarmsSpec(_Spec):
+    """The CloudWatch alarms and the fallback `alarms apply` keeps for a pool.
+
+    In the Controller document: defaults for every pool; in a WorkerPool: overrides,
+    merged field by field.
+    """
+
+    enabled: bool = True
+    notify: tuple[str, ...] = Field(
+        default=(),
+        description="SNS topic ARNs (or other alarm action ARNs) told when an alarm fires.",
+    )
+    notify_on_ok: bool = True
+    """Tell `notify` when an alarm returns to OK as well."""
+    active_tasks_high: AlarmSpec = Field(
+        default=AlarmSpec(), description="active_tasks (Average); off until given a threshold."
+    )
+    reserved_tasks_high: AlarmSpec = Field(
+        default=AlarmSpec(),
+        description="reserved_tasks (Average): prefetched, not started (queue clogging); "
+        "off until given a threshold.",
+    )
+    failed_tasks_high: FailedTasksAlarmSpec = Field(
+        default=FailedTasksAlarmSpec(), description="failed_tasks increases (Sum) per period."
+    )
+    retried_tasks_high: RetriedTasksAlarmSpec = Field(
+        default=RetriedTasksAlarmSpec(), description="retried_tasks increases (Sum) per period."
+    )
+    memory_high: AlarmSpec = Field(
+        default=AlarmSpec(),
+        description="memory_usage (Maximum), megabytes; off until given a threshold.",
+    )
+    too_few_workers: AlarmSpec = Field(
+        default=AlarmSpec(),
+        description="worker_status (Maximum) below the threshold; null: minCapacity.",
+    )
+    queue_latency_high: AlarmSpec = Field(
+        default=AlarmSpec(),
+        description="queue_latency_seconds (Maximum), Redis only; off until given a threshold.",
+    )
+    not_keeping_up: NotKeepingUpAlarmSpec = Field(
+        default=NotKeepingUpAlarmSpec(),
+        description="The pool's metric at or above the threshold (null: scaleOut.threshold) "
+        "while desired_capacity is below maxCapacity, for every period: the controller "
+        "is not keeping up.",
+    )
+    fallback: FallbackScalingSpec = FallbackScalingSpec()
+
+    @field_validator("notify")
+    @classmethod
+    def _arns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for arn in value:
+            if not arn.startswith("arn:") or arn.count(":") < 5:
+                raise ValueError(
+                    f"expected an ARN such as arn:aws:sns:REGION:ACCOUNT:TOPIC, got {arn!r}"
+                )
+        return value
+
+
+class ControllerAlarmsSpec(AlarmsSpec):
+    name_prefix: str = Field(
+        default="celery-scaler",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        max_length=64,
+        description="Starts every alarm and policy name; names the owner in their tags, so "
+        "controllers with different prefixes never touch each other's.",
+    )
+    heartbeat_missing: HeartbeatAlarmSpec = Field(
+        default=HeartbeatAlarmSpec(),
+        description="controller_heartbeat (SampleCount) below 1, missing data breaching: the "
+        "controller is gone. One for the controller, not per pool.",
+    )
+
+
+class WorkerPoolSpec(_Spec):
+    ecs: EcsTarget
+    queues: tuple[str, ...] = Field(default=("celery",), min_length=1)
+    min_capacity: int = Field(default=1, ge=0)
+    max_capacity: int = Field(default=20, ge=0)
+    metric: Metric = Metric.BACKLOG_PER_TASK
+    statistic: Statistic = Statistic.AVERAGE
+    window: Duration = 0.0
+    scale_out: StepPolicy | None = None
+    scale_in: StepPolicy | None = None
+    safe_scale_in: bool = True
+    protect_busy_tasks: bool = False
+    """Keep ECS task scale-in protection on tasks whose worker is busy (see protection.py)."""
+    task_protection: Duration = 3600.0
+    """How long each protection lasts (ECS allows 1 minute to 48 hours); renewed while busy."""
+    fallback: FallbackSpec = FallbackSpec()
+    alarms: AlarmsSpec = AlarmsSpec()
+    """Overrides of the Controller's `alarms` for this pool."""
+
+    @field_validator("metric", mode="before")
+    @classmethod
+    def _known_metric(cls, value: object) -> object:
+        names = [metric.value for metric in Metric]
+        if isinstance(value, str) and value not in names:
+            raise ValueError(f"unknown metric {value!r}{_suggest(value, names)}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WorkerPoolSpec:
+        if self.min_capacity > self.max_capacity:
+            raise _FieldError(
+                "minCapacity",
+                f"minCapacity ({self.min_capacity}) is greater than "
+                f"maxCapacity ({self.max_capacity})",
+            )
+        if self.scale_out is None and self.scale_in is None:
+            raise ValueError("a pool needs a scaleOut policy, a scaleIn policy, or both")
+        if (
+            self.fallback.capacity is not None
+            and not self.min_capacity <= self.fallback.capacity <= self.max_capacity
+        ):
+            raise _FieldError(
+                "fallback.capacity",
+                f"{self.fallback.capacity} must lie within [minCapacity, maxCapacity] = "
+                f"[{self.min_capacity}, {self.max_capacity}]",
+            )
+        if not 60 <= self.task_protection <= 48 * 3600:
+            raise _FieldError(
+                "taskProtection", "ECS protects a task for 1 minute to 48 hours (1m to 48h)"
+            )
+        return self
+
+
+class Metadata(_Spec):
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+
+
+class CloudWatchSpec(_Spec):
+    enabled: bool = True
+    namespace: str = Field(default="CeleryMetrics", min_length=1, max_length=255)
+    per_worker_metrics: bool = False
+    mode: Literal["api", "emf"] = "api"
+    """api: PutMetricData; emf: Embedded Metric Format lines on stdout (awslogs driver)."""
+    high_resolution: bool = False
+    """StorageResolution 1 (one-second metrics) when the interval is under a minute."""
+
+
+class PrometheusSpec(_Spec):
+    enabled: bool = True
+    port: int = Field(default=9808, ge=0, le=65535)
+    """0 picks a free port (the controller logs which)."""
+
+
+class LeaderElectionSpec(_Spec):
+    enabled: bool = False
+    table: str = "celery-scaler-leases"
+    lease_duration: Duration = 30.0
+
+
+class SqsSpec(_Spec):
+    queue_name_prefix: str = ""
+    """Celery's `broker_transport_options['queue_name_prefix']`, so names match the app's."""
+
+
+BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp", "sqs")
+
+
+class ControllerSpec(_Spec):
+    broker: str = "redis://localhost:6379/0"
+    interval: Duration = 15.0
+    inspect_timeout: Duration = 1.0
+    control_exchange: str = Field(default="celery", min_length=1)
+    """The workers' Celery `control_exchange` setting: inspect only reaches workers using it."""
+    region: str | None = None
+    cloudwatch: CloudWatchSpec = CloudWatchSpec()
+    prometheus: PrometheusSpec = PrometheusSpec()
+    leader_election: LeaderElectionSpec = LeaderElectionSpec()
+    sqs: SqsSpec = SqsSpec()
+    alarms: ControllerAlarmsSpec = ControllerAlarmsSpec()
+
+    @field_validator("broker")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if scheme not in BROKER_SCHEMES:
+            raise ValueError(
+                f"broker URL scheme {scheme or '(none)'!r} is not one of "
+                f"{', '.join(BROKER_SCHEMES)}"
+            )
+        return value
+
+    @field_validator("interval", "inspect_timeout")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be longer than 0s")
+        return value
+
+    @property
+    def broker_kind(self) -> Literal["redis", "amqp", "sqs"]:
+        scheme = urlsplit(self.broker).scheme
+        if scheme.startswith("redis"):
+            return "redis"
+        return "sqs" if scheme == "sqs" else "amqp"
+
+
+class ControllerDocument(_Spec):
+    api_version: Literal["celery-scaler/v1"]
+    kind: Literal["Controller"]
+    metadata: Metadata | None = None
+    spec: ControllerSpec = ControllerSpec()
+
+
+class WorkerPoolDocument(_Spec):
+    api_version: Literal["celery-scaler/v1"]
+    kind: Literal["WorkerPool"]
+    metadata: Metadata
+    spec: WorkerPoolSpec
+
+
+class WorkerPool(BaseModel):
+    """A pool as the controller uses it: its name and its spec."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    spec: WorkerPoolSpec
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    controller: ControllerSpec
+    pools: tuple[WorkerPool, ...]
+
+    def pool(self, name: str) -> WorkerPool:
+        for pool in self.pools:
+            if pool.name == name:
+                return pool
+        known = ", ".join(pool.name for pool in self.pools)
+        raise ConfigError(f"no WorkerPool named {name!r} (the configuration has: {known})")
+
+
+KINDS: dict[str, type[ControllerDocument] | type[WorkerPoolDocument]] = {
+    "Controller": ControllerDocument,
+    "WorkerPool": WorkerPoolDocument,
+}
+
+
+def parse_config(text: str, source: str, env: Mapping[str, str] | None = None) -> Config:
+    """Parse and validate a configuration file's text; `source` names it in errors."""
+    try:
+        raw_documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{source}: not valid YAML{where}: {problem}") from None
+
+    controller: ControllerSpec | None = None
+    pools: list[WorkerPool] = []
+    labels: dict[str, str] = {}
+    for index, raw in enumerate(raw_documents, start=1):
+        label = f"{source}: document {index}"
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{label}: expected a mapping with apiVersion, kind and spec")
+        kind = raw.get("kind")
+        if raw.get("apiVersion") != API_VERSION:
+            raise ConfigError(
+                f"{label}: apiVersion: expected {API_VERSION!r}, got {raw.get('apiVersion')!r}"
+            )
+        if kind not in KINDS:
+            raise ConfigError(f"{label}: kind: expected one of {', '.join(KINDS)}, got {kind!r}")
+        metadata = raw.get("metadata")
+        name = metadata.get("name") if isinstance(metadata, dict) else None
+        label = f"{label} ({kind}{'/' + name if name else ''})"
+        try:
+            document = KINDS[kind].model_validate(raw)
+        except ValidationError as exc:
+            raise ConfigError(f"{label}: {_first_error(exc, KINDS[kind])}") from None
+        if isinstance(document, ControllerDocument):
+            if controller is not None:
+                raise ConfigError(f"{label}: a second Controller document; only one is allowed")
+            controller = document.spec
+        else:
+            if any(pool.name == document.metadata.name for pool in pools):
+                raise ConfigError(
+                    f"{label}: metadata.name: a WorkerPool named {document.metadata.name!r} "
+                    "is already defined"
+                )
+            pools.append(WorkerPool(name=document.metadata.name, spec=document.spec))
+            labels[document.metadata.name] = label
+
+    if not pools:
+        raise ConfigError(f"{source}: no WorkerPool document; the controller has nothing to scale")
+    controller = controller or ControllerSpec()
+    broker_override = (env or {}).get(BROKER_ENV)
+    if broker_override:
+        try:
+            controller = ControllerSpec.model_validate(
+                {**controller.model_dump(by_alias=True), "broker": broker_override}
+            )
+        except ValidationError as exc:
+            raise ConfigError(f"{BROKER_ENV}: {_first_error(exc, ControllerSpec)}") from None
+    for pool in pools:
+        _check_broker_can_give(controller, pool, labels[pool.name])
+        try:
+            pool_alarms(controller, pool.spec)
+        except ValidationError as exc:
+            raise ConfigError(
+                f"{labels[pool.name]}: spec.alarms (over the Controller's): "
+                f"{_first_error(exc, AlarmsSpec)}"
+            ) from None
+    return Config(controller=controller, pools=tuple(pools))
+
+
+def pool_alarms(controller: ControllerSpec, pool: WorkerPoolSpec) -> AlarmsSpec:
+    """A pool's alarms: the Controller's, with the fields the pool sets over them."""
+    controller_only = set(ControllerAlarmsSpec.model_fields) - set(AlarmsSpec.model_fields)
+    base = controller.alarms.model_dump(by_alias=True, exclude_unset=True, exclude=controller_only)
+    return AlarmsSpec.model_validate(
+        _merged(base, pool.alarms.model_dump(by_alias=True, exclude_unset=True))
+    )
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` on `base`, mappings merged key by key; anything else replaced."""
+    merged = dict(base)
+    for key, value in over.items():
+        below = merged.get(key)
+        merged[key] = (
+            _merged(below, value) if isinstance(below, dict) and isinstance(value, dict) else value
+        )
+    return merged
+
+
+def _check_broker_can_give(controller: ControllerSpec, pool: WorkerPool, label: str) -> None:
+    kind = controller.broker_kind
+    metric = pool.spec.metric
+    # Latency first: on SQS its reason is the missing stamps, not the missing inspect.
+    if metric in LATENCY_METRICS and kind != "redis":
+        raise ConfigError(
+            f"{label}: spec.metric: {metric.value} is read from message stamps on Redis only; "
+            f"the {kind} broker cannot give it"
+        )
+    if kind == "sqs" and metric not in BROKER_ONLY_METRICS:
+        raise ConfigError(
+            f"{label}: spec.metric: {metric.value} needs Celery's remote control (inspect), "
+            "which the SQS transport does not have; use queue_depth or backlog_per_task"
+        )
+    if kind == "sqs" and "safe_scale_in" in pool.spec.model_fields_set and pool.spec.safe_scale_in:
+        raise ConfigError(
+            f"{label}: spec.safeScaleIn: needs Celery's remote control (inspect) to see busy "
+            "workers, which the SQS transport does not have; remove it or set it to false"
+        )
+    if kind == "sqs" and pool.spec.protect_busy_tasks:
+        raise ConfigError(
+            f"{label}: spec.protectBusyTasks: needs Celery's remote control (inspect) to see "
+            "busy workers, which the SQS transport does not have"
+        )
+
+
+def _first_error(exc: ValidationError, model: type[BaseModel]) -> str:
+    errors = exc.errors()
+    # A misspelt key also leaves its real one missing: name the typo, which explains both.
+    error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc = error["loc"]
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, _FieldError):
+        loc = (*loc, *cause.field.split("."))
+    path = ".".join(str(part) for part in loc)
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return f"{path}: unknown field{_suggest(str(loc[-1]), _fields_at(model, loc[:-1]))}"
+    if error["type"] == "missing":
+        return f"{path}: required field is missing"
+    return f"{path}: {message}" if path else message
+
+
+def _fields_at(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> list[str]:
+    """The field names allowed at `loc`, to suggest the one a typo meant."""
+    for part in loc:
+        if model is None:
+            return []
+        if isinstance(part, int):
+            continue
+        field = next(
+            (info for name, info in model.model_fields.items() if part in (info.alias, name)),
+            None,
+        )
+        model = _model_in(field.annotation) if field else None
+    return [info.alias or name for name, info in model.model_fields.items()] if model else []
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model class inside an annotation such as `X | None` or `tuple[X, ...]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for inner in getattr(annotation, "__args__", ()):
+        if (found := _model_in(inner)) is not None:
+            return found
+    return None
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced, for logs and output."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # e.g. an unclosed IPv6 bracket: show nothing rather than a secret
+        return "(unparseable URL)"
+    if password is None:
+        return url
+    # Rebuild from the netloc text so the host keeps its case, brackets and port.
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema for one document of the configuration file (editors, CI checks)."""
+    document = Annotated[ControllerDocument | WorkerPoolDocument, Field(discriminator="kind")]
+    schema = TypeAdapter(document).json_schema(by_alias=True)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "celery-scaler configuration document",
+        **schema,
+    }

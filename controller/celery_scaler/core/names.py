@@ -1,0 +1,31 @@
+"""Names shared by the controller, the applications it watches and AWS (pure).
+
+Message headers that `instrument(app)` writes and the broker adapters read, and the
+queue names Celery's transports derive from a Celery queue name.
+"""
+
+from __future__ import annotations
+
+import string
+
+PUBLISHED_AT_HEADER = "celery_scaler_published_at"
+"""Message header holding the publish time (float epoch seconds)."""
+
+# What kombu's SQS transport does to a queue name (kombu.transport.SQS.CHARS_REPLACE_TABLE):
+# '.' becomes '-', '-' and '_' stay, every other ASCII punctuation mark becomes '_'.
+_SQS_NAME_TABLE = str.maketrans(
+    {c: "-" if c == "." else "_" for c in string.punctuation if c not in "-_"}
+)
+_FIFO_SUFFIX = ".fifo"
+
+
+def sqs_queue_name(queue: str, prefix: str = "") -> str:
+    """The SQS queue Celery uses for `queue`: kombu's `canonical_queue_name`.
+
+    The prefix (`queue_name_prefix`) is joined first and mangled with the name; a
+    `.fifo` suffix survives.
+    """
+    name = prefix + queue
+    if name.endswith(_FIFO_SUFFIX):
+        return name.removesuffix(_FIFO_SUFFIX).translate(_SQS_NAME_TABLE) + _FIFO_SUFFIX
+    return name.translate(_SQS_NAME_TABLE)

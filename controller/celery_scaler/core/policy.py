@@ -1,0 +1,370 @@
+"""Step scaling with exactly AWS Application Auto Scaling's semantics (pure).
+
+No I/O, no clock, no logging: every function takes time as an argument and returns
+values, so the controller, the report replay and the simulator share one decision.
+
+The rules, from AWS's step scaling documentation:
+
+- Step bounds are offsets from the policy's threshold. Above the threshold the lower
+  bound is inclusive and the upper exclusive; below it the lower bound is exclusive
+  and the upper inclusive. At the threshold itself the side is the policy's: a
+  scale-out alarm (>=) is above, a scale-in alarm (<=) is below.
+- PercentChangeInCapacity rounds as AWS does: > 1 down, 0..1 to 1, -1..0 to -1,
+  < -1 up toward zero; then at least minAdjustmentMagnitude.
+- While a scale-out cooldown runs, the capacity that cooldown already added counts
+  toward the next scale-out (the adjustment is taken from the capacity the cooldown
+  started at). No scale-in while a scale-in cooldown runs; a scale-out ends it.
+
+Beyond AWS: a scale-out policy never lowers the count and a scale-in policy never raises
+it (AWS would apply an ExactCapacity step either way); a count outside [minCapacity,
+maxCapacity] is always brought back, whatever cooldown or rollout is running.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from enum import Enum
+
+from celery_scaler.core.config import (
+    AdjustmentType,
+    Statistic,
+    StepAdjustment,
+    StepPolicy,
+    WorkerPoolSpec,
+)
+from celery_scaler.core.config import describe_interval as describe_interval
+from celery_scaler.core.metrics import busy_workers, unique_workers
+from celery_scaler.core.model import (
+    Action,
+    Decision,
+    LastAction,
+    Observation,
+    PoolMemory,
+    ScaleOutCooldown,
+)
+from celery_scaler.core.state import PAUSED, is_paused
+
+
+class Direction(Enum):
+    OUT = "out"
+    IN = "in"
+
+
+def record_sample(memory: PoolMemory, now: float, value: float, window: float) -> PoolMemory:
+    """Add a metric sample and drop the ones that fell out of the window (0 keeps one)."""
+    kept = tuple((t, v) for t, v in memory.samples if window > 0 and t >= now - window)
+    return memory.evolve(samples=(*kept, (now, value)))
+
+
+def aggregate(samples: Sequence[tuple[float, float]], statistic: Statistic) -> float:
+    values = [value for _, value in samples]
+    if statistic is Statistic.MINIMUM:
+        return min(values)
+    if statistic is Statistic.MAXIMUM:
+        return max(values)
+    return sum(values) / len(values)
+
+
+def match_step(policy: StepPolicy, value: float, direction: Direction) -> StepAdjustment | None:
+    """The step whose interval holds `value`, with AWS's inclusivity rules."""
+    offset = value - policy.threshold
+    above = offset > 0 or (offset == 0 and direction is Direction.OUT)
+    for step in policy.ordered_steps:
+        inside = step.lower <= offset < step.upper if above else step.lower < offset <= step.upper
+        if inside:
+            return step
+    return None
+
+
+def percent_change(capacity: int, percent: int, min_magnitude: int | None) -> int:
+    """A percentage of `capacity` as a whole change, rounded as AWS rounds it."""
+    change = capacity * percent / 100
+    if change > 1:
+        whole = math.floor(change)
+    elif change > 0:
+        whole = 1
+    elif change < -1:
+        whole = math.ceil(change)
+    elif change < 0:
+        whole = -1
+    else:
+        whole = 0
+    # The step's sign, not the rounded change's: a percentage of 0 tasks is 0, and a
+    # pool scaled to zero must still be able to leave it when a magnitude is set.
+    if min_magnitude is not None and percent != 0 and abs(whole) < min_magnitude:
+        whole = min_magnitude if percent > 0 else -min_magnitude
+    return whole
+
+
+def adjusted_capacity(policy: StepPolicy, step: StepAdjustment, capacity: int) -> int:
+    """The capacity a step asks for when applied to `capacity` (before clamping)."""
+    adjustment = step.scaling_adjustment
+    if policy.adjustment_type is AdjustmentType.EXACT_CAPACITY:
+        return adjustment
+    if policy.adjustment_type is AdjustmentType.PERCENT_CHANGE_IN_CAPACITY:
+        return capacity + percent_change(capacity, adjustment, policy.min_adjustment_magnitude)
+    return capacity + adjustment
+
+
+def describe_step(
+    policy: StepPolicy, step: StepAdjustment, direction: Direction = Direction.OUT
+) -> str:
+    """`step [0, 10) → +1`, bracketed as the bounds apply on the policy's side."""
+    adjustment = step.scaling_adjustment
+    if policy.adjustment_type is AdjustmentType.EXACT_CAPACITY:
+        effect = f"={adjustment}"
+    elif policy.adjustment_type is AdjustmentType.PERCENT_CHANGE_IN_CAPACITY:
+        effect = f"{adjustment:+d}%"
+    else:
+        effect = f"{adjustment:+d}"
+    interval = describe_interval(step, below_threshold=direction is Direction.IN)
+    return f"step {interval} → {effect}"
+
+
+def scale_out_cooldown_active(memory: PoolMemory, policy: StepPolicy, now: float) -> bool:
+    cooldown = memory.scale_out_cooldown
+    return cooldown is not None and now < cooldown.started + policy.cooldown
+
+
+def scale_in_cooldown_left(memory: PoolMemory, policy: StepPolicy, now: float) -> float:
+    started = memory.scale_in_cooldown_started
+    return 0.0 if started is None else max(0.0, started + policy.cooldown - now)
+
+
+def decide(
+    pool: WorkerPoolSpec,
+    obs: Observation,
+    metrics: Mapping[str, float],
+    memory: PoolMemory,
+    now: float,
+) -> Decision:
+    """The desired count for one pool: the step tables applied to the windowed metric.
+
+    `memory` must already hold this pass's sample (see `record_sample`).
+    """
+    metric = pool.metric.value
+    service = obs.service
+    current = service.desired if service is not None else 0
+
+    def hold(reason: str, value: float | None = None) -> Decision:
+        return Decision(Action.HOLD, current, current, metric, value, reason)
+
+    if service is not None and is_paused(service.tags):
+        return hold(f"paused by the tag {PAUSED}=true: holding at {current}")
+    if obs.errors or service is None:
+        problems = "; ".join(obs.errors) or "the ECS service was not read"
+        fallback = pool.fallback
+        failures = memory.consecutive_failures
+        if (
+            service is not None
+            and fallback.capacity is not None
+            and failures >= fallback.failure_threshold
+        ):
+            desired = min(max(current, fallback.capacity), pool.max_capacity)
+            return Decision(
+                Action.SCALE_OUT if desired > current else Action.HOLD,
+                current,
+                desired,
+                metric,
+                None,
+                f"fallback after {failures} failed passes: desired is max(current {current}, "
+                f"fallback.capacity {fallback.capacity}) = {desired}: {problems}",
+            )
+        return hold(f"holding at {current}: {problems}")
+    if metric not in metrics or not memory.samples:
+        return hold(f"holding at {current}: {metric} could not be read this pass")
+
+    value = aggregate(memory.samples, pool.statistic)
+    shown = f"{metric} {value:g}"
+    if pool.window > 0 and len(memory.samples) > 1:
+        shown = (
+            f"{metric} {pool.statistic.value.lower()} {value:g} over {len(memory.samples)} samples"
+        )
+
+    scale_out, scale_in = pool.scale_out, pool.scale_in
+    if scale_out is not None and value >= scale_out.threshold:
+        policy, direction, comparison = scale_out, Direction.OUT, "≥"
+    elif scale_in is not None and value <= scale_in.threshold:
+        policy, direction, comparison = scale_in, Direction.IN, "≤"
+    else:
+        return _bring_into_range(pool, current, metric, value, f"{shown} is within thresholds")
+
+    premise = f"{shown} {comparison} {policy.threshold:g}"
+    step = match_step(policy, value, direction)
+    if step is None:
+        return _bring_into_range(pool, current, metric, value, f"{premise} but no step matches")
+    rule = describe_step(policy, step, direction)
+
+    notes: list[str] = []
+    if direction is Direction.OUT and scale_out_cooldown_active(memory, policy, now):
+        # AWS: what this cooldown already added counts toward the new step.
+        assert memory.scale_out_cooldown is not None
+        base = current - memory.scale_out_cooldown.added
+        proposed = max(current, adjusted_capacity(policy, step, base))
+        notes.append(f"{memory.scale_out_cooldown.added} already added in cooldown")
+    else:
+        proposed = adjusted_capacity(policy, step, current)
+    # Each policy keeps to its direction (an ExactCapacity step can point the other way):
+    # a scale-out below the count would remove tasks past every scale-in guard. Only
+    # [minCapacity, maxCapacity] may override.
+    if direction is Direction.OUT and proposed < current:
+        notes.append(f"{proposed} is below {current}; a scale-out policy never removes tasks")
+        proposed = current
+    elif direction is Direction.IN and proposed > current:
+        notes.append(f"{proposed} is above {current}; a scale-in policy never adds tasks")
+        proposed = current
+
+    desired = min(max(proposed, pool.min_capacity), pool.max_capacity)
+    if desired != proposed:
+        limit = "maxCapacity" if desired < proposed else "minCapacity"
+        notes.append(f"{proposed} clamped to {limit} {desired}")
+
+    if desired < current:
+        # A count above maxCapacity comes down whatever else holds (as in
+        # _bring_into_range); only the policy's own reduction waits.
+        ceiling = min(current, pool.max_capacity)
+        blocked = _scale_in_blocked(pool, obs, memory, now)
+        if blocked and desired < ceiling:
+            notes.append(blocked)
+            desired = ceiling
+        elif pool.safe_scale_in and obs.workers is not None:
+            busy = busy_workers(obs.workers)
+            floor = min(busy, ceiling)
+            if desired < floor:
+                notes.append(f"kept at {floor}: {busy} workers are busy (safeScaleIn)")
+                desired = floor
+
+    action = (
+        Action.SCALE_OUT
+        if desired > current
+        else Action.SCALE_IN
+        if desired < current
+        else Action.HOLD
+    )
+    detail = f" ({'; '.join(notes)})" if notes else ""
+    reason = f"{premise} ({rule}): {current} → {desired}{detail}"
+    if action is Action.HOLD:
+        reason = f"{premise} ({rule}): holding at {current}{detail}"
+    return Decision(action, current, desired, metric, value, reason, step=rule)
+
+
+def _scale_in_blocked(
+    pool: WorkerPoolSpec, obs: Observation, memory: PoolMemory, now: float
+) -> str | None:
+    """Why a scale-in must wait this pass, if it must."""
+    if obs.service is not None and obs.service.deploying:
+        return "no scale-in while a deployment rolls out"
+    if obs.service is not None and obs.workers is not None:
+        # A running task whose worker did not answer inspect may be busy, and its work is
+        # missing from the metric: never scale in on missing data.
+        answered = len(unique_workers(obs.workers))
+        if answered < obs.service.running:
+            return f"only {answered} of {obs.service.running} running workers answered inspect"
+    if pool.scale_in is not None:
+        left = scale_in_cooldown_left(memory, pool.scale_in, now)
+        if left > 0:
+            return f"scale-in cooldown has {left:.0f}s left"
+    return None
+
+
+def _bring_into_range(
+    pool: WorkerPoolSpec, current: int, metric: str, value: float, premise: str
+) -> Decision:
+    """No policy acts; only a count outside [min, max] is corrected."""
+    desired = min(max(current, pool.min_capacity), pool.max_capacity)
+    if desired > current:
+        return Decision(
+            Action.SCALE_OUT,
+            current,
+            desired,
+            metric,
+            value,
+            f"{premise}; {current} is below minCapacity: {current} → {desired}",
+        )
+    if desired < current:
+        return Decision(
+            Action.SCALE_IN,
+            current,
+            desired,
+            metric,
+            value,
+            f"{premise}; {current} is above maxCapacity: {current} → {desired}",
+        )
+    return Decision(
+        Action.HOLD, current, current, metric, value, f"{premise}: holding at {current}"
+    )
+
+
+def plan_pass(
+    pool: WorkerPoolSpec,
+    obs: Observation,
+    metrics: Mapping[str, float],
+    memory: PoolMemory,
+    now: float,
+) -> tuple[Decision, PoolMemory, tuple[str, ...], tuple[str, ...]]:
+    """The pure part of one pass: (decision, memory before any write, events, errors).
+
+    A metric the pool needs that cannot be read is a failed pass, never an idle fleet.
+    The controller, the report's replay and the simulator all decide through here.
+    """
+    value = metrics.get(pool.metric.value)
+    errors = obs.errors
+    if value is None and not errors and obs.service is not None:
+        errors = (f"{pool.metric.value} could not be read this pass",)
+        obs = replace(obs, errors=errors)
+    memory, events = note_pass(memory, obs, now)
+    if value is not None and not errors:
+        memory = record_sample(memory, now, value, pool.window)
+    return decide(pool, obs, metrics, memory, now), memory, events, errors
+
+
+def note_pass(
+    memory: PoolMemory, obs: Observation, now: float
+) -> tuple[PoolMemory, tuple[str, ...]]:
+    """Count failures and notice external changes, before deciding; returns the events.
+
+    A desiredCount other than the one the controller last wrote came from someone else
+    (a person, a deployment tool, the CloudWatch fallback): it becomes current and starts
+    the scale-in cooldown, so the controller does not undo it at once.
+    """
+    failures = memory.consecutive_failures + 1 if obs.errors or obs.service is None else 0
+    memory = memory.evolve(consecutive_failures=failures)
+    if obs.service is None:
+        return memory, ()
+    desired, last = obs.service.desired, memory.last_desired
+    if last is None or desired == last:
+        return memory.evolve(last_desired=desired), ()
+    event = (
+        f"desiredCount changed outside the controller: {last} → {desired}; "
+        "taken as current, scale-in cooldown started"
+    )
+    return memory.evolve(last_desired=desired, scale_in_cooldown_started=now), (event,)
+
+
+def after_scaling(
+    pool: WorkerPoolSpec, memory: PoolMemory, decision: Decision, now: float
+) -> PoolMemory:
+    """The memory once `decision` has been applied: cooldowns start or accumulate."""
+    if decision.action is Action.HOLD:
+        return memory
+    change = decision.desired - decision.current
+    memory = memory.evolve(
+        last_desired=decision.desired,
+        last_action=LastAction(decision.action, now, decision.reason),
+    )
+    if decision.action is Action.SCALE_OUT:
+        policy = pool.scale_out
+        if policy is not None and scale_out_cooldown_active(memory, policy, now):
+            assert memory.scale_out_cooldown is not None
+            cooldown = ScaleOutCooldown(
+                memory.scale_out_cooldown.started, memory.scale_out_cooldown.added + change
+            )
+        else:
+            cooldown = ScaleOutCooldown(now, change)
+        # AWS: a scale-out ends a running scale-in cooldown.
+        return memory.evolve(scale_out_cooldown=cooldown, scale_in_cooldown_started=None)
+    if decision.action is Action.SCALE_IN:
+        return memory.evolve(scale_in_cooldown_started=now)
+    return memory

@@ -1,0 +1,89 @@
+"""`celery-scaler status`: each pool's conditions, read from its ECS service (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from celery_scaler.core.config import WorkerPool
+from celery_scaler.core.model import ServiceObservation
+from celery_scaler.core.policy import scale_in_cooldown_left
+from celery_scaler.core.state import is_paused, memory_from_tags
+
+CONDITIONS = ("Ready", "Scaling", "Paused", "Degraded", "FallbackActive", "Leader")
+
+
+@dataclass(frozen=True)
+class PoolStatus:
+    pool: str
+    cluster: str
+    service: str
+    conditions: dict[str, bool]
+    current: int | None = None
+    running: int | None = None
+    pending: int | None = None
+    last_desired: int | None = None
+    last_action: str | None = None
+    last_action_time: float | None = None
+    last_reason: str | None = None
+    failures: int = 0
+    cooldowns_left: dict[str, float] = field(default_factory=dict)
+    leader: str | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def pool_status(
+    pool: WorkerPool,
+    service: ServiceObservation | None,
+    now: float,
+    *,
+    error: str | None = None,
+    leader: str | None = None,
+) -> PoolStatus:
+    """The conditions of one pool, Kubernetes style, from its service and tags."""
+    spec = pool.spec
+    if service is None:
+        conditions = dict.fromkeys(CONDITIONS, False)
+        conditions["Degraded"] = True
+        return PoolStatus(
+            pool.name, spec.ecs.cluster, spec.ecs.service, conditions, error=error, leader=leader
+        )
+    memory = memory_from_tags(service.tags)
+    failures = memory.consecutive_failures
+    cooldowns: dict[str, float] = {}
+    if spec.scale_out is not None and memory.scale_out_cooldown is not None:
+        left = memory.scale_out_cooldown.started + spec.scale_out.cooldown - now
+        if left > 0:
+            cooldowns["scale_out"] = round(left, 1)
+    if spec.scale_in is not None and (left := scale_in_cooldown_left(memory, spec.scale_in, now)):
+        cooldowns["scale_in"] = round(left, 1)
+    fallback = spec.fallback
+    conditions = {
+        "Ready": failures == 0,
+        "Scaling": service.deploying or service.running + service.pending != service.desired,
+        "Paused": is_paused(service.tags),
+        "Degraded": failures > 0,
+        "FallbackActive": fallback.capacity is not None and failures >= fallback.failure_threshold,
+        "Leader": leader is not None,
+    }
+    last = memory.last_action
+    return PoolStatus(
+        pool=pool.name,
+        cluster=spec.ecs.cluster,
+        service=spec.ecs.service,
+        conditions=conditions,
+        current=service.desired,
+        running=service.running,
+        pending=service.pending,
+        last_desired=memory.last_desired,
+        last_action=last.action.value if last else None,
+        last_action_time=last.time if last else None,
+        last_reason=last.reason if last else None,
+        failures=failures,
+        cooldowns_left=cooldowns,
+        leader=leader,
+        error=error,
+    )

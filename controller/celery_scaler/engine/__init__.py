@@ -1,0 +1,1 @@
+"""The reconcile pass (observe, decide, act) and the runner that repeats it."""

@@ -1,0 +1,321 @@
+"""One reconcile pass: observe every pool, decide with the pure policy, act on ECS."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from celery_scaler.core.config import Config, WorkerPool
+from celery_scaler.core.metrics import compute_metrics, workers_in_pool
+from celery_scaler.core.model import (
+    Action,
+    BrokerObservation,
+    Observation,
+    PoolMemory,
+    ServiceObservation,
+    WorkerSnapshot,
+)
+from celery_scaler.core.policy import after_scaling, plan_pass
+from celery_scaler.core.ports import (
+    AdapterError,
+    Election,
+    QueueDepthSource,
+    ServiceClient,
+    TaskProtector,
+    WorkerInspector,
+)
+from celery_scaler.core.protection import protection_changes
+from celery_scaler.core.state import memory_from_tags, tag_changes
+
+MAX_THREADS = 32
+"""Pools reconciled at once; AWS calls dominate and release the GIL while they wait."""
+
+
+@dataclass(frozen=True)
+class PoolResult:
+    """What happened to one pool in one pass: the `--output json` line."""
+
+    pool: str
+    cluster: str
+    service: str
+    metric: str
+    value: float | None
+    current: int | None
+    desired: int | None
+    action: str
+    applied: bool
+    dry_run: bool
+    reason: str
+    observed: Mapping[str, float] = field(default_factory=dict)
+    error: str | None = None
+    events: tuple[str, ...] = ()
+    """Things a person should know happened, such as a desiredCount changed by someone else."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PassReport:
+    """One pass over the pools: what every reporter (output, metrics, logs) is given."""
+
+    time: float
+    """Wall-clock seconds when the pass began (the `now` the policy decided at)."""
+    duration_seconds: float
+    results: tuple[PoolResult, ...]
+    observations: Mapping[str, Observation]
+    """By pool name: the raw observation behind each result (workers, queues, service)."""
+
+
+@dataclass
+class Reconciler:
+    """Runs passes over a configuration and remembers per-pool state between them."""
+
+    config: Config
+    broker: QueueDepthSource
+    ecs: ServiceClient
+    inspector: WorkerInspector | None
+    """None where the broker has no remote control (SQS)."""
+    election: Election | None = None
+    """Set when replicas share the pools (leader election): only held pools are reconciled."""
+    protector: TaskProtector | None = None
+    """Set when a pool has protectBusyTasks."""
+    memory: dict[str, PoolMemory] = field(default_factory=dict)
+    protected_by_us: dict[str, set[str]] = field(default_factory=dict)
+    """Pool → task ARNs this process protected (others' protection is never released)."""
+
+    def reconcile(
+        self, now: float, *, dry_run: bool = False, only: Sequence[WorkerPool] | None = None
+    ) -> PassReport:
+        """One pass over `only` (default: every pool) at time `now`.
+
+        Pools are observed and acted on concurrently: each pool goes ahead as soon as its
+        own service is described, so a slow or failing cluster delays only its pools.
+        The broker is read once and the workers inspected once for every pool.
+        """
+        started = time.monotonic()
+        pools = list(only) if only is not None else list(self.config.pools)
+        if self.election is not None:
+            try:
+                held = self.election.elect(pools)
+            except AdapterError as exc:
+                failed = tuple(
+                    _unreconciled(pool, f"leader election: {exc}", dry_run) for pool in pools
+                )
+                return PassReport(now, time.monotonic() - started, failed, {})
+            # A pool another replica holds is theirs this pass; and a pool whose lease
+            # was lost is forgotten, so its state is read from its tags again on return.
+            for name in {pool.name for pool in pools} - {pool.name for pool in held}:
+                self.memory.pop(name, None)
+            pools = held
+        by_cluster: dict[str, list[str]] = {}
+        for pool in pools:
+            by_cluster.setdefault(pool.spec.ecs.cluster, []).append(pool.spec.ecs.service)
+        queues = [queue for pool in pools for queue in pool.spec.queues]
+        threads = min(MAX_THREADS, len(by_cluster) + len(pools) + 2)
+        with ThreadPoolExecutor(threads, thread_name_prefix="reconcile") as executor:
+            # Submitted first, so they run before the pool passes that wait on them.
+            describes = {
+                cluster: executor.submit(self.ecs.describe_many, cluster, services)
+                for cluster, services in by_cluster.items()
+            }
+            broker = executor.submit(self._observe_broker, queues)
+            workers = executor.submit(self._inspect, list(describes.values()))
+            passes = [
+                executor.submit(
+                    self._pool_pass,
+                    pool,
+                    describes[pool.spec.ecs.cluster],
+                    broker,
+                    workers,
+                    now,
+                    dry_run,
+                )
+                for pool in pools
+            ]
+            outcomes = [future.result() for future in passes]
+        return PassReport(
+            time=now,
+            duration_seconds=time.monotonic() - started,
+            results=tuple(result for result, _ in outcomes),
+            observations={pool.name: obs for pool, (_, obs) in zip(pools, outcomes, strict=True)},
+        )
+
+    def _pool_pass(
+        self,
+        pool: WorkerPool,
+        described: Future[Mapping[str, ServiceObservation | AdapterError]],
+        broker: Future[BrokerObservation | str],
+        inspected: Future[tuple[tuple[WorkerSnapshot, ...] | None, str | None]],
+        now: float,
+        dry_run: bool,
+    ) -> tuple[PoolResult, Observation]:
+        errors: list[str] = []
+        service = described.result()[pool.spec.ecs.service]
+        if isinstance(service, AdapterError):
+            errors.append(str(service))
+        queues = broker.result()
+        if isinstance(queues, str):
+            errors.append(queues)
+        workers, inspect_error = inspected.result()
+        if inspect_error:
+            errors.append(inspect_error)
+        observation = Observation(
+            broker=queues.subset(pool.spec.queues) if not isinstance(queues, str) else None,
+            workers=workers_in_pool(workers, pool.spec.queues) if workers is not None else None,
+            service=service if isinstance(service, ServiceObservation) else None,
+            errors=tuple(errors),
+        )
+        return self._reconcile_pool(pool, observation, now, dry_run), observation
+
+    def _inspect(
+        self, describes: Sequence[Future[Mapping[str, ServiceObservation | AdapterError]]]
+    ) -> tuple[tuple[WorkerSnapshot, ...] | None, str | None]:
+        if self.inspector is None:
+            return None, None
+        # ECS's running count says how many workers to wait for; a cluster slow to
+        # answer holds the round back by one inspect timeout at most.
+        done, _ = wait(describes, timeout=self.config.controller.inspect_timeout)
+        expected = sum(
+            service.running
+            for future in done
+            for service in future.result().values()
+            if isinstance(service, ServiceObservation)
+        )
+        try:
+            return self.inspector.inspect(expected), None
+        except AdapterError as exc:
+            return None, str(exc)
+
+    def _observe_broker(self, queues: Sequence[str]) -> BrokerObservation | str:
+        try:
+            return self.broker.observe(list(dict.fromkeys(queues)))
+        except AdapterError as exc:
+            return str(exc)
+
+    def _reconcile_pool(
+        self, pool: WorkerPool, obs: Observation, now: float, dry_run: bool
+    ) -> PoolResult:
+        spec = pool.spec
+        metrics = compute_metrics(obs)
+        decision, memory, events, observe_errors = plan_pass(
+            spec, obs, metrics, self._memory_of(pool, obs), now
+        )
+
+        applied = False
+        errors = list(observe_errors)
+        service = obs.service
+        writes = not dry_run and service is not None
+        if writes and service is not None and self.election is not None:
+            # Fencing, only when this pass writes (a write to DynamoDB costs as much).
+            pending = (
+                decision.action is not Action.HOLD
+                or spec.protect_busy_tasks
+                or tag_changes(memory, service.tags) != ({}, [])
+            )
+            if pending and not self.election.holds(pool.name):
+                # Another replica took the pool since this pass began.
+                errors.append(f"the lease on pool {pool.name!r} was lost; nothing written")
+                writes = False
+        if writes and spec.protect_busy_tasks and obs.workers is not None:
+            # Before any scale-in, so ECS already sees which tasks to spare.
+            error = self._protect_busy_tasks(pool, obs.workers, now)
+            if error:
+                errors.append(error)
+        if decision.action is not Action.HOLD and writes:
+            try:
+                self.ecs.set_desired_count(spec.ecs.cluster, spec.ecs.service, decision.desired)
+            except AdapterError as exc:
+                errors.append(str(exc))
+            else:
+                applied = True
+                memory = after_scaling(spec, memory, decision, now)
+        if writes and service is not None:
+            # The state lives on the service, written in the same pass as the action.
+            to_set, to_remove = tag_changes(memory, service.tags)
+            if to_set or to_remove:
+                try:
+                    self.ecs.write_tags(service.arn, to_set, to_remove)
+                except AdapterError as exc:
+                    errors.append(str(exc))
+        self.memory[pool.name] = memory
+
+        return PoolResult(
+            pool=pool.name,
+            cluster=spec.ecs.cluster,
+            service=spec.ecs.service,
+            metric=decision.metric,
+            value=decision.value,
+            current=obs.service.desired if obs.service is not None else None,
+            desired=decision.desired if obs.service is not None else None,
+            action=decision.action.value,
+            applied=applied,
+            dry_run=dry_run,
+            reason=decision.reason,
+            observed=metrics,
+            error="; ".join(errors) or None,
+            events=events,
+        )
+
+    def _protect_busy_tasks(
+        self, pool: WorkerPool, workers: Sequence[WorkerSnapshot], now: float
+    ) -> str | None:
+        """Protect busy workers' tasks and release idle ones; the error, if any."""
+        if self.protector is None:
+            return None
+        cluster, service = pool.spec.ecs.cluster, pool.spec.ecs.service
+        ours = self.protected_by_us.setdefault(pool.name, set())
+        try:
+            tasks = self.protector.tasks(cluster, service)
+            until = self.protector.protected_until(cluster, [task.arn for task in tasks])
+            changes = protection_changes(
+                workers,
+                tasks,
+                until,
+                ours,
+                now,
+                renew_within=2 * self.config.controller.interval + 60,
+            )
+            if changes.protect:
+                minutes = max(1, round(pool.spec.task_protection / 60))
+                self.protector.set_protection(cluster, changes.protect, True, minutes)
+                ours.update(changes.protect)
+            if changes.release:
+                self.protector.set_protection(cluster, changes.release, False)
+                ours.difference_update(changes.release)
+        except AdapterError as exc:
+            return str(exc)
+        ours.intersection_update(task.arn for task in tasks)
+        if changes.unmapped:
+            return (
+                f"busy workers not matched to an ECS task, left unprotected: "
+                f"{', '.join(changes.unmapped)} (see the worker naming in the README)"
+            )
+        return None
+
+    def _memory_of(self, pool: WorkerPool, obs: Observation) -> PoolMemory:
+        """This process's memory of the pool, or, the first time, what its tags say."""
+        if pool.name in self.memory:
+            return self.memory[pool.name]
+        return memory_from_tags(obs.service.tags) if obs.service is not None else PoolMemory()
+
+
+def _unreconciled(pool: WorkerPool, error: str, dry_run: bool) -> PoolResult:
+    """The result of a pool the pass could not even start on."""
+    return PoolResult(
+        pool=pool.name,
+        cluster=pool.spec.ecs.cluster,
+        service=pool.spec.ecs.service,
+        metric=pool.spec.metric.value,
+        value=None,
+        current=None,
+        desired=None,
+        action=Action.HOLD.value,
+        applied=False,
+        dry_run=dry_run,
+        reason=f"not reconciled: {error}",
+        error=error,
+    )

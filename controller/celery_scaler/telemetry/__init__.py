@@ -1,0 +1,1 @@
+"""What the controller publishes about each pass: metric samples, CloudWatch, Prometheus, logs."""
