@@ -123,14 +123,26 @@ def describe_step(
     return f"step {interval} → {effect}"
 
 
-def scale_out_cooldown_active(memory: PoolMemory, policy: StepPolicy, now: float) -> bool:
+def scale_out_cooldown_left(memory: PoolMemory, policy: StepPolicy, now: float) -> float:
+    """Seconds the running scale-out cooldown has left (0 when none runs)."""
     cooldown = memory.scale_out_cooldown
-    return cooldown is not None and now < cooldown.started + policy.cooldown
+    return 0.0 if cooldown is None else max(0.0, cooldown.started + policy.cooldown - now)
+
+
+def scale_out_cooldown_active(memory: PoolMemory, policy: StepPolicy, now: float) -> bool:
+    return scale_out_cooldown_left(memory, policy, now) > 0
 
 
 def scale_in_cooldown_left(memory: PoolMemory, policy: StepPolicy, now: float) -> float:
+    """Seconds the running scale-in cooldown has left (0 when none runs)."""
     started = memory.scale_in_cooldown_started
     return 0.0 if started is None else max(0.0, started + policy.cooldown - now)
+
+
+def fallback_active(pool: WorkerPoolSpec, failures: int) -> bool:
+    """Whether `failures` consecutive failed passes put the pool on its fallback capacity."""
+    fallback = pool.fallback
+    return fallback.capacity is not None and failures >= fallback.failure_threshold
 
 
 def decide(
@@ -142,61 +154,113 @@ def decide(
 ) -> Decision:
     """The desired count for one pool: the step tables applied to the windowed metric.
 
-    `memory` must already hold this pass's sample (see `record_sample`).
+    `memory` must already hold this pass's sample (see `record_sample`). The steps, in
+    order: pause and failed observation hold (or fall back); the windowed value picks the
+    breached policy and its step; the step proposes a capacity (cooldown, direction);
+    the bounds clamp it; a scale-in is then held back by what makes it unsafe.
     """
     metric = pool.metric.value
     service = obs.service
     current = service.desired if service is not None else 0
 
-    def hold(reason: str, value: float | None = None) -> Decision:
-        return Decision(Action.HOLD, current, current, metric, value, reason)
-
     if service is not None and is_paused(service.tags):
-        return hold(f"paused by the tag {PAUSED}=true: holding at {current}")
+        return _hold(current, metric, f"paused by the tag {PAUSED}=true: holding at {current}")
     if obs.errors or service is None:
-        problems = "; ".join(obs.errors) or "the ECS service was not read"
-        fallback = pool.fallback
-        failures = memory.consecutive_failures
-        if (
-            service is not None
-            and fallback.capacity is not None
-            and failures >= fallback.failure_threshold
-        ):
-            desired = min(max(current, fallback.capacity), pool.max_capacity)
-            return Decision(
-                Action.SCALE_OUT if desired > current else Action.HOLD,
-                current,
-                desired,
-                metric,
-                None,
-                f"fallback after {failures} failed passes: desired is max(current {current}, "
-                f"fallback.capacity {fallback.capacity}) = {desired}: {problems}",
-            )
-        return hold(f"holding at {current}: {problems}")
+        return _without_data(pool, obs, memory, current)
     if metric not in metrics or not memory.samples:
-        return hold(f"holding at {current}: {metric} could not be read this pass")
+        return _hold(current, metric, f"holding at {current}: {metric} could not be read this pass")
 
-    value = aggregate(memory.samples, pool.statistic)
-    shown = f"{metric} {value:g}"
-    if pool.window > 0 and len(memory.samples) > 1:
-        shown = (
-            f"{metric} {pool.statistic.value.lower()} {value:g} over {len(memory.samples)} samples"
-        )
-
-    scale_out, scale_in = pool.scale_out, pool.scale_in
-    if scale_out is not None and value >= scale_out.threshold:
-        policy, direction, comparison = scale_out, Direction.OUT, "≥"
-    elif scale_in is not None and value <= scale_in.threshold:
-        policy, direction, comparison = scale_in, Direction.IN, "≤"
-    else:
+    value, shown = _windowed_value(pool, memory)
+    breached = _breached_policy(pool, value)
+    if breached is None:
         return _bring_into_range(pool, current, metric, value, f"{shown} is within thresholds")
-
+    policy, direction = breached
+    comparison = "≥" if direction is Direction.OUT else "≤"
     premise = f"{shown} {comparison} {policy.threshold:g}"
     step = match_step(policy, value, direction)
     if step is None:
         return _bring_into_range(pool, current, metric, value, f"{premise} but no step matches")
     rule = describe_step(policy, step, direction)
 
+    proposed, notes = _proposed_capacity(policy, step, direction, memory, current, now)
+    desired = min(max(proposed, pool.min_capacity), pool.max_capacity)
+    if desired != proposed:
+        limit = "maxCapacity" if desired < proposed else "minCapacity"
+        notes.append(f"{proposed} clamped to {limit} {desired}")
+    if desired < current:
+        desired = _guard_scale_in(pool, obs, memory, current, desired, now, notes)
+
+    action = _action(current, desired)
+    detail = f" ({'; '.join(notes)})" if notes else ""
+    reason = f"{premise} ({rule}): {current} → {desired}{detail}"
+    if action is Action.HOLD:
+        reason = f"{premise} ({rule}): holding at {current}{detail}"
+    return Decision(action, current, desired, metric, value, reason, step=rule)
+
+
+def _hold(current: int, metric: str, reason: str) -> Decision:
+    return Decision(Action.HOLD, current, current, metric, None, reason)
+
+
+def _action(current: int, desired: int) -> Action:
+    if desired > current:
+        return Action.SCALE_OUT
+    if desired < current:
+        return Action.SCALE_IN
+    return Action.HOLD
+
+
+def _without_data(
+    pool: WorkerPoolSpec, obs: Observation, memory: PoolMemory, current: int
+) -> Decision:
+    """A pass that could not observe: hold, or after enough failures raise to the fallback."""
+    metric = pool.metric.value
+    problems = "; ".join(obs.errors) or "the ECS service was not read"
+    failures = memory.consecutive_failures
+    if obs.service is None or not fallback_active(pool, failures):
+        return _hold(current, metric, f"holding at {current}: {problems}")
+    capacity = pool.fallback.capacity
+    assert capacity is not None  # fallback_active
+    desired = min(max(current, capacity), pool.max_capacity)
+    return Decision(
+        Action.SCALE_OUT if desired > current else Action.HOLD,
+        current,
+        desired,
+        metric,
+        None,
+        f"fallback after {failures} failed passes: desired is max(current {current}, "
+        f"fallback.capacity {capacity}) = {desired}: {problems}",
+    )
+
+
+def _windowed_value(pool: WorkerPoolSpec, memory: PoolMemory) -> tuple[float, str]:
+    """The window's statistic, and how to say it in a reason."""
+    metric = pool.metric.value
+    value = aggregate(memory.samples, pool.statistic)
+    if pool.window > 0 and len(memory.samples) > 1:
+        statistic = pool.statistic.value.lower()
+        return value, f"{metric} {statistic} {value:g} over {len(memory.samples)} samples"
+    return value, f"{metric} {value:g}"
+
+
+def _breached_policy(pool: WorkerPoolSpec, value: float) -> tuple[StepPolicy, Direction] | None:
+    """The policy whose alarm `value` breaches; scale-out wins when both do."""
+    if pool.scale_out is not None and value >= pool.scale_out.threshold:
+        return pool.scale_out, Direction.OUT
+    if pool.scale_in is not None and value <= pool.scale_in.threshold:
+        return pool.scale_in, Direction.IN
+    return None
+
+
+def _proposed_capacity(
+    policy: StepPolicy,
+    step: StepAdjustment,
+    direction: Direction,
+    memory: PoolMemory,
+    current: int,
+    now: float,
+) -> tuple[int, list[str]]:
+    """The capacity the step asks for, before the bounds, and notes for the reason."""
     notes: list[str] = []
     if direction is Direction.OUT and scale_out_cooldown_active(memory, policy, now):
         # AWS: what this cooldown already added counts toward the new step.
@@ -215,39 +279,33 @@ def decide(
     elif direction is Direction.IN and proposed > current:
         notes.append(f"{proposed} is above {current}; a scale-in policy never adds tasks")
         proposed = current
+    return proposed, notes
 
-    desired = min(max(proposed, pool.min_capacity), pool.max_capacity)
-    if desired != proposed:
-        limit = "maxCapacity" if desired < proposed else "minCapacity"
-        notes.append(f"{proposed} clamped to {limit} {desired}")
 
-    if desired < current:
-        # A count above maxCapacity comes down whatever else holds (as in
-        # _bring_into_range); only the policy's own reduction waits.
-        ceiling = min(current, pool.max_capacity)
-        blocked = _scale_in_blocked(pool, obs, memory, now)
-        if blocked and desired < ceiling:
-            notes.append(blocked)
-            desired = ceiling
-        elif pool.safe_scale_in and obs.workers is not None:
-            busy = busy_workers(obs.workers)
-            floor = min(busy, ceiling)
-            if desired < floor:
-                notes.append(f"kept at {floor}: {busy} workers are busy (safeScaleIn)")
-                desired = floor
-
-    action = (
-        Action.SCALE_OUT
-        if desired > current
-        else Action.SCALE_IN
-        if desired < current
-        else Action.HOLD
-    )
-    detail = f" ({'; '.join(notes)})" if notes else ""
-    reason = f"{premise} ({rule}): {current} → {desired}{detail}"
-    if action is Action.HOLD:
-        reason = f"{premise} ({rule}): holding at {current}{detail}"
-    return Decision(action, current, desired, metric, value, reason, step=rule)
+def _guard_scale_in(
+    pool: WorkerPoolSpec,
+    obs: Observation,
+    memory: PoolMemory,
+    current: int,
+    desired: int,
+    now: float,
+    notes: list[str],
+) -> int:
+    """`desired` raised back as far as an unsafe scale-in must wait; appends why to `notes`."""
+    # A count above maxCapacity comes down whatever else holds (as in _bring_into_range);
+    # only the policy's own reduction waits.
+    ceiling = min(current, pool.max_capacity)
+    blocked = _scale_in_blocked(pool, obs, memory, now)
+    if blocked and desired < ceiling:
+        notes.append(blocked)
+        return ceiling
+    if pool.safe_scale_in and obs.workers is not None:
+        busy = busy_workers(obs.workers)
+        floor = min(busy, ceiling)
+        if desired < floor:
+            notes.append(f"kept at {floor}: {busy} workers are busy (safeScaleIn)")
+            return floor
+    return desired
 
 
 def _scale_in_blocked(

@@ -7,7 +7,11 @@ from typing import Any
 
 from celery_scaler.core.config import WorkerPool
 from celery_scaler.core.model import ServiceObservation
-from celery_scaler.core.policy import scale_in_cooldown_left
+from celery_scaler.core.policy import (
+    fallback_active,
+    scale_in_cooldown_left,
+    scale_out_cooldown_left,
+)
 from celery_scaler.core.state import is_paused, memory_from_tags
 
 CONDITIONS = ("Ready", "Scaling", "Paused", "Degraded", "FallbackActive", "Leader")
@@ -54,19 +58,18 @@ def pool_status(
     memory = memory_from_tags(service.tags)
     failures = memory.consecutive_failures
     cooldowns: dict[str, float] = {}
-    if spec.scale_out is not None and memory.scale_out_cooldown is not None:
-        left = memory.scale_out_cooldown.started + spec.scale_out.cooldown - now
-        if left > 0:
-            cooldowns["scale_out"] = round(left, 1)
+    if spec.scale_out is not None and (
+        left := scale_out_cooldown_left(memory, spec.scale_out, now)
+    ):
+        cooldowns["scale_out"] = round(left, 1)
     if spec.scale_in is not None and (left := scale_in_cooldown_left(memory, spec.scale_in, now)):
         cooldowns["scale_in"] = round(left, 1)
-    fallback = spec.fallback
     conditions = {
         "Ready": failures == 0,
         "Scaling": service.deploying or service.running + service.pending != service.desired,
         "Paused": is_paused(service.tags),
         "Degraded": failures > 0,
-        "FallbackActive": fallback.capacity is not None and failures >= fallback.failure_threshold,
+        "FallbackActive": fallback_active(spec, failures),
         "Leader": leader is not None,
     }
     last = memory.last_action
