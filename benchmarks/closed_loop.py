@@ -304,8 +304,9 @@ STARTERS: dict[str, Callable[[Run], Callable[[], None]]] = {
 def run_contender(name: str, factor: float, peers: Path) -> Result:
     """One contender over the trace, from a fresh service at the minimum."""
     from celery_scaler.adapters.celery_inspect import inspector_for
+    from celery_scaler.analysis.simulate import percentile
     from celery_scaler.local.aws_api import local_aws
-    from celery_scaler.local.demo import RedisServer, TaskSender, percentile
+    from celery_scaler.local.demo import RedisServer, TaskSender
     from celery_scaler.local.fleet import DEMO_APP, local_fleet
 
     sys.path.insert(0, str(peers))

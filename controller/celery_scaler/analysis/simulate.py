@@ -451,8 +451,8 @@ def run_policy(
         description=description,
         tasks=len(waits),
         unfinished=len(state.times) - state.started,
-        wait_p50=_percentile(waits, 0.50),
-        wait_p95=_percentile(waits, 0.95),
+        wait_p50=percentile(waits, 0.50) or 0.0,
+        wait_p95=percentile(waits, 0.95) or 0.0,
         wait_max=waits[-1] if waits else 0.0,
         wait_mean=sum(waits) / len(waits) if waits else 0.0,
         waited=(len(waits) - bisect_left(waits, 1e-9)) / len(waits) if waits else 0.0,
@@ -463,10 +463,15 @@ def run_policy(
     )
 
 
-def _percentile(ordered: Sequence[float], fraction: float) -> float:
-    """Nearest-rank percentile of sorted values."""
+def percentile(ordered: Sequence[float], fraction: float) -> float | None:
+    """The nearest-rank percentile of sorted values: the smallest value at or above
+    `fraction` of them (no interpolation: a wait someone really had); None without values.
+
+    The one percentile of the project: the simulator, the demo and the benchmarks all
+    report through it, so their p95s compare.
+    """
     if not ordered:
-        return 0.0
+        return None
     return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 

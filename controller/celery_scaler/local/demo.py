@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import threading
 import time
@@ -33,6 +32,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from celery_scaler.analysis.simulate import percentile
 from celery_scaler.compose import build
 from celery_scaler.core.config import Config, mask_url, parse_config
 from celery_scaler.core.metrics import busy_workers
@@ -212,15 +212,6 @@ def delete_keys(broker_url: str, token: str) -> None:
         keys = list(client.scan_iter(f"*{token}*"))
         if keys:
             client.delete(*keys)
-
-
-def percentile(values: Sequence[float], fraction: float) -> float | None:
-    """The `fraction` quantile (nearest rank, inclusive), or None without values."""
-    if not values:
-        return None
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[round(fraction * 100) - 1]
 
 
 # --- the configuration ------------------------------------------------------------------
@@ -433,7 +424,8 @@ def summary_text(summary: DemoSummary) -> Text:
         lines.append(f"back to the minimum at {at(summary.back_to_min_at)}")
     else:
         lines.append("not back to the minimum when the demo ended")
-    p50, p95 = percentile(summary.waits, 0.5), percentile(summary.waits, 0.95)
+    waits = sorted(summary.waits)
+    p50, p95 = percentile(waits, 0.5), percentile(waits, 0.95)
     if p50 is not None and p95 is not None:
         lines.append(f"burst task wait in the queue: p50 {p50:.1f}s, p95 {p95:.1f}s")
     lines.append(
