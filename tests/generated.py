@@ -17,9 +17,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from celery_scaler.adapters.permissions import Tool
 from celery_scaler.compose import aws_adapters
 from celery_scaler.core.config import json_schema, parse_config
-from celery_scaler.iam import Tool, policy, where
+from celery_scaler.iam import policy, where
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "charts" / "celery-scaler"

@@ -30,7 +30,8 @@ from celery_scaler.alarms.desired import (
     wanted_body,
 )
 from celery_scaler.alarms.formats import export_json, plan_json, plan_view, terraform
-from celery_scaler.core.config import Config, ConfigError, parse_config
+from celery_scaler.core.config import Config, parse_config
+from celery_scaler.core.errors import ConfigError
 from tests.test_replay import DESIGN_SPEC
 
 SNS = "arn:aws:sns:eu-west-1:123456789012:on-call"
@@ -470,8 +471,9 @@ def test_json_export_is_the_api_requests() -> None:
 
 
 def test_the_iam_policy_for_alarms_is_scoped_to_the_owned_names() -> None:
+    from celery_scaler.adapters.permissions import Tool
     from celery_scaler.compose import aws_adapters
-    from celery_scaler.iam import Tool, Where, policy
+    from celery_scaler.iam import Where, policy
 
     settings = config({"alarms": {"namePrefix": "prod-scaler"}})
     here = Where("aws", "eu-west-1", "123456789012")

@@ -22,8 +22,8 @@ from celery_scaler.adapters.broker import (
     published_at,
     redis_priority_keys,
 )
+from celery_scaler.core.errors import AdapterError
 from celery_scaler.core.names import sqs_queue_name
-from celery_scaler.core.ports import AdapterError
 from celery_scaler.instrument import PUBLISHED_AT_HEADER, instrument, uninstrument
 
 # --- SQS queue names --------------------------------------------------------------------

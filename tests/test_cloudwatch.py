@@ -12,7 +12,7 @@ import botocore.session
 import pytest
 from botocore.serialize import create_serializer
 
-from celery_scaler.core.ports import AdapterError
+from celery_scaler.core.errors import AdapterError
 from celery_scaler.telemetry.cloudwatch import (
     MAX_METRICS_PER_EMF_DOCUMENT,
     MAX_METRICS_PER_REQUEST,

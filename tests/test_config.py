@@ -12,7 +12,6 @@ import yaml
 
 from celery_scaler.core.config import (
     AdjustmentType,
-    ConfigError,
     Statistic,
     format_duration,
     json_schema,
@@ -20,6 +19,7 @@ from celery_scaler.core.config import (
     parse_config,
     parse_duration,
 )
+from celery_scaler.core.errors import ConfigError
 from celery_scaler.core.metrics import Metric
 
 # DESIGN.md, "Configuration file", verbatim.

@@ -14,7 +14,7 @@ import pytest
 from botocore.stub import Stubber
 
 from celery_scaler.adapters.ecs import EcsTaskProtection
-from celery_scaler.core.ports import AdapterError
+from celery_scaler.core.errors import AdapterError
 
 ARN = "arn:aws:ecs:us-east-1:123456789012:task/prod/"
 

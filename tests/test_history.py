@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 
 from celery_scaler.analysis.history import CloudWatchHistory
 from celery_scaler.analysis.replay import MetricQuery, Series
-from celery_scaler.core.ports import AdapterError
+from celery_scaler.core.errors import AdapterError
 
 QUERIES = [
     MetricQuery("metric", "CeleryMetrics", "queue_depth", (("Pool", "p"),), "Average"),

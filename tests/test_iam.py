@@ -16,19 +16,12 @@ from botocore.stub import Stubber
 from celery_scaler.adapters.broker import SqsQueueDepth
 from celery_scaler.adapters.ecs import EcsService, EcsTaskProtection
 from celery_scaler.adapters.leases import DynamoLeases
+from celery_scaler.adapters.permissions import Tool
 from celery_scaler.analysis.history import CloudWatchHistory
 from celery_scaler.analysis.replay import MetricQuery
 from celery_scaler.compose import aws_adapters
 from celery_scaler.core.config import Config, parse_config
-from celery_scaler.iam import (
-    MANAGED_POLICY_CHARACTERS,
-    Tool,
-    Where,
-    actions,
-    policy,
-    size,
-    where,
-)
+from celery_scaler.iam import MANAGED_POLICY_CHARACTERS, Where, actions, policy, size, where
 from celery_scaler.local.aws_api import LocalAws
 from celery_scaler.telemetry.cloudwatch import CloudWatchMetrics
 from celery_scaler.telemetry.samples import Sample

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from celery_scaler.core.ports import AdapterError
+from celery_scaler.core.errors import AdapterError
 from celery_scaler.engine.reconcile import PassReport
 from celery_scaler.telemetry.prometheus import ControllerMetrics, TelemetryServer, readiness
 from celery_scaler.telemetry.samples import CounterState, pass_samples

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from celery_scaler.core.config import Config, WorkerPool, parse_config
+from celery_scaler.core.errors import AdapterError
 from celery_scaler.core.model import BrokerObservation, ServiceObservation, WorkerSnapshot
-from celery_scaler.core.ports import AdapterError
 from celery_scaler.core.protection import TaskInfo
 from celery_scaler.engine.reconcile import Reconciler
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from celery_scaler.core.ports import AdapterError
+from celery_scaler.core.errors import AdapterError
 from celery_scaler.telemetry.publisher import Telemetry
 from celery_scaler.telemetry.samples import Sample
 from tests.test_telemetry import observation, report, worker

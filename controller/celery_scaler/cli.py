@@ -17,23 +17,18 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from celery_scaler.core.config import (
-    CONFIG_ENV,
-    DEFAULT_CONFIG_PATH,
-    Config,
-    ConfigError,
-    WorkerPool,
-    json_schema,
-    parse_config,
-)
-from celery_scaler.core.ports import AdapterError
-from celery_scaler.iam import Tool
+from celery_scaler.adapters.permissions import Tool
+from celery_scaler.core.errors import AdapterError, ConfigError
+from celery_scaler.core.names import CONFIG_ENV, DEFAULT_CONFIG_PATH
 from celery_scaler.telemetry.logs import LogFormat, LogLevel
 
 if TYPE_CHECKING:
+    # The configuration model (pydantic) is imported where a command reads a file, so that
+    # `--help` starts without building it.
     from celery_scaler.alarms.aws import AutoScalingFallback, CloudWatchAlarms
     from celery_scaler.alarms.desired import Actual, Change, Plan, Resource
     from celery_scaler.analysis.documents import Document
+    from celery_scaler.core.config import Config, WorkerPool
 
 app = typer.Typer(
     # Plain help text: rich markup would swallow every "[default: …]" as a tag.
@@ -90,6 +85,8 @@ CONFIG_FROM_ENV = "env:"
 
 
 def load_config(path: Path | None) -> Config:
+    from celery_scaler.core.config import parse_config
+
     path = path or Path(DEFAULT_CONFIG_PATH)
     if str(path).startswith(CONFIG_FROM_ENV):
         # `env:NAME`: the file's text in a variable, for containers with no volume (ECS).
@@ -661,6 +658,8 @@ def validate(config: ConfigOption = None) -> None:
 @config_app.command()
 def schema() -> None:
     """Print the JSON Schema of a configuration document."""
+    from celery_scaler.core.config import json_schema
+
     print(json.dumps(json_schema(), indent=2))
 
 

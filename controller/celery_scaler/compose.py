@@ -17,11 +17,12 @@ from celery_scaler.adapters.broker import KombuQueueDepth, SqsQueueDepth
 from celery_scaler.adapters.celery_inspect import inspector_for
 from celery_scaler.adapters.ecs import EcsService, EcsTaskProtection
 from celery_scaler.adapters.leases import DynamoLeases
+from celery_scaler.adapters.permissions import Tool
 from celery_scaler.analysis.history import CloudWatchHistory
 from celery_scaler.core.config import Config, WorkerPool
 from celery_scaler.core.ports import QueueDepthSource, WorkerInspector
 from celery_scaler.engine.reconcile import Reconciler
-from celery_scaler.iam import Grant, Tool
+from celery_scaler.iam import Grant
 from celery_scaler.telemetry.cloudwatch import CloudWatchMetrics
 
 REPLICA_ENV = "CELERY_SCALER_REPLICA_ID"

@@ -20,7 +20,6 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from celery_scaler.adapters.permissions import DeclaresIam, IamResource
@@ -29,13 +28,6 @@ from celery_scaler.core.names import sqs_queue_name
 from celery_scaler.core.state import PREFIX
 
 POLICY_VERSION = "2012-10-17"
-
-
-class Tool(StrEnum):
-    """Commands people run beside the controller that need permissions of their own."""
-
-    REPORT = "report"
-    ALARMS = "alarms"
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from kombu.connection import Connection
 from kombu.entity import Queue
 
 from celery_scaler.adapters.broker import KombuQueueDepth, SqsQueueDepth, redis_priority_keys
+from celery_scaler.core.errors import AdapterError
 from celery_scaler.core.names import sqs_queue_name
-from celery_scaler.core.ports import AdapterError
 from celery_scaler.instrument import PUBLISHED_AT_HEADER, instrument, uninstrument
 from celery_scaler.local.aws_api import LocalAws
 

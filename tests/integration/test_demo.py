@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from celery_scaler import demo
+from celery_scaler.local import demo
 from celery_scaler.local.demo import NO_MOTO, NO_REDIS, DemoError, DemoSettings, demo_broker
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,7 @@ import pytest
 
 from celery_scaler.adapters.aws import CLIENT_CONFIG
 from celery_scaler.adapters.ecs import EcsService
-from celery_scaler.core.ports import AdapterError
+from celery_scaler.core.errors import AdapterError
 from celery_scaler.local.aws_api import LocalAws
 
 pytestmark = pytest.mark.integration

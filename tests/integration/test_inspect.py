@@ -13,9 +13,10 @@ from collections.abc import Iterator, Sequence
 import pytest
 
 from celery_scaler.adapters.celery_inspect import CeleryInspector, inspector_for
+from celery_scaler.core.errors import AdapterError
 from celery_scaler.core.metrics import workers_in_pool
 from celery_scaler.core.model import WorkerSnapshot
-from celery_scaler.core.ports import AdapterError, WorkerInspector
+from celery_scaler.core.ports import WorkerInspector
 from tests.workers import Worker, start_workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]

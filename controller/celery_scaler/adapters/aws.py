@@ -11,7 +11,7 @@ from botocore.exceptions import (
     NoRegionError,
 )
 
-from celery_scaler.core.ports import AdapterError
+from celery_scaler.core.errors import AdapterError
 
 USER_AGENT_APP_ID = "celery-scaler"
 

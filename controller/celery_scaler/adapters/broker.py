@@ -21,9 +21,9 @@ from kombu.exceptions import OperationalError
 from celery_scaler.adapters.aws import describe_aws_error
 from celery_scaler.adapters.permissions import IamActions, IamResource
 from celery_scaler.core.config import mask_url
+from celery_scaler.core.errors import AdapterError
 from celery_scaler.core.model import BrokerObservation, oldest_of
 from celery_scaler.core.names import PUBLISHED_AT_HEADER, sqs_queue_name
-from celery_scaler.core.ports import AdapterError
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

@@ -24,8 +24,8 @@ from kombu.entity import Queue
 from kombu.exceptions import KombuError
 
 from celery_scaler.core.config import mask_url
+from celery_scaler.core.errors import AdapterError
 from celery_scaler.core.model import WorkerSnapshot
-from celery_scaler.core.ports import AdapterError
 
 COMMANDS: Final = ("stats", "active", "reserved", "scheduled", "revoked", "active_queues")
 """The inspect commands one round sends."""

@@ -44,3 +44,10 @@ IamActions = Mapping[str, IamResource]
 
 class DeclaresIam(Protocol):
     iam_actions: ClassVar[IamActions]
+
+
+class Tool(StrEnum):
+    """Commands people run beside the controller that need permissions of their own."""
+
+    REPORT = "report"
+    ALARMS = "alarms"

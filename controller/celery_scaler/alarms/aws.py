@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from celery_scaler.adapters.aws import AWS_ERRORS, describe_aws_error
 from celery_scaler.adapters.ecs import EcsService
 from celery_scaler.adapters.permissions import IamActions, IamResource
+from celery_scaler.core.errors import AdapterError
 from celery_scaler.core.model import ServiceObservation
-from celery_scaler.core.ports import AdapterError
 
 if TYPE_CHECKING:
     from mypy_boto3_application_autoscaling import ApplicationAutoScalingClient

@@ -30,8 +30,8 @@ from celery_scaler.alarms.desired import (
     wanted_body,
 )
 from celery_scaler.core.config import Config, WorkerPool
+from celery_scaler.core.errors import AdapterError
 from celery_scaler.core.model import ServiceObservation
-from celery_scaler.core.ports import AdapterError
 
 
 class AlarmStore(Protocol):

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from celery_scaler.adapters.aws import AWS_ERRORS, describe_aws_error
 from celery_scaler.adapters.permissions import IamActions, IamResource
 from celery_scaler.analysis.replay import MetricQuery, Series
-from celery_scaler.core.ports import AdapterError
+from celery_scaler.core.errors import AdapterError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient

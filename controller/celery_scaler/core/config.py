@@ -30,16 +30,11 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from celery_scaler.core.errors import ConfigError
 from celery_scaler.core.metrics import BROKER_ONLY_METRICS, LATENCY_METRICS, Metric
+from celery_scaler.core.names import BROKER_ENV
 
 API_VERSION = "celery-scaler/v1"
-DEFAULT_CONFIG_PATH = "celery-scaler.yaml"
-CONFIG_ENV = "CELERY_SCALER_CONFIG"
-BROKER_ENV = "CELERY_SCALER_BROKER_URL"
-
-
-class ConfigError(Exception):
-    """A configuration a user wrote that cannot be used; the message is for a person."""
 
 
 class _FieldError(ValueError):

@@ -1,12 +1,19 @@
 """Names shared by the controller, the applications it watches and AWS (pure).
 
-Message headers that `instrument(app)` writes and the broker adapters read, and the
-queue names Celery's transports derive from a Celery queue name.
+The configuration's default path and environment variables, the message header that
+`instrument(app)` writes and the broker adapters read, and the queue names Celery's
+transports derive from a Celery queue name.
 """
 
 from __future__ import annotations
 
 import string
+
+DEFAULT_CONFIG_PATH = "celery-scaler.yaml"
+CONFIG_ENV = "CELERY_SCALER_CONFIG"
+"""Environment variable naming the configuration file (`--config` overrides it)."""
+BROKER_ENV = "CELERY_SCALER_BROKER_URL"
+"""Environment variable overriding the Controller's `spec.broker`."""
 
 PUBLISHED_AT_HEADER = "celery_scaler_published_at"
 """Message header holding the publish time (float epoch seconds)."""

@@ -6,12 +6,9 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from celery_scaler.core.config import WorkerPool
+from celery_scaler.core.errors import AdapterError
 from celery_scaler.core.model import BrokerObservation, ServiceObservation, WorkerSnapshot
 from celery_scaler.core.protection import TaskInfo
-
-
-class AdapterError(Exception):
-    """An external system could not be read or written; the message is for a person."""
 
 
 class QueueDepthSource(Protocol):

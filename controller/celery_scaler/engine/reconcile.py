@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from celery_scaler.core.config import Config, WorkerPool
+from celery_scaler.core.errors import AdapterError
 from celery_scaler.core.metrics import compute_metrics, workers_in_pool
 from celery_scaler.core.model import (
     Action,
@@ -20,7 +21,6 @@ from celery_scaler.core.model import (
 )
 from celery_scaler.core.policy import after_scaling, plan_pass
 from celery_scaler.core.ports import (
-    AdapterError,
     Election,
     QueueDepthSource,
     ServiceClient,

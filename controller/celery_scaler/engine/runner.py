@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from celery_scaler.core.config import WorkerPool
-from celery_scaler.core.ports import AdapterError
+from celery_scaler.core.errors import AdapterError
 from celery_scaler.engine.reconcile import PassReport, Reconciler
 
 log = logging.getLogger(__name__)

@@ -42,8 +42,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from celery.utils.nodenames import host_format
 
+from celery_scaler.core.errors import AdapterError
 from celery_scaler.core.model import ServiceObservation, WorkerSnapshot
-from celery_scaler.core.ports import AdapterError
 
 if TYPE_CHECKING:
     from celery_scaler.local.aws_api import LocalAws

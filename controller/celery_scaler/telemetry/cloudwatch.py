@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from celery_scaler.adapters.aws import AWS_ERRORS, describe_aws_error
 from celery_scaler.adapters.permissions import IamActions, IamResource
-from celery_scaler.core.ports import AdapterError
+from celery_scaler.core.errors import AdapterError
 from celery_scaler.telemetry.samples import Sample
 
 if TYPE_CHECKING:

@@ -32,7 +32,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from celery_scaler.core.ports import AdapterError
+from celery_scaler.core.errors import AdapterError
 from celery_scaler.telemetry.samples import METRICS, Sample
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from celery_scaler.core.ports import AdapterError
+from celery_scaler.core.errors import AdapterError
 from celery_scaler.telemetry.logs import log_event
 from celery_scaler.telemetry.samples import CounterState, Sample, pass_samples
 
