@@ -138,6 +138,8 @@ class PoolMemory:
     """The desired count the controller last wrote or accepted; any other is external."""
     consecutive_failures: int = 0
     last_action: LastAction | None = None
+    conditions: Mapping[str, float] = field(default_factory=dict)
+    """Condition name (core/conditions.py) → when it began to hold; only those that hold."""
 
     def evolve(self, **changes: object) -> PoolMemory:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -156,3 +158,5 @@ class Decision:
     """A sentence for a person: what was seen, which rule matched, what follows."""
     step: str | None = None
     """The matching step, as `[lower, upper) → +n`, when one matched."""
+    conditions: Mapping[str, str] = field(default_factory=dict)
+    """Conditions the policy raised while deciding (name → sentence), see core/conditions.py."""

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from enum import Enum
 
+from celery_scaler.core.conditions import note_conditions, observed_conditions
 from celery_scaler.core.config import (
     AdjustmentType,
     Statistic,
@@ -375,7 +376,10 @@ def plan_pass(
     memory, events = note_pass(memory, obs, now)
     if value is not None and not errors:
         memory = record_sample(memory, now, value, pool.window)
-    return decide(pool, obs, metrics, memory, now), memory, events, errors
+    decision = decide(pool, obs, metrics, memory, now)
+    holding: dict[str, str] = {**observed_conditions(obs), **decision.conditions}
+    memory, condition_events = note_conditions(memory, holding, now)
+    return decision, memory, events + condition_events, errors
 
 
 def note_pass(

@@ -22,8 +22,18 @@ SCALE_IN_COOLDOWN = PREFIX + "scale-in-cooldown"
 FAILURES = PREFIX + "failures"
 LAST_ACTION = PREFIX + "last-action"
 LAST_REASON = PREFIX + "last-reason"
+CONDITIONS = PREFIX + "conditions"
+"""`Name=since Name=since`: the conditions that hold (core/conditions.py), for `status`."""
 
-OWNED = (LAST_DESIRED, SCALE_OUT_COOLDOWN, SCALE_IN_COOLDOWN, FAILURES, LAST_ACTION, LAST_REASON)
+OWNED = (
+    LAST_DESIRED,
+    SCALE_OUT_COOLDOWN,
+    SCALE_IN_COOLDOWN,
+    FAILURES,
+    LAST_ACTION,
+    LAST_REASON,
+    CONDITIONS,
+)
 """The tags the controller writes; `paused` belongs to people."""
 
 MAX_TAG_VALUE = 256
@@ -78,6 +88,9 @@ def memory_to_tags(memory: PoolMemory) -> dict[str, str]:
         last = memory.last_action
         tags[LAST_ACTION] = f"{last.action.value} {_timestamp(last.time)}"
         tags[LAST_REASON] = tag_value(last.reason)
+    if memory.conditions:
+        held = sorted(memory.conditions.items())
+        tags[CONDITIONS] = " ".join(f"{name}={_timestamp(since)}" for name, since in held)
     return tags
 
 
@@ -102,7 +115,18 @@ def memory_from_tags(tags: Mapping[str, str]) -> PoolMemory:
         last_desired=_parse_int(tags.get(LAST_DESIRED)),
         consecutive_failures=_parse_int(tags.get(FAILURES)) or 0,
         last_action=last_action,
+        conditions=_parse_conditions(tags.get(CONDITIONS, "")),
     )
+
+
+def _parse_conditions(text: str) -> dict[str, float]:
+    held: dict[str, float] = {}
+    for item in text.split():
+        name, _, when = item.partition("=")
+        since = _parse_timestamp(when)
+        if name and since is not None:
+            held[name] = since
+    return held
 
 
 def tag_changes(memory: PoolMemory, current: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from celery_scaler.core.conditions import Condition
 from celery_scaler.core.config import WorkerPool
 from celery_scaler.core.model import ServiceObservation
 from celery_scaler.core.policy import (
@@ -14,7 +15,15 @@ from celery_scaler.core.policy import (
 )
 from celery_scaler.core.state import is_paused, memory_from_tags
 
-CONDITIONS = ("Ready", "Scaling", "Paused", "Degraded", "FallbackActive", "Leader")
+CONDITIONS = (
+    "Ready",
+    "Scaling",
+    "Paused",
+    "Degraded",
+    "FallbackActive",
+    "Leader",
+    *(condition.value for condition in Condition),
+)
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,7 @@ def pool_status(
         "Degraded": failures > 0,
         "FallbackActive": fallback_active(spec, failures),
         "Leader": leader is not None,
+        **{condition.value: condition in memory.conditions for condition in Condition},
     }
     last = memory.last_action
     return PoolStatus(

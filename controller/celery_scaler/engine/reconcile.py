@@ -53,6 +53,8 @@ class PoolResult:
     error: str | None = None
     events: tuple[str, ...] = ()
     """Things a person should know happened, such as a desiredCount changed by someone else."""
+    conditions: tuple[str, ...] = ()
+    """The conditions that hold after this pass (core/conditions.py), by name."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -258,6 +260,7 @@ class Reconciler:
             observed=metrics,
             error="; ".join(errors) or None,
             events=events,
+            conditions=tuple(sorted(memory.conditions)),
         )
 
     def _protect_busy_tasks(
