@@ -526,6 +526,12 @@ class ControllerSpec(_Spec):
     inspect_timeout: Duration = 1.0
     control_exchange: str = Field(default="celery", min_length=1)
     """The workers' Celery `control_exchange` setting: inspect only reaches workers using it."""
+    broker_transport_options: dict[str, Any] = Field(default_factory=dict)
+    """Exactly the app's Celery `broker_transport_options` (priority steps, separator,
+    global_keyprefix, visibility_timeout, ...): the queue reader, inspect and the event
+    receiver must see the broker's keys as the app lays them out."""
+    rabbitmq_management_url: str | None = None
+    """RabbitMQ's management API (http://user:pass@host:15672): unacknowledged messages."""
     region: str | None = None
     cloudwatch: CloudWatchSpec = CloudWatchSpec()
     prometheus: PrometheusSpec = PrometheusSpec()
