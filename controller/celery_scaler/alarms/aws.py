@@ -90,7 +90,8 @@ class CloudWatchAlarms:
 class AutoScalingFallback:
     """Scalable targets and step policies of ECS services, and the service tag that says
     which of them this controller owns (Application Auto Scaling keeps no tags that
-    every implementation of its API can read back; DESIGN keeps operator state there)."""
+    every implementation of its API can read back; operator state lives on the service, see
+    docs/faults.md)."""
 
     iam_actions: ClassVar[IamActions] = {
         # Scalable target ARNs are random ids, unknown before registration: `*`.

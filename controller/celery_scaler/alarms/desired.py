@@ -9,9 +9,10 @@ alarm_sync.py's job; rendering one, alarm_render.py's.
 Ownership: an alarm is this controller's when its tags say so (`celery-scaler.io/
 managed-by` and `…/controller`, the `namePrefix`); a scalable target when the ECS
 service it scales carries `celery-scaler.io/scalable-target=<namePrefix>/<pool>` (the
-local AWS API keeps no tags on scalable targets, and DESIGN keeps operator state on the
-service anyway); a scaling policy when it sits on an owned target. Nothing else is
-touched, and a name the configuration wants that exists without that mark is a conflict.
+local AWS API keeps no tags on scalable targets, and operator state lives on the service
+anyway, see docs/faults.md); a scaling policy when it sits on an owned target. Nothing
+else is touched, and a name the configuration wants that exists without that mark is a
+conflict.
 
 Periods: the controller publishes every `interval`, so a period shorter than it would
 see gaps; alarms on its metrics default to the interval rounded up to whole minutes

@@ -1,4 +1,4 @@
-"""The configuration file: multi-document YAML, Kubernetes style (see DESIGN.md).
+"""The configuration file: multi-document YAML, Kubernetes style (see docs/configuration.md).
 
 Parsing is pure: it takes the file's text and the environment as arguments. Every
 error names the document, the field path and what was expected.

@@ -1,4 +1,4 @@
-"""The metric table of DESIGN.md, computed from one pass's observation (pure)."""
+"""The metric table of docs/metrics.md, computed from one pass's observation (pure)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def busy_workers(workers: Iterable[WorkerSnapshot]) -> int:
 
 
 def compute_metrics(obs: Observation) -> dict[str, float]:
-    """Every metric of DESIGN's table that this observation allows, by name.
+    """Every metric of the table in docs/metrics.md that this observation allows, by name.
 
     A metric whose inputs were not read is absent, never zero: the policy must not
     mistake missing data for an idle fleet.

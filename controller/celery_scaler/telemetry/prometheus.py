@@ -3,8 +3,8 @@
 `ControllerMetrics` keeps the latest pass and the controller's own counters on a
 registry of its own (never the global one). A custom collector renders the latest
 samples at every scrape, so a pool or worker that is gone leaves no stale series:
-DESIGN's metric names prefixed `celery_scaler_`, labelled `pool` (and `queue` for
-`queue_depth`), the task counters as running totals (`..._total`), plus
+the metric names of docs/metrics.md prefixed `celery_scaler_`, labelled `pool` (and
+`queue` for `queue_depth`), the task counters as running totals (`..._total`), plus
 `reconcile_total{pool,result}`, `reconcile_errors_total`,
 `reconcile_duration_seconds`, `last_success_timestamp_seconds{pool}`,
 `scale_events_total{pool,direction}` and `metrics_publish_errors_total`.

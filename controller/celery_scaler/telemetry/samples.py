@@ -1,4 +1,5 @@
-"""What a pass publishes (pure): DESIGN's metric table as samples for CloudWatch and Prometheus.
+"""What a pass publishes (pure): the metric table (docs/metrics.md) as samples for CloudWatch
+and Prometheus.
 
 `pass_samples` turns a PassReport into samples per pool (dimension `Pool`), for the
 fleet (no dimensions, so alarms outlive worker churn) and, when asked, per worker
