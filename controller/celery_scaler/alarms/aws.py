@@ -1,7 +1,7 @@
 """Adapters for `alarms plan|apply`: CloudWatch alarms, and Application Auto Scaling of ECS.
 
 Thin: they read and write AWS's shapes; what is owned, what differs and in which
-order to write is alarms.py's and alarm_sync.py's.
+order to write is desired.py's and sync.py's.
 """
 
 from __future__ import annotations

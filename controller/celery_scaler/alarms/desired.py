@@ -4,7 +4,7 @@
 the API request that makes it (PutMetricAlarm, RegisterScalableTarget, PutScalingPolicy);
 the adapters read what exists into the same shape (`normalize_*`), and `diff(desired,
 actual)` compares the two, pip-tools style, into a `Plan`. Applying a plan is
-alarm_sync.py's job; rendering one, alarm_render.py's.
+sync.py's job; rendering one, formats.py's.
 
 Ownership: an alarm is this controller's when its tags say so (`celery-scaler.io/
 managed-by` and `…/controller`, the `namePrefix`); a scalable target when the ECS

@@ -1,4 +1,4 @@
-"""Reading what exists and applying a plan, through two small ports (see alarms.py).
+"""Reading what exists and applying a plan, through two small ports (see desired.py).
 
 `read_actual` turns what the adapters find into owned resources, foreign names and the
 ARNs of the policies; `apply` writes a plan's changes in an order that never leaves an

@@ -11,7 +11,7 @@ Counters: `processed_tasks` comes from the lifetime count in each worker's inspe
 `stats` (`total`); a worker that restarted (its `uptime` is shorter than the time since
 it was last seen, or its count went down) counts its whole new count. The outcomes
 (`succeeded_tasks`, `failed_tasks`, `retried_tasks`) are not in `stats` at all: they
-are counted from Celery task events (see `events.py`) and passed in as `TaskEvents`.
+are counted from Celery task events (see `task_events.py`) and passed in as `TaskEvents`.
 A counter that cannot be known is absent, never zero.
 """
 
