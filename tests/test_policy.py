@@ -617,6 +617,7 @@ def test_hold_when_the_service_is_missing() -> None:
     decision = decide(pool, obs, {"backlog_per_task": 25}, memory, T0)
     assert (decision.action, decision.current, decision.desired) == (Action.HOLD, 0, 0)
     assert "ECS service was not read" in decision.reason
+    assert "holding at 0" not in decision.reason, "a count never read is not held at 0"
 
 
 # --------------------------------------------------------------------------- window, statistic

@@ -101,6 +101,12 @@ def load_config(path: Path | None) -> Config:
             fail(f"configuration file {path} not found (use --config or ${CONFIG_ENV})", EXIT_USAGE)
         except OSError as exc:
             fail(f"cannot read configuration file {path}: {exc.strerror}", EXIT_USAGE)
+        except UnicodeDecodeError as exc:
+            fail(
+                f"configuration file {path} is not UTF-8 text "
+                f"(byte {exc.object[exc.start]:#04x} at offset {exc.start})",
+                EXIT_USAGE,
+            )
     try:
         return parse_config(text, str(path), env=os.environ)
     except ConfigError as exc:

@@ -218,7 +218,10 @@ def _without_data(
     metric = pool.metric.value
     problems = "; ".join(obs.errors) or "the ECS service was not read"
     failures = memory.consecutive_failures
-    if obs.service is None or not fallback_active(pool, failures):
+    if obs.service is None:
+        # Not "holding at 0": the count was never read, so there is nothing known to hold.
+        return _hold(current, metric, f"count unknown, nothing changed: {problems}")
+    if not fallback_active(pool, failures):
         return _hold(current, metric, f"holding at {current}: {problems}")
     capacity = pool.fallback.capacity
     assert capacity is not None  # fallback_active
