@@ -2,7 +2,7 @@
 
 The recorder sees every request the session's local AWS API answers, whether it came
 from this process or a child one (`celery-scaler` run as a command). Requests whose
-User-Agent carries the controller's app id (see `celery_scaler.adapters.aws.CLIENT_CONFIG`) are
+User-Agent carries the controller's app id (see `celery_scaler.adapters.aws.client_config`) are
 the controller's; the rest are the tests' own set-up and checks.
 """
 

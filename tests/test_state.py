@@ -67,3 +67,23 @@ def test_paused() -> None:
     assert is_paused({PAUSED: " True "})
     assert not is_paused({PAUSED: "false"})
     assert not is_paused({})
+
+
+def test_an_outage_writes_the_failures_tag_when_it_matters_not_every_pass() -> None:
+    """First failure (Degraded), the fallback threshold, recovery: three writes in all."""
+    threshold = 3
+    current: dict[str, str] = {}
+    written: list[str | None] = []
+    for failures in (1, 2, 3, 4, 5, 6, 0):
+        to_set, to_remove = tag_changes(
+            PoolMemory(consecutive_failures=failures), current, threshold
+        )
+        if to_set or to_remove:
+            written.append(to_set.get(FAILURES))
+        current.update(to_set)
+        for key in to_remove:
+            del current[key]
+    assert written == ["1", "3", None]
+    assert memory_from_tags({FAILURES: "3"}).consecutive_failures == threshold, (
+        "a restarted controller keeps the fallback it had reached"
+    )

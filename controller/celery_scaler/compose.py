@@ -12,7 +12,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import boto3
 
-from celery_scaler.adapters.aws import AWS_ERRORS, CLIENT_CONFIG, describe_aws_error
+from celery_scaler.adapters.aws import AWS_ERRORS, client_config, describe_aws_error
 from celery_scaler.adapters.broker import KombuQueueDepth, SqsQueueDepth
 from celery_scaler.adapters.celery_inspect import inspector_for
 from celery_scaler.adapters.ecs import EcsService, EcsTaskProtection
@@ -67,14 +67,19 @@ def uses(config: Config, adapter: type) -> bool:
     return any(grant.adapter is adapter for grant in aws_adapters(config))
 
 
-def aws_client(config: Config, service: str, session: boto3.Session | None = None) -> Any:
+def aws_client(
+    config: Config, service: str, session: boto3.Session | None = None, *, in_pass: bool = False
+) -> Any:
     """A boto3 client with the controller's retry and timeout settings.
 
+    `in_pass`: the client serves the reconcile pass, so its timeouts fit the pass deadline;
+    otherwise (a command a person runs) the SDK's patience is the person's.
     Raises AdapterError when the AWS SDK cannot be set up (no region, say).
     """
     session = session or boto3.Session(region_name=config.controller.region)
+    deadline = config.controller.pass_deadline if in_pass else None
     try:
-        return session.client(service, config=CLIENT_CONFIG)  # type: ignore[call-overload]
+        return session.client(service, config=client_config(deadline))  # type: ignore[call-overload]
     except AWS_ERRORS as exc:
         raise describe_aws_error("AWS SDK setup", exc) from None
 
@@ -111,7 +116,7 @@ def build(config: Config, *, session: boto3.Session | None = None) -> Reconciler
     broker: QueueDepthSource
     inspector: WorkerInspector | None
     if uses(config, SqsQueueDepth):
-        sqs: SQSClient = aws_client(config, "sqs", session)
+        sqs: SQSClient = aws_client(config, "sqs", session, in_pass=True)
         broker = SqsQueueDepth(sqs, queue_name_prefix=controller.sqs.queue_name_prefix)
         inspector = None
     else:
@@ -121,22 +126,21 @@ def build(config: Config, *, session: boto3.Session | None = None) -> Reconciler
             controller.inspect_timeout,
             control_exchange=controller.control_exchange,
         )
+    ecs = aws_client(config, "ecs", session, in_pass=True)
     return Reconciler(
         config=config,
         broker=broker,
-        ecs=build_ecs(config, session=session),
+        ecs=EcsService(ecs),
         inspector=inspector,
         election=build_leases(config, session=session) if uses(config, DynamoLeases) else None,
-        protector=EcsTaskProtection(aws_client(config, "ecs", session))
-        if uses(config, EcsTaskProtection)
-        else None,
+        protector=EcsTaskProtection(ecs) if uses(config, EcsTaskProtection) else None,
     )
 
 
 def build_leases(config: Config, *, session: boto3.Session | None = None) -> DynamoLeases:
     """The DynamoDB lease table this replica shares with the others."""
     election = config.controller.leader_election
-    client: DynamoDBClient = aws_client(config, "dynamodb", session)
+    client: DynamoDBClient = aws_client(config, "dynamodb", session, in_pass=True)
     return DynamoLeases(
         client, election.table, replica_id(), election.lease_duration, clock=time.time
     )
@@ -181,7 +185,7 @@ def build_telemetry(
             stdout or sys.stdout, cloudwatch.namespace, storage_resolution=resolution
         )
     elif uses(config, CloudWatchMetrics):
-        client = aws_client(config, "cloudwatch", session)
+        client = aws_client(config, "cloudwatch", session, in_pass=True)
         sink = CloudWatchMetrics(client, cloudwatch.namespace, storage_resolution=resolution)
 
     names = [pool.name for pool in pools]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from celery_scaler.adapters.aws import CLIENT_CONFIG
+from celery_scaler.adapters.aws import client_config
 from celery_scaler.adapters.ecs import EcsService
 from celery_scaler.core.errors import AdapterError
 from celery_scaler.local.aws_api import LocalAws
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 def adapter(aws: LocalAws) -> EcsService:
     import boto3
 
-    return EcsService(boto3.Session().client("ecs", config=CLIENT_CONFIG))
+    return EcsService(boto3.Session().client("ecs", config=client_config()))
 
 
 def test_describe_and_update(aws: LocalAws, unique: str) -> None:

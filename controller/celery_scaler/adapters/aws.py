@@ -15,17 +15,38 @@ from celery_scaler.core.errors import AdapterError
 
 USER_AGENT_APP_ID = "celery-scaler"
 
-# botocore's standard retry mode retries throttling errors and 5xx responses with
-# exponential backoff and full jitter; no second retry layer is stacked on top, so a
-# failing call costs at most these attempts.
-CLIENT_CONFIG = BotocoreConfig(
-    retries={"mode": "standard", "max_attempts": 5},
-    connect_timeout=5,
-    read_timeout=15,
-    # `app/celery-scaler` in every request's User-Agent: CloudTrail's userAgent names the
-    # controller, and the tests tell its calls from their own (tests/aws_calls.py).
-    user_agent_appid=USER_AGENT_APP_ID,  # type: ignore[call-arg]  # newer than botocore-stubs
-)
+TOOL_ATTEMPTS = 5
+"""Requests a command run by a person (report, alarms, status) makes at most per call."""
+PASS_ATTEMPTS = 3
+"""Requests the reconcile pass makes at most per call: a later pass is the next retry."""
+
+
+def client_config(deadline: float | None = None) -> BotocoreConfig:
+    """botocore settings: standard retries, timeouts, the controller's User-Agent app id.
+
+    botocore's standard retry mode retries throttling errors, 5xx responses and
+    connection failures with exponential backoff and full jitter; no second retry layer
+    is stacked on top. `total_max_attempts` counts every request, the first included
+    (botocore's `max_attempts` would count only the retries).
+
+    With a `deadline` (seconds a pool's pass may take, see engine/reconcile.py) the
+    timeouts are sized to it, so a blackholed endpoint costs a pass about its deadline
+    instead of botocore's 60 s read timeout times every attempt.
+    """
+    if deadline is None:
+        connect, read, attempts = 5.0, 15.0, TOOL_ATTEMPTS
+    else:
+        connect = min(5.0, max(1.0, deadline / 4))
+        read = min(15.0, max(1.0, deadline / 2))
+        attempts = PASS_ATTEMPTS
+    return BotocoreConfig(
+        retries={"mode": "standard", "total_max_attempts": attempts},
+        connect_timeout=connect,
+        read_timeout=read,
+        # `app/celery-scaler` in every request's User-Agent: CloudTrail's userAgent names
+        # the controller, and the tests tell its calls from their own (tests/aws_calls.py).
+        user_agent_appid=USER_AGENT_APP_ID,  # type: ignore[call-arg]  # newer than botocore-stubs
+    )
 
 
 def describe_aws_error(operation: str, exc: Exception) -> AdapterError:

@@ -558,6 +558,17 @@ class ControllerSpec(_Spec):
         return value
 
     @property
+    def pass_deadline(self) -> float:
+        """Seconds one pool's pass may take: its interval, but room for inspect and a write.
+
+        An observation not in by then fails that pool's pass (the others go on), and the
+        AWS clients' timeouts are sized to it (adapters/aws.py client_config).
+        """
+        # The inspect round waits up to one timeout for ECS's running counts, then up to
+        # one for replies; a few seconds more leave room for UpdateService and the tags.
+        return max(self.interval, 2 * self.inspect_timeout + 3.0)
+
+    @property
     def broker_kind(self) -> Literal["redis", "amqp", "sqs"]:
         scheme = urlsplit(self.broker).scheme
         if scheme.startswith("redis"):

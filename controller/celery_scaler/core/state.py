@@ -72,8 +72,14 @@ def _parse_int(text: str | None) -> int | None:
         return None
 
 
-def memory_to_tags(memory: PoolMemory) -> dict[str, str]:
-    """The owned tags that describe `memory`; a state that is unset has no tag."""
+def memory_to_tags(memory: PoolMemory, failure_threshold: int | None = None) -> dict[str, str]:
+    """The owned tags that describe `memory`; a state that is unset has no tag.
+
+    With `failure_threshold` (the pool's fallback.failureThreshold) the failures tag says
+    only what matters and so changes only then: `1` from the first failure, the threshold
+    once the fallback is due, gone on recovery. An outage then costs ECS two tag writes,
+    not one a pass; a restarted controller counts on from there.
+    """
     tags: dict[str, str] = {}
     if memory.last_desired is not None:
         tags[LAST_DESIRED] = str(memory.last_desired)
@@ -82,8 +88,11 @@ def memory_to_tags(memory: PoolMemory) -> dict[str, str]:
         tags[SCALE_OUT_COOLDOWN] = f"{_timestamp(cooldown.started)} +{cooldown.added}"
     if memory.scale_in_cooldown_started is not None:
         tags[SCALE_IN_COOLDOWN] = _timestamp(memory.scale_in_cooldown_started)
-    if memory.consecutive_failures:
-        tags[FAILURES] = str(memory.consecutive_failures)
+    failures = memory.consecutive_failures
+    if failures and failure_threshold is not None:
+        failures = failure_threshold if failures >= failure_threshold else 1
+    if failures:
+        tags[FAILURES] = str(failures)
     if memory.last_action is not None:
         last = memory.last_action
         tags[LAST_ACTION] = f"{last.action.value} {_timestamp(last.time)}"
@@ -129,12 +138,14 @@ def _parse_conditions(text: str) -> dict[str, float]:
     return held
 
 
-def tag_changes(memory: PoolMemory, current: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+def tag_changes(
+    memory: PoolMemory, current: Mapping[str, str], failure_threshold: int | None = None
+) -> tuple[dict[str, str], list[str]]:
     """(tags to set, tag keys to remove) so the service's owned tags describe `memory`.
 
     Only differences: a pass that changes nothing writes nothing.
     """
-    wanted = memory_to_tags(memory)
+    wanted = memory_to_tags(memory, failure_threshold)
     to_set = {key: value for key, value in wanted.items() if current.get(key) != value}
     to_remove = [key for key in OWNED if key in current and key not in wanted]
     return to_set, to_remove

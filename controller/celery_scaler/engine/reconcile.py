@@ -6,7 +6,7 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from celery_scaler.core.config import Config, WorkerPool
 from celery_scaler.core.errors import AdapterError
@@ -29,6 +29,8 @@ from celery_scaler.core.ports import (
 )
 from celery_scaler.core.protection import protection_changes
 from celery_scaler.core.state import memory_from_tags, tag_changes
+
+T = TypeVar("T")
 
 MAX_THREADS = 32
 """Pools reconciled at once; AWS calls dominate and release the GIL while they wait."""
@@ -99,6 +101,7 @@ class Reconciler:
         The broker is read once and the workers inspected once for every pool.
         """
         started = time.monotonic()
+        deadline = started + self.config.controller.pass_deadline
         pools = list(only) if only is not None else list(self.config.pools)
         if self.election is not None:
             try:
@@ -118,7 +121,8 @@ class Reconciler:
             by_cluster.setdefault(pool.spec.ecs.cluster, []).append(pool.spec.ecs.service)
         queues = [queue for pool in pools for queue in pool.spec.queues]
         threads = min(MAX_THREADS, len(by_cluster) + len(pools) + 2)
-        with ThreadPoolExecutor(threads, thread_name_prefix="reconcile") as executor:
+        executor = ThreadPoolExecutor(threads, thread_name_prefix="reconcile")
+        try:
             # Submitted first, so they run before the pool passes that wait on them.
             describes = {
                 cluster: executor.submit(self.ecs.describe_many, cluster, services)
@@ -135,10 +139,17 @@ class Reconciler:
                     workers,
                     now,
                     dry_run,
+                    deadline,
                 )
                 for pool in pools
             ]
+            # Each pool pass waits for its observations only until the deadline and writes
+            # nothing without them, so these results come in about then at the latest.
             outcomes = [future.result() for future in passes]
+        finally:
+            # A read still out past the deadline (a blackholed endpoint) ends on its own,
+            # bounded by the client's timeouts; its pools have already failed this pass.
+            executor.shutdown(wait=False)
         return PassReport(
             time=now,
             duration_seconds=time.monotonic() - started,
@@ -154,24 +165,45 @@ class Reconciler:
         inspected: Future[tuple[tuple[WorkerSnapshot, ...] | None, str | None]],
         now: float,
         dry_run: bool,
+        deadline: float,
     ) -> tuple[PoolResult, Observation]:
         errors: list[str] = []
-        service = described.result()[pool.spec.ecs.service]
+        described_all = self._in_time(described, deadline, f"ECS ({pool.spec.ecs.cluster})")
+        service = (
+            described_all
+            if isinstance(described_all, AdapterError)
+            else described_all[pool.spec.ecs.service]
+        )
         if isinstance(service, AdapterError):
             errors.append(str(service))
-        queues = broker.result()
-        if isinstance(queues, str):
-            errors.append(queues)
-        workers, inspect_error = inspected.result()
+        queues = self._in_time(broker, deadline, "the broker")
+        if isinstance(queues, str | AdapterError):
+            errors.append(str(queues))
+        inspect_result = self._in_time(inspected, deadline, "the inspect round")
+        workers, inspect_error = (
+            (None, str(inspect_result))
+            if isinstance(inspect_result, AdapterError)
+            else inspect_result
+        )
         if inspect_error:
             errors.append(inspect_error)
         observation = Observation(
-            broker=queues.subset(pool.spec.queues) if not isinstance(queues, str) else None,
+            broker=queues.subset(pool.spec.queues)
+            if isinstance(queues, BrokerObservation)
+            else None,
             workers=workers_in_pool(workers, pool.spec.queues) if workers is not None else None,
             service=service if isinstance(service, ServiceObservation) else None,
             errors=tuple(errors),
         )
         return self._reconcile_pool(pool, observation, now, dry_run), observation
+
+    def _in_time(self, future: Future[T], deadline: float, what: str) -> T | AdapterError:
+        """The future's result, or the error that it was not in by the pass deadline."""
+        try:
+            return future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            limit = self.config.controller.pass_deadline
+            return AdapterError(f"{what} did not answer within the pass deadline ({limit:g}s)")
 
     def _inspect(
         self, describes: Sequence[Future[Mapping[str, ServiceObservation | AdapterError]]]
@@ -210,13 +242,14 @@ class Reconciler:
         applied = False
         errors = list(observe_errors)
         service = obs.service
+        threshold = spec.fallback.failure_threshold
         writes = not dry_run and service is not None
         if writes and service is not None and self.election is not None:
             # Fencing, only when this pass writes (a write to DynamoDB costs as much).
             pending = (
                 decision.action is not Action.HOLD
                 or spec.protect_busy_tasks
-                or tag_changes(memory, service.tags) != ({}, [])
+                or tag_changes(memory, service.tags, threshold) != ({}, [])
             )
             if pending and not self.election.holds(pool.name):
                 # Another replica took the pool since this pass began.
@@ -237,7 +270,7 @@ class Reconciler:
                 memory = after_scaling(spec, memory, decision, now)
         if writes and service is not None:
             # The state lives on the service, written in the same pass as the action.
-            to_set, to_remove = tag_changes(memory, service.tags)
+            to_set, to_remove = tag_changes(memory, service.tags, threshold)
             if to_set or to_remove:
                 try:
                     self.ecs.write_tags(service.arn, to_set, to_remove)
