@@ -26,7 +26,7 @@ from celery_scaler.core.config import (
 )
 from celery_scaler.core.metrics import compute_metrics
 from celery_scaler.core.model import Decision, Observation
-from tests.test_replay import design_pool
+from tests.helpers import design_pool
 
 MINUTE = 60.0
 INTERVAL = 15.0

@@ -32,7 +32,7 @@ from celery_scaler.alarms.desired import (
 from celery_scaler.alarms.formats import export_json, plan_json, plan_view, terraform
 from celery_scaler.core.config import Config, parse_config
 from celery_scaler.core.errors import ConfigError
-from tests.test_replay import DESIGN_SPEC
+from tests.helpers import DESIGN_SPEC
 
 SNS = "arn:aws:sns:eu-west-1:123456789012:on-call"
 PLAIN = SerializationOptions(strip_string_quotes=True)

@@ -10,7 +10,7 @@ from celery_scaler.analysis.documents import html_page, markdown, report_documen
 from celery_scaler.analysis.replay import replay
 from celery_scaler.analysis.simulate import AlarmPathSettings, SimSettings, simulate
 from celery_scaler.analysis.workload import Pattern, pattern
-from tests.test_replay import design_pool, history
+from tests.helpers import design_pool, history
 
 
 def png_size(data: bytes) -> tuple[int, int]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import re
-from typing import Any
 from urllib.parse import urlencode
 
 import botocore.session
@@ -25,45 +24,7 @@ from celery_scaler.telemetry.cloudwatch import (
     metric_datum,
 )
 from celery_scaler.telemetry.samples import METRICS, Sample
-
-# The units a MetricDefinition may name (CloudWatch's StandardUnit values).
-CLOUDWATCH_UNITS = {
-    *("Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes"),
-    *("Gigabytes", "Terabytes", "Bits", "Kilobits", "Megabits", "Gigabits", "Terabits"),
-    *("Percent", "Count", "Bytes/Second", "Kilobytes/Second", "Megabytes/Second"),
-    *("Gigabytes/Second", "Terabytes/Second", "Bits/Second", "Kilobits/Second"),
-    *("Megabits/Second", "Gigabits/Second", "Terabits/Second", "Count/Second", "None"),
-}
-
-
-def assert_emf(document: dict[str, Any]) -> None:
-    """The rules of AWS's "Specification: Embedded metric format", one by one."""
-    meta = document["_aws"]
-    assert set(meta) == {"Timestamp", "CloudWatchMetrics"}
-    assert isinstance(meta["Timestamp"], int)  # milliseconds since the epoch
-    assert 1_500_000_000_000 < meta["Timestamp"] < 5_000_000_000_000
-    assert meta["CloudWatchMetrics"]
-    for directive in meta["CloudWatchMetrics"]:
-        assert set(directive) == {"Namespace", "Dimensions", "Metrics"}
-        assert isinstance(directive["Namespace"], str)
-        assert 1 <= len(directive["Namespace"]) <= 1024
-        assert len(directive["Dimensions"]) >= 1
-        for dimension_set in directive["Dimensions"]:
-            assert len(dimension_set) <= 30  # a DimensionSet MAY be empty
-            for key in dimension_set:
-                # A dimension target: a string member of the root, at most 1024 characters.
-                assert isinstance(document[key], str)
-                assert len(document[key]) <= 1024
-        assert 1 <= len(directive["Metrics"]) <= 100
-        for definition in directive["Metrics"]:
-            assert set(definition) <= {"Name", "Unit", "StorageResolution"}
-            assert definition["Unit"] in CLOUDWATCH_UNITS
-            assert definition["StorageResolution"] in (1, 60)
-            # A metric target: a numeric member of the root, not nested.
-            value = document[definition["Name"]]
-            assert isinstance(value, int | float)
-            assert not isinstance(value, bool)
-    json.dumps(document, allow_nan=False)  # valid JSON: no NaN or Infinity
+from tests.helpers import assert_emf
 
 
 def sample(name: str = "queue_depth", value: float = 1.0, pool: str | None = "p") -> Sample:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.generated import CHART, VALUES_SCHEMA, text, values_schema
-from tests.integration.test_cli import run
+from tests.helpers import run
 
 KUBERNETES = "1.30.0"
 CI_VALUES = yaml.safe_load((CHART / "ci" / "test-values.yaml").read_text())

@@ -16,8 +16,7 @@ from dockerfile_parse import DockerfileParser
 from hcl2.utils import SerializationOptions
 
 from tests.generated import EXAMPLE_CONFIG, EXAMPLE_POLICY, ROOT, example_policy, text
-from tests.integration.test_cli import run
-from tests.test_deploy_image import DOCKERFILE, healthcheck
+from tests.helpers import DOCKERFILE, healthcheck, run
 
 TASK_DEFINITION = ROOT / "charts" / "ecs" / "task-definition.json"
 TERRAFORM = ROOT / "charts" / "terraform"

@@ -13,7 +13,6 @@ import sys
 import tomllib
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
 
 import pytest
 from dockerfile_parse import DockerfileParser
@@ -22,9 +21,9 @@ from packaging.utils import canonicalize_name
 
 from celery_scaler.core.config import PrometheusSpec
 from celery_scaler.telemetry.prometheus import ControllerMetrics, TelemetryServer
+from tests.helpers import DOCKERFILE, healthcheck, stages, values
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCKERFILE = ROOT / "Dockerfile"
 LOCK = ROOT / "requirements.lock"
 BIN = Path(sys.executable).parent
 OCI_LABELS = ("title", "description", "version", "revision", "licenses", "base.name")
@@ -33,21 +32,6 @@ OCI_LABELS = ("title", "description", "version", "revision", "licenses", "base.n
 @pytest.fixture(scope="module")
 def dockerfile() -> DockerfileParser:
     return DockerfileParser(str(DOCKERFILE))
-
-
-def stages(parser: DockerfileParser) -> list[list[dict[str, Any]]]:
-    """Instructions per build stage, comments left out."""
-    found: list[list[dict[str, Any]]] = []
-    for instruction in parser.structure:
-        if instruction["instruction"] == "FROM":
-            found.append([])
-        if found and instruction["instruction"] != "COMMENT":
-            found[-1].append(instruction)
-    return found
-
-
-def values(stage: list[dict[str, Any]], name: str) -> list[str]:
-    return [str(i["value"]) for i in stage if i["instruction"] == name]
 
 
 def test_hadolint_finds_nothing() -> None:
@@ -100,15 +84,6 @@ def test_entrypoint_command_and_healthcheck(dockerfile: DockerfileParser) -> Non
     port = PrometheusSpec().port
     assert values(final, "EXPOSE") == [str(port)]
     assert f"127.0.0.1:{port}/healthz" in healthcheck(dockerfile)
-
-
-def healthcheck(parser: DockerfileParser) -> str:
-    """The HEALTHCHECK's command line, from its exec form."""
-    _, final = stages(parser)
-    command = values(final, "HEALTHCHECK")[0].partition("CMD")[2]
-    program, flag, code = json.loads(command)
-    assert (program, flag) == ("python", "-c")
-    return str(code)
 
 
 def test_the_healthcheck_asks_healthz(dockerfile: DockerfileParser) -> None:

@@ -26,7 +26,7 @@ from celery_scaler.local.aws_api import LocalAws
 from celery_scaler.telemetry.cloudwatch import CloudWatchMetrics
 from celery_scaler.telemetry.samples import Sample
 from tests import aws_calls
-from tests.integration.test_cli import run
+from tests.helpers import run
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,7 +17,7 @@ from celery_scaler.core.errors import AdapterError
 from celery_scaler.engine.reconcile import PassReport
 from celery_scaler.telemetry.prometheus import ControllerMetrics, TelemetryServer, readiness
 from celery_scaler.telemetry.samples import CounterState, pass_samples
-from tests.test_telemetry import observation, report, worker
+from tests.helpers import observation, report, worker
 
 
 def scrape(metrics: ControllerMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -9,7 +9,6 @@ import pytest
 from celery_scaler.analysis.replay import (
     DAY,
     HOUR,
-    History,
     ReportError,
     Series,
     choose_period,
@@ -18,52 +17,8 @@ from celery_scaler.analysis.replay import (
     report_window,
     summarize_capacity,
 )
-from celery_scaler.core.config import WorkerPool, WorkerPoolSpec
 from celery_scaler.core.model import Action
-
-T0 = 1_699_999_980.0  # 2023-11-14T22:13:00Z, a whole minute
-
-
-# DESIGN.md's example pool: out at a backlog of 10 (+1, +2 from 20), in at 2 (-1).
-DESIGN_SPEC: dict[str, Any] = {
-    "ecs": {"cluster": "prod", "service": "celery-worker"},
-    "minCapacity": 1,
-    "maxCapacity": 20,
-    "scaleOut": {
-        "threshold": 10,
-        "cooldown": "60s",
-        "steps": [
-            {"metricIntervalLowerBound": 0, "metricIntervalUpperBound": 10, "scalingAdjustment": 1},
-            {"metricIntervalLowerBound": 10, "scalingAdjustment": 2},
-        ],
-    },
-    "scaleIn": {
-        "threshold": 2,
-        "cooldown": "300s",
-        "steps": [{"metricIntervalUpperBound": 0, "scalingAdjustment": -1}],
-    },
-}
-
-
-def design_pool(**changes: Any) -> WorkerPool:
-    spec = WorkerPoolSpec.model_validate({**DESIGN_SPEC, **changes})
-    return WorkerPool(name="default", spec=spec)
-
-
-def history(
-    values: list[float | None], period: int = 15, real: list[float] | None = None
-) -> History:
-    points = tuple(
-        (T0 + index * period, value) for index, value in enumerate(values) if value is not None
-    )
-    return History(
-        start=T0,
-        end=T0 + len(values) * period,
-        period=period,
-        metric=Series(points),
-        real=Series(tuple((T0 + i * period, v) for i, v in enumerate(real))) if real else None,
-        real_source="CeleryMetrics current_capacity" if real else None,
-    )
+from tests.helpers import T0, design_pool, history
 
 
 def capacities(values: list[float | None], **kwargs: Any) -> list[int]:

@@ -10,7 +10,7 @@ import pytest
 from celery_scaler.core.errors import AdapterError
 from celery_scaler.telemetry.publisher import Telemetry
 from celery_scaler.telemetry.samples import Sample
-from tests.test_telemetry import observation, report, worker
+from tests.helpers import observation, report, worker
 
 
 class Sink:

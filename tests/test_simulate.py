@@ -19,7 +19,7 @@ from celery_scaler.analysis.simulate import (
 from celery_scaler.analysis.workload import Arrivals, Pattern, Segment, Workload, arrivals, pattern
 from celery_scaler.core.config import WorkerPool
 from celery_scaler.core.model import Action, Decision, Observation
-from tests.test_replay import design_pool
+from tests.helpers import design_pool
 
 
 def erlang_c(servers: int, offered: float) -> float:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import pytest
 
-from celery_scaler.core.metrics import compute_metrics
 from celery_scaler.core.model import (
-    BrokerObservation,
-    Observation,
-    ServiceObservation,
     WorkerSnapshot,
 )
-from celery_scaler.engine.reconcile import PassReport, PoolResult
 from celery_scaler.telemetry.samples import (
     METRICS,
     CounterState,
@@ -24,65 +19,7 @@ from celery_scaler.telemetry.samples import (
     merge_observations,
     pass_samples,
 )
-
-
-def worker(
-    name: str,
-    *,
-    queues: Sequence[str] = ("q",),
-    active: int = 0,
-    processed: int = 0,
-    uptime: float | None = 3600.0,
-    rss_kb: int | None = None,
-    concurrency: int = 1,
-) -> WorkerSnapshot:
-    return WorkerSnapshot(
-        name=name,
-        queues=frozenset(queues),
-        active=active,
-        reserved=0,
-        scheduled=0,
-        revoked=0,
-        concurrency=concurrency,
-        max_rss_kb=rss_kb,
-        processed_total=processed,
-        uptime_seconds=uptime,
-    )
-
-
-def observation(
-    workers: Sequence[WorkerSnapshot] | None,
-    depth: Mapping[str, int] | None = None,
-    desired: int = 2,
-) -> Observation:
-    per_queue = dict(depth or {"q": 0})
-    return Observation(
-        broker=BrokerObservation(queue_depth=sum(per_queue.values()), per_queue=per_queue),
-        workers=tuple(workers) if workers is not None else None,
-        service=ServiceObservation(desired=desired, running=desired, pending=0, deploying=False),
-    )
-
-
-def report(now: float, observations: Mapping[str, Observation], desired: int = 2) -> PassReport:
-    results = tuple(
-        PoolResult(
-            pool=pool,
-            cluster="c",
-            service=pool,
-            metric="queue_depth",
-            value=obs.broker.queue_depth if obs.broker else None,
-            current=obs.service.desired if obs.service else None,
-            desired=desired,
-            action="hold",
-            applied=False,
-            dry_run=False,
-            reason="held",
-            observed=compute_metrics(obs),
-            error=None if obs.workers is not None else "inspect failed",
-        )
-        for pool, obs in observations.items()
-    )
-    return PassReport(time=now, duration_seconds=0.1, results=results, observations=observations)
+from tests.helpers import observation, report, worker
 
 
 def values(samples: Sequence[Sample], dims: tuple[tuple[str, str], ...] = ()) -> dict[str, float]:

@@ -26,8 +26,7 @@ from celery_scaler.alarms.sync import apply, plan
 from celery_scaler.compose import build_alarm_stores
 from celery_scaler.core.config import Config, parse_config
 from celery_scaler.local.aws_api import LocalAws
-from tests.integration.test_cli import run
-from tests.test_replay import DESIGN_SPEC
+from tests.helpers import DESIGN_SPEC, run
 
 pytestmark = pytest.mark.integration
 

@@ -6,14 +6,11 @@ what Celery and kombu really write, not against our idea of it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
@@ -27,6 +24,7 @@ from celery_scaler.core.errors import AdapterError
 from celery_scaler.core.names import sqs_queue_name
 from celery_scaler.instrument import PUBLISHED_AT_HEADER, instrument, uninstrument
 from celery_scaler.local.aws_api import LocalAws
+from tests.helpers import TcpProxy
 
 pytestmark = pytest.mark.integration
 
@@ -258,72 +256,6 @@ def test_redis_connection_is_kept_between_passes(
         assert proxy.accepted == before
     finally:
         proxy.stop()
-
-
-class TcpProxy:
-    """A loopback TCP forwarder whose connections the test can cut, like a broker restart."""
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
-        self.port = 0
-        self.accepted = 0
-        self._sockets: list[socket.socket] = []
-        self._listener: socket.socket | None = None
-        self.start()
-
-    def start(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen()
-        self.port = listener.getsockname()[1]
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def stop(self) -> None:
-        """Refuse new connections and cut the open ones."""
-        if self._listener is not None:
-            # shutdown() wakes the thread blocked in accept(); close() alone would not.
-            with contextlib.suppress(OSError):
-                self._listener.shutdown(socket.SHUT_RDWR)
-            self._listener.close()
-            self._listener = None
-        self.cut()
-
-    def cut(self) -> None:
-        for sock in self._sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-        self._sockets.clear()
-
-    def url(self, broker_url: str) -> str:
-        parts = urlsplit(broker_url)
-        netloc = parts.netloc.rsplit("@", 1)
-        host = f"127.0.0.1:{self.port}"
-        return urlunsplit(
-            parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host)
-        )
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.upstream)
-            self.accepted += 1
-            self._sockets += [client, server]
-            for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
 
 
 @pytest.fixture

@@ -6,85 +6,15 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from celery_scaler.local.aws_api import LocalAws
+from tests.helpers import SCRIPT, desired_count, json_lines, pool_config, publish, run, write
 
 pytestmark = pytest.mark.integration
-
-SCRIPT = str(Path(sys.executable).parent / "celery-scaler")
-
-
-def run(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [SCRIPT, *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-    )
-
-
-def pool_config(
-    broker: str, cluster: str, queue: str, control_exchange: str = "celery", **spec: object
-) -> str:
-    pool = {
-        "ecs": {"cluster": cluster, "service": "workers"},
-        "queues": [queue],
-        "minCapacity": 1,
-        "maxCapacity": 10,
-        "metric": "queue_depth",
-        "scaleOut": {
-            "threshold": 5,
-            "steps": [
-                {
-                    "metricIntervalLowerBound": 0,
-                    "metricIntervalUpperBound": 10,
-                    "scalingAdjustment": 1,
-                },
-                {"metricIntervalLowerBound": 10, "scalingAdjustment": 3},
-            ],
-        },
-        "scaleIn": {
-            "threshold": 0,
-            "steps": [{"metricIntervalUpperBound": 0, "scalingAdjustment": -1}],
-        },
-        **spec,
-    }
-    controller = {
-        "broker": broker,
-        "interval": "1s",
-        "inspectTimeout": "0.5s",
-        "controlExchange": control_exchange,
-    }
-    docs = [
-        {"apiVersion": "celery-scaler/v1", "kind": "Controller", "spec": controller},
-        {
-            "apiVersion": "celery-scaler/v1",
-            "kind": "WorkerPool",
-            "metadata": {"name": "p"},
-            "spec": pool,
-        },
-    ]
-    return yaml.safe_dump_all(docs)
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "celery-scaler.yaml"
-    path.write_text(text)
-    return path
-
-
-def json_lines(stdout: str) -> list[dict[str, object]]:
-    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
 
 
 # --- configuration --------------------------------------------------------------
@@ -167,20 +97,6 @@ def test_unknown_pool_is_usage_error(tmp_path: Path) -> None:
 
 
 # --- reconcile against the real broker and the local AWS API -----------------------
-
-
-def publish(broker: str, queue: str, count: int) -> None:
-    from celery import Celery
-
-    app = Celery(broker=broker)
-    for _ in range(count):
-        app.send_task("tests.noop", queue=queue)
-    app.close()
-
-
-def desired_count(aws: LocalAws, cluster: str) -> int:
-    service = aws.client("ecs").describe_services(cluster=cluster, services=["workers"])
-    return int(service["services"][0]["desiredCount"])
 
 
 def test_once_scales_out_on_queue_depth_and_dry_run_changes_nothing(

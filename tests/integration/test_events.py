@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from celery_scaler.telemetry.task_events import event_counter_for
-from tests.integration.test_broker import TcpProxy
+from tests.helpers import TcpProxy
 from tests.workers import wait_for
 
 pytestmark = pytest.mark.integration

@@ -22,7 +22,7 @@ import yaml
 
 from celery_scaler.local.aws_api import LocalAws
 from tests import aws_calls
-from tests.integration.test_cli import publish
+from tests.helpers import publish
 from tests.workers import wait_for
 
 pytestmark = pytest.mark.integration

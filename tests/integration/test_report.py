@@ -13,8 +13,7 @@ import pytest
 import yaml
 
 from celery_scaler.local.aws_api import LocalAws
-from tests.integration.test_cli import run
-from tests.test_replay import DESIGN_SPEC
+from tests.helpers import DESIGN_SPEC, run
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ import pytest
 
 from celery_scaler.core.names import sqs_queue_name
 from celery_scaler.local.aws_api import LocalAws
-from tests.integration.test_cli import json_lines, pool_config, run, write
+from tests.helpers import json_lines, pool_config, run, write
 
 pytestmark = pytest.mark.integration
 

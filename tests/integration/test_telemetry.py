@@ -34,8 +34,7 @@ from celery_scaler.local.aws_api import LocalAws
 from celery_scaler.telemetry.cloudwatch import CloudWatchMetrics
 from celery_scaler.telemetry.prometheus import ControllerMetrics
 from celery_scaler.telemetry.publisher import Telemetry
-from tests.integration.test_cli import SCRIPT, desired_count, publish
-from tests.test_cloudwatch import assert_emf
+from tests.helpers import SCRIPT, assert_emf, desired_count, publish
 from tests.workers import WorkersError, start_workers, wait_for
 
 pytestmark = pytest.mark.integration

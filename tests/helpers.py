@@ -1,0 +1,372 @@
+"""Helpers more than one test module uses, so that no test module imports another.
+
+Real Celery worker processes and `wait_for` are in tests/workers.py, the files generated
+from the code in tests/generated.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+
+from celery_scaler.analysis.replay import History, Series
+from celery_scaler.core.config import WorkerPool, WorkerPoolSpec
+from celery_scaler.core.metrics import compute_metrics
+from celery_scaler.core.model import (
+    BrokerObservation,
+    Observation,
+    ServiceObservation,
+    WorkerSnapshot,
+)
+from celery_scaler.engine.reconcile import PassReport, PoolResult
+from tests.generated import ROOT
+
+if TYPE_CHECKING:
+    from dockerfile_parse import DockerfileParser
+
+    from celery_scaler.local.aws_api import LocalAws
+
+# --- the `celery-scaler` console script, run as a user runs it ----------------------------
+
+SCRIPT = str(Path(sys.executable).parent / "celery-scaler")
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SCRIPT, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
+
+
+def pool_config(
+    broker: str, cluster: str, queue: str, control_exchange: str = "celery", **spec: object
+) -> str:
+    pool = {
+        "ecs": {"cluster": cluster, "service": "workers"},
+        "queues": [queue],
+        "minCapacity": 1,
+        "maxCapacity": 10,
+        "metric": "queue_depth",
+        "scaleOut": {
+            "threshold": 5,
+            "steps": [
+                {
+                    "metricIntervalLowerBound": 0,
+                    "metricIntervalUpperBound": 10,
+                    "scalingAdjustment": 1,
+                },
+                {"metricIntervalLowerBound": 10, "scalingAdjustment": 3},
+            ],
+        },
+        "scaleIn": {
+            "threshold": 0,
+            "steps": [{"metricIntervalUpperBound": 0, "scalingAdjustment": -1}],
+        },
+        **spec,
+    }
+    controller = {
+        "broker": broker,
+        "interval": "1s",
+        "inspectTimeout": "0.5s",
+        "controlExchange": control_exchange,
+    }
+    docs = [
+        {"apiVersion": "celery-scaler/v1", "kind": "Controller", "spec": controller},
+        {
+            "apiVersion": "celery-scaler/v1",
+            "kind": "WorkerPool",
+            "metadata": {"name": "p"},
+            "spec": pool,
+        },
+    ]
+    return yaml.safe_dump_all(docs)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "celery-scaler.yaml"
+    path.write_text(text)
+    return path
+
+
+def json_lines(stdout: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+def publish(broker: str, queue: str, count: int) -> None:
+    from celery import Celery
+
+    app = Celery(broker=broker)
+    for _ in range(count):
+        app.send_task("tests.noop", queue=queue)
+    app.close()
+
+
+def desired_count(aws: LocalAws, cluster: str) -> int:
+    service = aws.client("ecs").describe_services(cluster=cluster, services=["workers"])
+    return int(service["services"][0]["desiredCount"])
+
+
+# --- a pool and its recorded history: the replay, the simulator, alarms, charts -----------
+
+T0 = 1_699_999_980.0  # 2023-11-14T22:13:00Z, a whole minute
+
+
+# DESIGN.md's example pool: out at a backlog of 10 (+1, +2 from 20), in at 2 (-1).
+DESIGN_SPEC: dict[str, Any] = {
+    "ecs": {"cluster": "prod", "service": "celery-worker"},
+    "minCapacity": 1,
+    "maxCapacity": 20,
+    "scaleOut": {
+        "threshold": 10,
+        "cooldown": "60s",
+        "steps": [
+            {"metricIntervalLowerBound": 0, "metricIntervalUpperBound": 10, "scalingAdjustment": 1},
+            {"metricIntervalLowerBound": 10, "scalingAdjustment": 2},
+        ],
+    },
+    "scaleIn": {
+        "threshold": 2,
+        "cooldown": "300s",
+        "steps": [{"metricIntervalUpperBound": 0, "scalingAdjustment": -1}],
+    },
+}
+
+
+def design_pool(**changes: Any) -> WorkerPool:
+    spec = WorkerPoolSpec.model_validate({**DESIGN_SPEC, **changes})
+    return WorkerPool(name="default", spec=spec)
+
+
+def history(
+    values: list[float | None], period: int = 15, real: list[float] | None = None
+) -> History:
+    points = tuple(
+        (T0 + index * period, value) for index, value in enumerate(values) if value is not None
+    )
+    return History(
+        start=T0,
+        end=T0 + len(values) * period,
+        period=period,
+        metric=Series(points),
+        real=Series(tuple((T0 + i * period, v) for i, v in enumerate(real))) if real else None,
+        real_source="CeleryMetrics current_capacity" if real else None,
+    )
+
+
+# --- what one pass saw and reported: telemetry samples, Prometheus, reporters -------------
+
+
+def worker(
+    name: str,
+    *,
+    queues: Sequence[str] = ("q",),
+    active: int = 0,
+    processed: int = 0,
+    uptime: float | None = 3600.0,
+    rss_kb: int | None = None,
+    concurrency: int = 1,
+) -> WorkerSnapshot:
+    return WorkerSnapshot(
+        name=name,
+        queues=frozenset(queues),
+        active=active,
+        reserved=0,
+        scheduled=0,
+        revoked=0,
+        concurrency=concurrency,
+        max_rss_kb=rss_kb,
+        processed_total=processed,
+        uptime_seconds=uptime,
+    )
+
+
+def observation(
+    workers: Sequence[WorkerSnapshot] | None,
+    depth: Mapping[str, int] | None = None,
+    desired: int = 2,
+) -> Observation:
+    per_queue = dict(depth or {"q": 0})
+    return Observation(
+        broker=BrokerObservation(queue_depth=sum(per_queue.values()), per_queue=per_queue),
+        workers=tuple(workers) if workers is not None else None,
+        service=ServiceObservation(desired=desired, running=desired, pending=0, deploying=False),
+    )
+
+
+def report(now: float, observations: Mapping[str, Observation], desired: int = 2) -> PassReport:
+    results = tuple(
+        PoolResult(
+            pool=pool,
+            cluster="c",
+            service=pool,
+            metric="queue_depth",
+            value=obs.broker.queue_depth if obs.broker else None,
+            current=obs.service.desired if obs.service else None,
+            desired=desired,
+            action="hold",
+            applied=False,
+            dry_run=False,
+            reason="held",
+            observed=compute_metrics(obs),
+            error=None if obs.workers is not None else "inspect failed",
+        )
+        for pool, obs in observations.items()
+    )
+    return PassReport(time=now, duration_seconds=0.1, results=results, observations=observations)
+
+
+# --- the Embedded Metric Format -----------------------------------------------------------
+
+# The units a MetricDefinition may name (CloudWatch's StandardUnit values).
+CLOUDWATCH_UNITS = {
+    *("Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes"),
+    *("Gigabytes", "Terabytes", "Bits", "Kilobits", "Megabits", "Gigabits", "Terabits"),
+    *("Percent", "Count", "Bytes/Second", "Kilobytes/Second", "Megabytes/Second"),
+    *("Gigabytes/Second", "Terabytes/Second", "Bits/Second", "Kilobits/Second"),
+    *("Megabits/Second", "Gigabits/Second", "Terabits/Second", "Count/Second", "None"),
+}
+
+
+def assert_emf(document: dict[str, Any]) -> None:
+    """The rules of AWS's "Specification: Embedded metric format", one by one."""
+    meta = document["_aws"]
+    assert set(meta) == {"Timestamp", "CloudWatchMetrics"}
+    assert isinstance(meta["Timestamp"], int)  # milliseconds since the epoch
+    assert 1_500_000_000_000 < meta["Timestamp"] < 5_000_000_000_000
+    assert meta["CloudWatchMetrics"]
+    for directive in meta["CloudWatchMetrics"]:
+        assert set(directive) == {"Namespace", "Dimensions", "Metrics"}
+        assert isinstance(directive["Namespace"], str)
+        assert 1 <= len(directive["Namespace"]) <= 1024
+        assert len(directive["Dimensions"]) >= 1
+        for dimension_set in directive["Dimensions"]:
+            assert len(dimension_set) <= 30  # a DimensionSet MAY be empty
+            for key in dimension_set:
+                # A dimension target: a string member of the root, at most 1024 characters.
+                assert isinstance(document[key], str)
+                assert len(document[key]) <= 1024
+        assert 1 <= len(directive["Metrics"]) <= 100
+        for definition in directive["Metrics"]:
+            assert set(definition) <= {"Name", "Unit", "StorageResolution"}
+            assert definition["Unit"] in CLOUDWATCH_UNITS
+            assert definition["StorageResolution"] in (1, 60)
+            # A metric target: a numeric member of the root, not nested.
+            value = document[definition["Name"]]
+            assert isinstance(value, int | float)
+            assert not isinstance(value, bool)
+    json.dumps(document, allow_nan=False)  # valid JSON: no NaN or Infinity
+
+
+# --- a broker connection the test can cut -------------------------------------------------
+
+
+class TcpProxy:
+    """A loopback TCP forwarder whose connections the test can cut, like a broker restart."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.port = 0
+        self.accepted = 0
+        self._sockets: list[socket.socket] = []
+        self._listener: socket.socket | None = None
+        self.start()
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen()
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def stop(self) -> None:
+        """Refuse new connections and cut the open ones."""
+        if self._listener is not None:
+            # shutdown() wakes the thread blocked in accept(); close() alone would not.
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
+            self._listener = None
+        self.cut()
+
+    def cut(self) -> None:
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        self._sockets.clear()
+
+    def url(self, broker_url: str) -> str:
+        parts = urlsplit(broker_url)
+        netloc = parts.netloc.rsplit("@", 1)
+        host = f"127.0.0.1:{self.port}"
+        return urlunsplit(
+            parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host)
+        )
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            self.accepted += 1
+            self._sockets += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+
+# --- the container image ------------------------------------------------------------------
+
+DOCKERFILE = ROOT / "Dockerfile"
+
+
+def stages(parser: DockerfileParser) -> list[list[dict[str, Any]]]:
+    """Instructions per build stage, comments left out."""
+    found: list[list[dict[str, Any]]] = []
+    for instruction in parser.structure:
+        if instruction["instruction"] == "FROM":
+            found.append([])
+        if found and instruction["instruction"] != "COMMENT":
+            found[-1].append(instruction)
+    return found
+
+
+def values(stage: list[dict[str, Any]], name: str) -> list[str]:
+    return [str(i["value"]) for i in stage if i["instruction"] == name]
+
+
+def healthcheck(parser: DockerfileParser) -> str:
+    """The HEALTHCHECK's command line, from its exec form."""
+    _, final = stages(parser)
+    command = values(final, "HEALTHCHECK")[0].partition("CMD")[2]
+    program, flag, code = json.loads(command)
+    assert (program, flag) == ("python", "-c")
+    return str(code)
