@@ -74,15 +74,22 @@ def entries(since: int = 0) -> Iterator[dict[str, Any]]:
 _ENTRY = '{"headers"'
 
 
-def _operation(entry: dict[str, Any]) -> str | None:
+def body_of(entry: dict[str, Any]) -> str:
+    """A recorded request's body as text (the recorder base64-encodes most of them)."""
+    body = entry.get("body") or ""
+    if entry.get("body_encoded"):
+        body = base64.b64decode(body).decode("utf-8", "replace")
+    return str(body)
+
+
+def operation_of(entry: dict[str, Any]) -> str | None:
+    """The AWS operation a recorded request called, e.g. `TagResource`."""
     headers = {key.lower(): value for key, value in entry["headers"].items()}
     if target := headers.get("x-amz-target"):
         return str(target).rpartition(".")[2]
     if match := _RPC_V2.search(urlsplit(entry["url"]).path):
         return match.group(1)
-    body = entry.get("body") or ""
-    if entry.get("body_encoded"):
-        body = base64.b64decode(body).decode("utf-8", "replace")
+    body = body_of(entry)
     actions = parse_qs(body).get("Action") or parse_qs(urlsplit(entry["url"]).query).get("Action")
     return actions[0] if actions else None
 
@@ -101,7 +108,7 @@ def controller_operations(services: Iterable[str]) -> set[str]:
         if f"app/{USER_AGENT_APP_ID}" not in headers.get("user-agent", ""):
             continue
         scope = _SCOPE.search(headers.get("authorization", ""))
-        operation = _operation(entry)
+        operation = operation_of(entry)
         if scope and operation:
             found.add(f"{prefixes.get(scope.group(1), scope.group(1))}:{operation}")
     return found
