@@ -89,6 +89,15 @@ def test_missing_config_file(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_config_file_that_is_not_utf8_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("apiVersion: celery-scaler/v1\n# équipe données\n".encode("latin-1"))
+    result = run("config", "validate", "--config", str(path))
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("is not UTF-8 text (byte 0xe9 at offset 31)")
+    assert "Traceback" not in result.stderr
+
+
 def test_unknown_pool_is_usage_error(tmp_path: Path) -> None:
     path = write(tmp_path, pool_config("redis://127.0.0.1:6379/11", "c", "q"))
     result = run("reconcile", "--once", "--pool", "other", "--config", str(path))
