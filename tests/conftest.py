@@ -1,16 +1,24 @@
-"""Shared fixtures: the real brokers on this machine and the local AWS API."""
+"""Shared fixtures: the real brokers on this machine, the local AWS API, and the deployment
+files (the Dockerfile, the Helm chart) parsed."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 import redis
 
 from celery_scaler.local.aws_api import LocalAws, local_aws
 from tests import aws_calls
+from tests.generated import CHART
+from tests.helpers import DOCKERFILE
+
+if TYPE_CHECKING:
+    import helm_python as helm
+    from dockerfile_parse import DockerfileParser
 
 aws_calls.configure()
 
@@ -60,6 +68,21 @@ def aws(local_aws_server: LocalAws, monkeypatch: pytest.MonkeyPatch) -> LocalAws
     for name, value in local_aws_server.env.items():
         monkeypatch.setenv(name, value)
     return local_aws_server
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> DockerfileParser:
+    from dockerfile_parse import DockerfileParser
+
+    return DockerfileParser(str(DOCKERFILE))
+
+
+@pytest.fixture(scope="module")
+def chart() -> Iterator[helm.Chart]:
+    import helm_python as helm  # Helm's Go SDK, loaded only by the tests that render
+
+    with helm.Chart.load(CHART) as loaded:
+        yield loaded
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

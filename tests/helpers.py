@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -19,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
+from packaging.utils import canonicalize_name
 
 from celery_scaler.analysis.replay import History, Series
-from celery_scaler.core.config import WorkerPool, WorkerPoolSpec
+from celery_scaler.core.config import Config, WorkerPool, WorkerPoolSpec, parse_config
 from celery_scaler.core.metrics import compute_metrics
 from celery_scaler.core.model import (
     BrokerObservation,
@@ -30,9 +32,10 @@ from celery_scaler.core.model import (
     WorkerSnapshot,
 )
 from celery_scaler.engine.reconcile import PassReport, PoolResult
-from tests.generated import ROOT
+from tests.generated import CHART, ROOT
 
 if TYPE_CHECKING:
+    import helm_python as helm
     from dockerfile_parse import DockerfileParser
 
     from celery_scaler.local.aws_api import LocalAws
@@ -346,6 +349,8 @@ class TcpProxy:
 # --- the container image ------------------------------------------------------------------
 
 DOCKERFILE = ROOT / "Dockerfile"
+LOCK = ROOT / "requirements.lock"
+OCI_LABELS = ("title", "description", "version", "revision", "licenses", "base.name")
 
 
 def stages(parser: DockerfileParser) -> list[list[dict[str, Any]]]:
@@ -370,3 +375,70 @@ def healthcheck(parser: DockerfileParser) -> str:
     program, flag, code = json.loads(command)
     assert (program, flag) == ("python", "-c")
     return str(code)
+
+
+def pins() -> dict[str, str]:
+    pinned = re.findall(r"^([A-Za-z0-9._-]+)==([^\s\\]+)", LOCK.read_text(), re.MULTILINE)
+    return {canonicalize_name(name): pinned_version for name, pinned_version in pinned}
+
+
+# --- the ECS task definition --------------------------------------------------------------
+
+TASK_DEFINITION = ROOT / "charts" / "ecs" / "task-definition.json"
+
+
+def task_definition() -> dict[str, Any]:
+    return dict(json.loads(TASK_DEFINITION.read_text()))
+
+
+# --- the Helm chart, rendered -------------------------------------------------------------
+
+CI_VALUES = yaml.safe_load((CHART / "ci" / "test-values.yaml").read_text())
+
+
+def render(chart: helm.Chart, values: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """`kind/name` → manifest, as `helm template` would install them."""
+    manifests: dict[str, dict[str, Any]] = {}
+    for name, rendered in chart.render(values, name="cs", namespace="ops").items():
+        if name.endswith("NOTES.txt"):
+            continue
+        for document in yaml.safe_load_all(rendered):
+            if document:
+                manifests[f"{document['kind']}/{document['metadata']['name']}"] = document
+    return manifests
+
+
+def configuration(manifests: dict[str, dict[str, Any]]) -> str:
+    return str(manifests["ConfigMap/cs-celery-scaler"]["data"]["celery-scaler.yaml"])
+
+
+# --- configurations for the IAM policy ----------------------------------------------------
+
+POOL = """
+apiVersion: celery-scaler/v1
+kind: WorkerPool
+metadata: {{name: {name}}}
+spec:
+  ecs: {{cluster: {cluster}, service: {service}}}
+  queues: [{queues}]
+  metric: queue_depth
+  protectBusyTasks: {protect}
+  scaleOut: {{threshold: 10, steps: [{{metricIntervalLowerBound: 0, scalingAdjustment: 1}}]}}
+"""
+
+
+def pool(
+    name: str = "default",
+    cluster: str = "prod",
+    service: str = "celery-worker",
+    queues: str = "celery",
+    protect: bool = False,
+) -> str:
+    return POOL.format(
+        name=name, cluster=cluster, service=service, queues=queues, protect=str(protect).lower()
+    )
+
+
+def config(controller: str = "", *pools: str) -> Config:
+    documents = [f"apiVersion: celery-scaler/v1\nkind: Controller\nspec: {{{controller}}}\n"]
+    return parse_config("---\n".join(documents + list(pools or [pool()])), "test.yaml", env={})

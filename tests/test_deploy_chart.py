@@ -1,11 +1,9 @@
 """The Helm chart, rendered and linted by Helm's own engine (its Go SDK, helm-python-sdk),
-its manifests checked against Kubernetes' schemas, its configuration by the real CLI."""
+its manifests checked against Kubernetes' schemas; its configuration by the real CLI in
+tests/integration/test_deploy_chart.py."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import helm_python as helm
@@ -14,28 +12,9 @@ import pytest
 import yaml
 
 from tests.generated import CHART, VALUES_SCHEMA, text, values_schema
-from tests.helpers import run
+from tests.helpers import CI_VALUES, configuration, render
 
 KUBERNETES = "1.30.0"
-CI_VALUES = yaml.safe_load((CHART / "ci" / "test-values.yaml").read_text())
-
-
-@pytest.fixture(scope="module")
-def chart() -> Iterator[helm.Chart]:
-    with helm.Chart.load(CHART) as loaded:
-        yield loaded
-
-
-def render(chart: helm.Chart, values: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
-    """`kind/name` → manifest, as `helm template` would install them."""
-    manifests: dict[str, dict[str, Any]] = {}
-    for name, rendered in chart.render(values, name="cs", namespace="ops").items():
-        if name.endswith("NOTES.txt"):
-            continue
-        for document in yaml.safe_load_all(rendered):
-            if document:
-                manifests[f"{document['kind']}/{document['metadata']['name']}"] = document
-    return manifests
 
 
 def notes(chart: helm.Chart, values: dict[str, Any] | None = None) -> str:
@@ -47,10 +26,6 @@ def container(manifests: dict[str, dict[str, Any]]) -> dict[str, Any]:
     pod = manifests["Deployment/cs-celery-scaler"]["spec"]["template"]["spec"]
     (only,) = pod["containers"]
     return dict(only)
-
-
-def configuration(manifests: dict[str, dict[str, Any]]) -> str:
-    return str(manifests["ConfigMap/cs-celery-scaler"]["data"]["celery-scaler.yaml"])
 
 
 @pytest.mark.parametrize("values", [None, CI_VALUES], ids=["defaults", "ci"])
@@ -72,22 +47,6 @@ def test_manifests_match_the_kubernetes_schemas(
         kubernetes_validate.validate(manifest, KUBERNETES, strict=True)
     expected = {"ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "ServiceAccount"}
     assert {name.partition("/")[0] for name in manifests} >= expected
-
-
-@pytest.mark.parametrize("values", [None, CI_VALUES], ids=["defaults", "ci"])
-def test_the_configmap_is_a_configuration_the_cli_accepts(
-    chart: helm.Chart, values: dict[str, Any] | None, tmp_path: Path
-) -> None:
-    path = tmp_path / "celery-scaler.yaml"
-    path.write_text(configuration(render(chart, values)))
-    checked = run("config", "validate", "--config", str(path))
-    assert checked.returncode == 0, checked.stderr
-    pools = "1 pool(s): default" if values is None else "2 pool(s): reports, web"
-    assert pools in checked.stdout
-    # The policy the notes tell people to attach comes from this same file.
-    policy = run("iam-policy", "--config", str(path))
-    assert policy.returncode == 0, policy.stderr
-    assert json.loads(policy.stdout)["Statement"]
 
 
 def test_leader_election_follows_the_replicas(chart: helm.Chart) -> None:

@@ -1,10 +1,9 @@
 """The ECS deployment files: the task definition against botocore's RegisterTaskDefinition
-model, the Terraform module parsed (python-hcl2), and the IAM policy they deploy."""
+model, the Terraform module parsed (python-hcl2), and the IAM policy they deploy. The CLI
+run as the task runs it: tests/integration/test_deploy_ecs.py."""
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,21 +14,11 @@ from botocore.validate import ParamValidator
 from dockerfile_parse import DockerfileParser
 from hcl2.utils import SerializationOptions
 
-from tests.generated import EXAMPLE_CONFIG, EXAMPLE_POLICY, ROOT, example_policy, text
-from tests.helpers import DOCKERFILE, healthcheck, run
+from tests.generated import EXAMPLE_CONFIG, EXAMPLE_POLICY, ROOT
+from tests.helpers import DOCKERFILE, healthcheck, task_definition
 
-TASK_DEFINITION = ROOT / "charts" / "ecs" / "task-definition.json"
 TERRAFORM = ROOT / "charts" / "terraform"
 PLAIN = SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True)
-
-
-def task_definition() -> dict[str, Any]:
-    return dict(json.loads(TASK_DEFINITION.read_text()))
-
-
-def environment() -> dict[str, str]:
-    (container,) = task_definition()["containerDefinitions"]
-    return {item["name"]: item["value"] for item in container["environment"]}
 
 
 def terraform(path: Path) -> dict[str, Any]:
@@ -64,15 +53,6 @@ def test_the_validator_would_catch_a_mistake() -> None:
     assert ParamValidator().validate(broken, shape).has_errors()
 
 
-def test_the_task_runs_the_example_configuration_from_its_environment() -> None:
-    env = environment()
-    assert env["CELERY_SCALER_CONFIG_YAML"] == EXAMPLE_CONFIG.read_text()
-    # The real CLI, configured exactly as the task's environment configures it.
-    checked = run("config", "validate", env={**env, "PATH": os.environ["PATH"]})
-    assert checked.returncode == 0, checked.stderr
-    assert "1 pool(s): default" in checked.stdout
-
-
 def test_the_container_is_locked_down_and_checked_like_the_image() -> None:
     (container,) = task_definition()["containerDefinitions"]
     assert container["command"][0] == "reconcile"
@@ -85,12 +65,6 @@ def test_the_container_is_locked_down_and_checked_like_the_image() -> None:
     assert command[3] == healthcheck(DockerfileParser(str(DOCKERFILE)))
     assert [m["containerPort"] for m in container["portMappings"]] == [9808]
     assert container["secrets"][0]["name"] == "CELERY_SCALER_BROKER_URL"
-
-
-def test_the_policy_file_is_what_the_command_prints() -> None:
-    printed = run("iam-policy", "--config", str(EXAMPLE_CONFIG), "--with", "alarms")
-    assert printed.returncode == 0, printed.stderr
-    assert EXAMPLE_POLICY.read_text() == printed.stdout == text(example_policy())
 
 
 def test_the_terraform_module() -> None:
