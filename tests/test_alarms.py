@@ -491,4 +491,31 @@ def test_the_iam_policy_for_alarms_is_scoped_to_the_owned_names() -> None:
     assert statements["EcsClusterServiceStateTags"]["Resource"] == [
         "arn:aws:ecs:eu-west-1:123456789012:service/prod/*"
     ]
-    assert "application-autoscaling:RegisterScalableTarget" in statements["AnyResource"]["Action"]
+    # Scalable target writes only on ECS services' desired counts: never another service's
+    # target (a DynamoDB table, an Aurora cluster) in the same account.
+    assert not any(
+        action.startswith("application-autoscaling:") and "Describe" not in action
+        for action in statements["AnyResource"]["Action"]
+    )
+    targets = statements["EcsScalableTargets"]
+    assert "application-autoscaling:RegisterScalableTarget" in targets["Action"]
+    assert "application-autoscaling:PutScalingPolicy" in targets["Action"]
+    assert targets["Resource"] == [
+        "arn:aws:application-autoscaling:eu-west-1:123456789012:scalable-target/*"
+    ]
+    assert targets["Condition"] == {
+        "StringEquals": {
+            "application-autoscaling:service-namespace": "ecs",
+            "application-autoscaling:scalable-dimension": "ecs:service:DesiredCount",
+        }
+    }
+    # The first RegisterScalableTarget in an account creates AAS's ECS service-linked role.
+    role = statements["AutoScalingServiceRole"]
+    assert role["Action"] == ["iam:CreateServiceLinkedRole"]
+    assert role["Resource"] == [
+        "arn:aws:iam::123456789012:role/aws-service-role/ecs.application-autoscaling.amazonaws.com"
+        "/AWSServiceRoleForApplicationAutoScaling_ECSService"
+    ]
+    assert role["Condition"] == {
+        "StringLike": {"iam:AWSServiceName": "ecs.application-autoscaling.amazonaws.com"}
+    }

@@ -23,11 +23,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery_scaler.adapters.permissions import DeclaresIam, IamResource
+from celery_scaler.alarms.desired import DESIRED_COUNT
 from celery_scaler.core.config import Config, WorkerPool
 from celery_scaler.core.names import sqs_queue_name
 from celery_scaler.core.state import PREFIX
 
 POLICY_VERSION = "2012-10-17"
+AUTO_SCALING_ECS_PRINCIPAL = "ecs.application-autoscaling.amazonaws.com"
+AUTO_SCALING_ECS_ROLE = "AWSServiceRoleForApplicationAutoScaling_ECSService"
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ def _scope(
         case IamResource.ECS_TASK:
             return sorted(home.arn("ecs", f"task/{name}/*") for home, name in clusters), {}
         case IamResource.SQS_QUEUE:
-            prefix = controller.sqs.queue_name_prefix
+            prefix = controller.sqs_queue_name_prefix
             names = {sqs_queue_name(queue, prefix) for pool in pools for queue in pool.spec.queues}
             return sorted(place.arn("sqs", name) for name in names), {}
         case IamResource.LEASE_TABLE:
@@ -115,6 +118,19 @@ def _scope(
             return [place.arn("cloudwatch", f"alarm:{controller.alarms.name_prefix}/*")], {}
         case IamResource.ECS_CLUSTER_SERVICES:
             return sorted(home.arn("ecs", f"service/{name}/*") for home, name in clusters), {}
+        case IamResource.ECS_SCALABLE_TARGETS:
+            return [place.arn("application-autoscaling", "scalable-target/*")], {
+                "StringEquals": {
+                    "application-autoscaling:service-namespace": "ecs",
+                    "application-autoscaling:scalable-dimension": DESIRED_COUNT,
+                }
+            }
+        case IamResource.AUTO_SCALING_SERVICE_ROLE:
+            # IAM is global: its ARNs name no region.
+            role = f"role/aws-service-role/{AUTO_SCALING_ECS_PRINCIPAL}/{AUTO_SCALING_ECS_ROLE}"
+            return [f"arn:{place.partition}:iam::{place.account}:{role}"], {
+                "StringLike": {"iam:AWSServiceName": AUTO_SCALING_ECS_PRINCIPAL}
+            }
         case IamResource.ECS_CLUSTER_SERVICE_STATE_TAGS:
             arns = sorted(home.arn("ecs", f"service/{name}/*") for home, name in clusters)
             return arns, {"ForAllValues:StringLike": {"aws:TagKeys": [f"{PREFIX}*"]}}

@@ -37,9 +37,19 @@ class IamResource(StrEnum):
     """Every service of the pools' clusters (a removed pool's too)."""
     ECS_CLUSTER_SERVICE_STATE_TAGS = "ecs-cluster-service-state-tags"
     """The controller's own `celery-scaler.io/` tags on every service of the pools' clusters."""
+    ECS_SCALABLE_TARGETS = "ecs-scalable-targets"
+    """Application Auto Scaling targets, on the condition that they are ECS services' desired
+    counts: never a DynamoDB table's, an Aurora cluster's or a Lambda's in the same account."""
+    AUTO_SCALING_SERVICE_ROLE = "auto-scaling-service-role"
+    """Application Auto Scaling's service-linked role for ECS, which the first
+    RegisterScalableTarget in an account creates on the caller's behalf."""
 
 
 IamActions = Mapping[str, IamResource]
+
+IMPLIED_ACTIONS = frozenset({"iam:CreateServiceLinkedRole"})
+"""Actions AWS checks on the caller's behalf inside another call (RegisterScalableTarget
+creates its service-linked role): declared, yet no request of the adapter names them."""
 
 
 class DeclaresIam(Protocol):

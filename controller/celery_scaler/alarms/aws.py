@@ -94,13 +94,16 @@ class AutoScalingFallback:
     docs/faults.md)."""
 
     iam_actions: ClassVar[IamActions] = {
-        # Scalable target ARNs are random ids, unknown before registration: `*`.
+        # The Describe calls take no resource and no condition key: `*`.
         "application-autoscaling:DescribeScalableTargets": IamResource.ANY,
         "application-autoscaling:DescribeScalingPolicies": IamResource.ANY,
-        "application-autoscaling:RegisterScalableTarget": IamResource.ANY,
-        "application-autoscaling:DeregisterScalableTarget": IamResource.ANY,
-        "application-autoscaling:PutScalingPolicy": IamResource.ANY,
-        "application-autoscaling:DeleteScalingPolicy": IamResource.ANY,
+        # Scalable target ARNs are random ids, unknown before registration: the writes are
+        # held to ECS services' desired counts by condition instead.
+        "application-autoscaling:RegisterScalableTarget": IamResource.ECS_SCALABLE_TARGETS,
+        "application-autoscaling:DeregisterScalableTarget": IamResource.ECS_SCALABLE_TARGETS,
+        "application-autoscaling:PutScalingPolicy": IamResource.ECS_SCALABLE_TARGETS,
+        "application-autoscaling:DeleteScalingPolicy": IamResource.ECS_SCALABLE_TARGETS,
+        "iam:CreateServiceLinkedRole": IamResource.AUTO_SCALING_SERVICE_ROLE,
         # The ownership tag, read and written through EcsService, on any service of the
         # pools' clusters: a removed pool's target is found and released too.
         "ecs:DescribeServices": IamResource.ECS_CLUSTER_SERVICES,
