@@ -215,6 +215,12 @@ def test_percent_policy_with_magnitude_parses() -> None:
         (1.5, 1.5),
         ("1.5m", 90.0),
         ("0s", 0.0),
+        # As people write them, Go and Kubernetes style: several parts, and days.
+        ("1m30s", 90.0),
+        ("1h30m", 5400.0),
+        ("2h", 7200.0),
+        ("1d", 86400.0),
+        ("1m 30s", 90.0),
     ],
 )
 def test_parse_duration(text: object, seconds: float) -> None:
@@ -222,7 +228,8 @@ def test_parse_duration(text: object, seconds: float) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["5 minutes", "-1s", -1, "1d", "", "s", "fast", True, None, math.nan, math.inf]
+    "text",
+    ["5 minutes", "-1s", -1, "1w", "", "s", "fast", "1s2", True, None, math.nan, math.inf],
 )
 def test_parse_duration_rejects(text: object) -> None:
     with pytest.raises(ValueError, match="duration"):
@@ -461,7 +468,8 @@ POOL_ERRORS = [
         scale_out("[{metricIntervalLowerBound: 0, scalingAdjustment: 1}]", cooldown="5 minutes"),
         False,
         "spec.scaleOut.cooldown",
-        "expected a duration such as 15s, 5m, 1h or a number of seconds, got '5 minutes'",
+        "expected a duration such as 15s, 5m, 1m30s, 2h, 1d or a number of seconds, "
+        "got '5 minutes'",
         id="bad-cooldown",
     ),
     pytest.param(
@@ -653,6 +661,112 @@ def test_broker_env_override_is_checked_without_showing_the_password() -> None:
 def test_broker_env_override_to_sqs_rechecks_the_pools() -> None:
     message = config_error(pool("metric: busy_ratio"), env={"CELERY_SCALER_BROKER_URL": "sqs://"})
     assert "document 1 (WorkerPool/default): spec.metric: busy_ratio needs" in message
+
+
+# --------------------------------------------------------------------------- transport options
+
+
+def test_celerys_documented_transport_options_are_taken() -> None:
+    # Celery's Redis priority set-up and a key prefix, as an application writes them.
+    spec = """\
+        brokerTransportOptions:
+          sep: ':'
+          priority_steps: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+          queue_order_strategy: priority
+          global_keyprefix: 'app:'
+          visibility_timeout: 43200
+        """
+    config = parse_config(documents(controller(spec), pool()), "scaler.yaml")
+    options = config.controller.broker_transport_options
+    assert options["priority_steps"] == list(range(10))
+    assert options["global_keyprefix"] == "app:"
+
+
+@pytest.mark.parametrize(
+    ("broker", "option", "expected"),
+    [
+        (
+            "redis://localhost",
+            "priority_step: [0, 9]",
+            "priority_step: unknown option for kombu's Redis transport "
+            "(did you mean 'priority_steps'?)",
+        ),
+        (
+            "redis://localhost",
+            "global_key_prefix: 'app:'",
+            "global_key_prefix: unknown option for kombu's Redis transport "
+            "(did you mean 'global_keyprefix'?)",
+        ),
+        (
+            "amqp://guest@rabbit//",
+            "sep: ':'",
+            "sep: unknown option for kombu's py-amqp (RabbitMQ) transport",
+        ),
+        ("sqs://", "queue_name_prefx: dev-", "(did you mean 'queue_name_prefix'?)"),
+        ("redis://localhost", "global_keyprefix: 5", "global_keyprefix: expected text, got 5"),
+        ("redis://localhost", "priority_steps: '0,9'", "expected a list of whole numbers"),
+    ],
+)
+def test_transport_options_kombu_would_not_take(broker: str, option: str, expected: str) -> None:
+    spec = f"broker: {broker}\nbrokerTransportOptions: {{{option}}}"
+    message = config_error(documents(controller(spec), pool("metric: queue_depth")))
+    assert message.startswith("scaler.yaml: document 1 (Controller): spec.brokerTransportOptions.")
+    assert expected in message
+
+
+def test_transport_options_are_checked_against_the_broker_from_the_environment() -> None:
+    text = documents(controller("brokerTransportOptions: {sep: ':'}"), pool())
+    message = config_error(text, env={"CELERY_SCALER_BROKER_URL": "amqp://guest@rabbit//"})
+    assert "spec.brokerTransportOptions.sep: unknown option for kombu's py-amqp" in message
+
+
+def test_sqs_queue_name_prefix_from_the_transport_options() -> None:
+    spec = "broker: sqs://\nbrokerTransportOptions: {queue_name_prefix: prod-}"
+    config = parse_config(documents(controller(spec), pool("metric: queue_depth")), "x")
+    assert config.controller.sqs_queue_name_prefix == "prod-"
+    both = spec + "\nsqs: {queueNamePrefix: prod-}"
+    assert parse_config(documents(controller(both), pool("metric: queue_depth")), "x")
+    legacy = "broker: sqs://\nsqs: {queueNamePrefix: dev-}"
+    config = parse_config(documents(controller(legacy), pool("metric: queue_depth")), "x")
+    assert config.controller.sqs_queue_name_prefix == "dev-"
+
+
+def test_sqs_queue_name_prefixes_that_disagree() -> None:
+    spec = (
+        "broker: sqs://\nbrokerTransportOptions: {queue_name_prefix: prod-}\n"
+        "sqs: {queueNamePrefix: dev-}"
+    )
+    message = config_error(documents(controller(spec), pool("metric: queue_depth")))
+    assert message == (
+        "scaler.yaml: document 1 (Controller): spec.sqs.queueNamePrefix: 'dev-' differs from "
+        "brokerTransportOptions.queue_name_prefix 'prod-'; set one of them"
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (
+            "rabbitmqManagementUrl: http://guest:guest@rabbit:15672",
+            "spec.rabbitmqManagementUrl: only a RabbitMQ broker has a management API; "
+            "the broker is redis",
+        ),
+        (
+            "broker: amqp://guest@rabbit//\nrabbitmqManagementUrl: 'rabbit:15672'",
+            "spec.rabbitmqManagementUrl: expected http://user:password@host:15672",
+        ),
+    ],
+)
+def test_rabbitmq_management_url(spec: str, expected: str) -> None:
+    assert expected in config_error(documents(controller(spec), pool()))
+
+
+def test_unacked_tasks_on_rabbitmq_needs_the_management_api() -> None:
+    amqp = "broker: amqp://guest@rabbit//"
+    message = config_error(documents(controller(amqp), pool("metric: unacked_tasks")))
+    assert "spec.metric: unacked_tasks is read from RabbitMQ's management API" in message
+    with_api = f"{amqp}\nrabbitmqManagementUrl: http://guest:guest@rabbit:15672"
+    parse_config(documents(controller(with_api), pool("metric: unacked_tasks")), "x")
 
 
 # --------------------------------------------------------------------------- mask_url

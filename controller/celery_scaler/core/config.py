@@ -33,6 +33,7 @@ from pydantic.alias_generators import to_camel
 from celery_scaler.core.errors import ConfigError
 from celery_scaler.core.metrics import BROKER_ONLY_METRICS, LATENCY_METRICS, Metric
 from celery_scaler.core.names import BROKER_ENV
+from celery_scaler.core.transport_options import KNOWN_OPTIONS, TEXT_OPTIONS, TRANSPORT_NAMES
 
 API_VERSION = "celery-scaler/v1"
 
@@ -45,23 +46,31 @@ class _FieldError(ValueError):
         self.field = field
 
 
-_DURATION_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$"
+# A number of seconds, or one or more number-unit parts as Go and Kubernetes write them:
+# 15s, 250ms, 1m30s, 2h, 1d, 1h30m. "ms" before "m", or "250ms" would read as 250 minutes.
+_DURATION_PART = r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)"
+_DURATION_PATTERN = r"^\s*(?:\d+(?:\.\d+)?\s*|(?:\d+(?:\.\d+)?\s*(?:ms|s|m|h|d)\s*)+)$"
 _DURATION = re.compile(_DURATION_PATTERN)
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_PARTS = re.compile(_DURATION_PART)
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION_EXAMPLES = "15s, 5m, 1m30s, 2h, 1d or a number of seconds"
 
 
 def parse_duration(value: object) -> float:
-    """`15s`, `5m`, `1h`, `250ms` or a number of seconds, as seconds."""
+    """`15s`, `5m`, `1m30s`, `2h`, `1d`, `250ms` or a number of seconds, as seconds."""
     if isinstance(value, bool):
-        raise ValueError("expected a duration such as 15s, 5m, 1h or a number of seconds")
+        raise ValueError(f"expected a duration such as {_DURATION_EXAMPLES}")
     if isinstance(value, int | float):
         seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    else:
-        raise ValueError(
-            f"expected a duration such as 15s, 5m, 1h or a number of seconds, got {value!r}"
+    elif isinstance(value, str) and _DURATION.match(value):
+        parts = _PARTS.findall(value)
+        seconds = (
+            sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+            if parts
+            else float(value)
         )
+    else:
+        raise ValueError(f"expected a duration such as {_DURATION_EXAMPLES}, got {value!r}")
     if not math.isfinite(seconds):
         raise ValueError(f"expected a finite duration, got {value!r}")
     if seconds < 0:
@@ -79,7 +88,7 @@ Duration = Annotated[
                 {"type": "number", "minimum": 0},
                 {"type": "string", "pattern": _DURATION_PATTERN},
             ],
-            "description": "15s, 5m, 1h, 250ms or a number of seconds",
+            "description": _DURATION_EXAMPLES,
         }
     ),
 ]
@@ -514,7 +523,9 @@ class LeaderElectionSpec(_Spec):
 
 class SqsSpec(_Spec):
     queue_name_prefix: str = ""
-    """Celery's `broker_transport_options['queue_name_prefix']`, so names match the app's."""
+    """Celery's `broker_transport_options['queue_name_prefix']`, so names match the app's.
+    `brokerTransportOptions.queue_name_prefix` says the same; when both are set they must
+    agree (see `ControllerSpec.sqs_queue_name_prefix`)."""
 
 
 BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp", "sqs")
@@ -567,6 +578,13 @@ class ControllerSpec(_Spec):
         # The inspect round waits up to one timeout for ECS's running counts, then up to
         # one for replies; a few seconds more leave room for UpdateService and the tags.
         return max(self.interval, 2 * self.inspect_timeout + 3.0)
+
+    @property
+    def sqs_queue_name_prefix(self) -> str:
+        """The SQS queue name prefix: `brokerTransportOptions.queue_name_prefix`, where the
+        application's Celery configuration has it, else `sqs.queueNamePrefix`."""
+        given = self.broker_transport_options.get("queue_name_prefix")
+        return given if isinstance(given, str) else self.sqs.queue_name_prefix
 
     @property
     def broker_kind(self) -> Literal["redis", "amqp", "sqs"]:
@@ -630,6 +648,7 @@ def parse_config(text: str, source: str, env: Mapping[str, str] | None = None) -
         raise ConfigError(f"{source}: not valid YAML{where}: {problem}") from None
 
     controller: ControllerSpec | None = None
+    controller_label = source
     pools: list[WorkerPool] = []
     labels: dict[str, str] = {}
     for index, raw in enumerate(raw_documents, start=1):
@@ -654,6 +673,7 @@ def parse_config(text: str, source: str, env: Mapping[str, str] | None = None) -
             if controller is not None:
                 raise ConfigError(f"{label}: a second Controller document; only one is allowed")
             controller = document.spec
+            controller_label = label
         else:
             if any(pool.name == document.metadata.name for pool in pools):
                 raise ConfigError(
@@ -674,6 +694,7 @@ def parse_config(text: str, source: str, env: Mapping[str, str] | None = None) -
             )
         except ValidationError as exc:
             raise ConfigError(f"{BROKER_ENV}: {_first_error(exc, ControllerSpec)}") from None
+    _check_broker_options(controller, controller_label)
     for pool in pools:
         _check_broker_can_give(controller, pool, labels[pool.name])
         try:
@@ -706,9 +727,63 @@ def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _check_broker_options(controller: ControllerSpec, label: str) -> None:
+    """The transport options kombu takes for this broker, and the management API's URL.
+
+    Checked once the broker is final (`CELERY_SCALER_BROKER_URL` may change its kind).
+    """
+    kind = controller.broker_kind
+    for name, value in controller.broker_transport_options.items():
+        problem = _transport_option_problem(kind, name, value)
+        if problem:
+            raise ConfigError(f"{label}: spec.brokerTransportOptions.{name}: {problem}")
+    given = controller.broker_transport_options.get("queue_name_prefix")
+    if given is not None and controller.sqs.queue_name_prefix not in ("", given):
+        raise ConfigError(
+            f"{label}: spec.sqs.queueNamePrefix: {controller.sqs.queue_name_prefix!r} differs "
+            f"from brokerTransportOptions.queue_name_prefix {given!r}; set one of them"
+        )
+    url = controller.rabbitmq_management_url
+    if url is not None:
+        if kind != "amqp":
+            raise ConfigError(
+                f"{label}: spec.rabbitmqManagementUrl: only a RabbitMQ broker has a management "
+                f"API; the broker is {kind}"
+            )
+        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+            raise ConfigError(
+                f"{label}: spec.rabbitmqManagementUrl: expected http://user:password@host:15672, "
+                f"got {mask_url(url)!r}"
+            )
+
+
+def _transport_option_problem(kind: str, name: str, value: object) -> str | None:
+    """Why kombu's `kind` transport would not take this option as given; None if it would."""
+    known = KNOWN_OPTIONS[kind]
+    if name not in known:
+        return f"unknown option for kombu's {TRANSPORT_NAMES[kind]} transport" + _suggest(
+            name, sorted(known)
+        )
+    if name in TEXT_OPTIONS and not isinstance(value, str):
+        return f"expected text, got {value!r}"
+    if name == "ack_emulation" and not isinstance(value, bool):
+        return f"expected true or false, got {value!r}"
+    steps = value if isinstance(value, list) else []
+    if name == "priority_steps" and not (
+        steps and all(isinstance(s, int) and not isinstance(s, bool) for s in steps)
+    ):
+        return f"expected a list of whole numbers such as [0, 3, 6, 9], got {value!r}"
+    return None
+
+
 def _check_broker_can_give(controller: ControllerSpec, pool: WorkerPool, label: str) -> None:
     kind = controller.broker_kind
     metric = pool.spec.metric
+    if metric is Metric.UNACKED_TASKS and kind == "amqp" and not controller.rabbitmq_management_url:
+        raise ConfigError(
+            f"{label}: spec.metric: unacked_tasks is read from RabbitMQ's management API; "
+            "set the Controller's rabbitmqManagementUrl"
+        )
     # Latency first: on SQS its reason is the missing stamps, not the missing inspect.
     if metric in LATENCY_METRICS and kind != "redis":
         raise ConfigError(
