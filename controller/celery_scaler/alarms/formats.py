@@ -159,6 +159,14 @@ class Block:
     body: list[tuple[str, Any] | Block] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Line:
+    lead: str
+    """The indentation and what comes before `=`, or the whole line when it has none to align."""
+    assign: str | None = None
+    """`= value` of an attribute written on one line."""
+
+
 def _hcl_string(text: str) -> str:
     escaped = (
         text.replace("\\", "\\\\")
@@ -170,7 +178,8 @@ def _hcl_string(text: str) -> str:
     return f'"{escaped}"'
 
 
-def _hcl_value(value: Any, indent: str) -> str:
+def _hcl_value(value: Any) -> str:
+    """A value on one line (a non-empty map takes several: see `_attribute`)."""
     if isinstance(value, Expression):
         return value.text
     if isinstance(value, bool):
@@ -182,31 +191,55 @@ def _hcl_value(value: Any, indent: str) -> str:
     if isinstance(value, str):
         return _hcl_string(value)
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_hcl_value(item, indent) for item in value) + "]"
-    if isinstance(value, Mapping):
+        return "[" + ", ".join(_hcl_value(item) for item in value) + "]"
+    if isinstance(value, Mapping) and not value:
+        return "{}"
+    raise TypeError(f"no one-line HCL for {value!r}")
+
+
+def _attribute(name: str, value: Any, indent: str) -> list[_Line]:
+    if isinstance(value, Mapping) and value:
         inner = indent + "  "
-        width = max((len(_hcl_string(str(key))) for key in value), default=0)
-        lines = [
-            f"{inner}{_hcl_string(str(key)).ljust(width)} = {_hcl_value(item, inner)}"
+        entries = [
+            line
             for key, item in value.items()
+            for line in _attribute(_hcl_string(str(key)), item, inner)
         ]
-        return "{\n" + "\n".join(lines) + f"\n{indent}}}" if lines else "{}"
-    raise TypeError(f"no HCL for {value!r}")
+        return [_Line(f"{indent}{name} = {{"), *entries, _Line(f"{indent}}}")]
+    return [_Line(f"{indent}{name}", f"= {_hcl_value(value)}")]
 
 
-def _hcl_block(block: Block, indent: str = "") -> str:
+def _block_lines(block: Block, indent: str = "") -> list[_Line]:
     inner = indent + "  "
     header = " ".join([block.type, *(_hcl_string(label) for label in block.labels)])
-    names = [item[0] for item in block.body if isinstance(item, tuple)]
-    width = max((len(name) for name in names), default=0)
-    lines = []
+    lines = [_Line(f"{indent}{header} {{")]
     for item in block.body:
-        if isinstance(item, Block):
-            lines.append(_hcl_block(item, inner))
+        lines += _block_lines(item, inner) if isinstance(item, Block) else _attribute(*item, inner)
+    return [*lines, _Line(f"{indent}}}")]
+
+
+def _aligned(lines: Sequence[_Line]) -> str:
+    """The lines as `terraform fmt` leaves them (hclwrite's formatCells): the `=` of each run
+    of consecutive one-line attributes in one column, one space after the longest name. Any
+    other line ends a run: a block's opening or closing brace, the first line of a value
+    that spans several (`tags = {`, spaced as written), a blank line. Widths count
+    characters, as hclwrite does, so a non-ASCII map key aligns as Terraform aligns it."""
+    out: list[str] = []
+    run: list[_Line] = []
+
+    def close_run() -> None:
+        width = max((len(line.lead) for line in run), default=0)
+        out.extend(f"{line.lead.ljust(width)} {line.assign}" for line in run)
+        run.clear()
+
+    for line in lines:
+        if line.assign is None:
+            close_run()
+            out.append(line.lead)
         else:
-            name, value = item
-            lines.append(f"{inner}{name.ljust(width)} = {_hcl_value(value, inner)}")
-    return f"{indent}{header} {{\n" + "\n".join(lines) + f"\n{indent}}}"
+            run.append(line)
+    close_run()
+    return "\n".join(out)
 
 
 def terraform_name(resource: Resource) -> str:
@@ -360,4 +393,4 @@ def terraform(resources: Sequence[Resource]) -> str:
         "# scale-out-only fallback of the configuration. Resources managed here are not\n"
         "# celery-scaler's: `alarms apply` leaves them alone.\n"
     )
-    return header + "\n" + "\n\n".join(_hcl_block(block) for block in blocks) + "\n"
+    return header + "\n" + "\n\n".join(_aligned(_block_lines(block)) for block in blocks) + "\n"
