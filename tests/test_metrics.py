@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from celery_scaler.core.metrics import Metric, busy_workers, compute_metrics, unique_workers
+from celery_scaler.core.metrics import (
+    Metric,
+    busy_workers,
+    compute_metrics,
+    prefetch_hoarders,
+    unique_workers,
+)
 from celery_scaler.core.model import (
     BrokerObservation,
     Observation,
@@ -20,6 +26,7 @@ INSPECT_METRICS = {
     Metric.WORKER_STATUS,
     Metric.BUSY_RATIO,
     Metric.MEMORY_USAGE,
+    Metric.HOARDED_TASKS,
 }
 
 
@@ -52,7 +59,7 @@ def service(desired: int) -> ServiceObservation:
 def observe(
     *,
     depth: int | None = 10,
-    in_flight: int | None = None,
+    unacked: int | None = None,
     latency: float | None = None,
     workers: tuple[WorkerSnapshot, ...] | None = (),
     desired: int | None = 5,
@@ -60,7 +67,7 @@ def observe(
     broker = (
         None
         if depth is None
-        else BrokerObservation(queue_depth=depth, in_flight=in_flight, latency_seconds=latency)
+        else BrokerObservation(queue_depth=depth, unacked=unacked, latency_seconds=latency)
     )
     return Observation(
         broker=broker,
@@ -149,16 +156,43 @@ def test_backlog_per_task(
 
 def test_backlog_per_task_on_sqs_counts_messages_in_flight() -> None:
     # No remote control on SQS: the work held by the fleet is what is in flight.
-    values = compute_metrics(observe(depth=6, in_flight=4, workers=None, desired=2))
+    values = compute_metrics(observe(depth=6, unacked=4, workers=None, desired=2))
     assert values[Metric.BACKLOG_PER_TASK] == 5.0
     assert values[Metric.QUEUE_DEPTH] == 6
+    assert values[Metric.UNACKED_TASKS] == 4
     assert not INSPECT_METRICS & values.keys()
 
 
-def test_backlog_prefers_inspect_over_in_flight() -> None:
-    replies = (worker("celery@a", active=1, reserved=1),)
-    values = compute_metrics(observe(depth=2, in_flight=50, workers=replies, desired=1))
-    assert values[Metric.BACKLOG_PER_TASK] == 4.0
+@pytest.mark.parametrize(
+    ("unacked", "active", "reserved", "backlog"),
+    [
+        # A worker SIGKILLed with 4 prefetched messages: the broker still holds them
+        # unacknowledged, inspect sees nobody. They are backlog, not an idle fleet.
+        (4, 0, 0, 6.0),
+        # Running tasks were acknowledged as they started (Celery's default): only
+        # inspect sees them.
+        (1, 3, 1, 6.0),
+        # The same prefetched messages seen by both are counted once, not twice.
+        (2, 0, 2, 4.0),
+    ],
+)
+def test_backlog_counts_the_larger_of_unacked_and_what_inspect_sees(
+    unacked: int, active: int, reserved: int, backlog: float
+) -> None:
+    replies = (worker("celery@a", active=active, reserved=reserved),)
+    values = compute_metrics(observe(depth=2, unacked=unacked, workers=replies, desired=1))
+    assert values[Metric.BACKLOG_PER_TASK] == backlog
+
+
+def test_broker_metrics_absent_when_a_queue_could_not_be_read() -> None:
+    # The other queue's depth alone would pass for the pool's.
+    broker = BrokerObservation(
+        queue_depth=3, per_queue={"a": 3}, unacked=0, errors={"b": "WRONGTYPE"}
+    )
+    obs = Observation(broker=broker, workers=(), service=service(1))
+    values = compute_metrics(obs)
+    assert not {Metric.QUEUE_DEPTH, Metric.UNACKED_TASKS, Metric.BACKLOG_PER_TASK} & values.keys()
+    assert values[Metric.WORKER_STATUS] == 0
 
 
 def test_no_worker_answered_is_zero_not_missing() -> None:
@@ -182,9 +216,14 @@ def test_queue_latency_only_when_the_broker_tells() -> None:
         # Broker not read: nothing that needs the queue.
         (
             observe(depth=None, workers=(worker("celery@a"),)),
-            {Metric.QUEUE_DEPTH, Metric.BACKLOG_PER_TASK, Metric.QUEUE_LATENCY_SECONDS},
+            {
+                Metric.QUEUE_DEPTH,
+                Metric.BACKLOG_PER_TASK,
+                Metric.QUEUE_LATENCY_SECONDS,
+                Metric.HOARDED_TASKS,
+            },
         ),
-        # Inspect not read (and no in-flight count): nothing that needs the workers.
+        # Inspect not read (and no unacked count): nothing that needs the workers.
         (observe(workers=None), INSPECT_METRICS | {Metric.BACKLOG_PER_TASK}),
         # Service not read: no desired count to divide by.
         (observe(workers=(worker("celery@a"),), desired=None), {Metric.BACKLOG_PER_TASK}),
@@ -205,6 +244,7 @@ def test_metric_names_are_designs() -> None:
         "queue_depth",
         "backlog_per_task",
         "queue_latency_seconds",
+        "unacked_tasks",
         "active_tasks",
         "reserved_tasks",
         "scheduled_tasks",
@@ -212,4 +252,95 @@ def test_metric_names_are_designs() -> None:
         "worker_status",
         "busy_ratio",
         "memory_usage",
+        "hoarded_tasks",
+        "unanswered_workers",
     }
+
+
+@pytest.mark.parametrize(
+    ("depth", "replies", "hoarded"),
+    [
+        # Every slot busy, queue empty: all it reserved waits for its slot.
+        (0, (worker("celery@a", active=1, reserved=4, concurrency=1),), 4),
+        (0, (worker("celery@a", active=1, reserved=1, concurrency=1),), 1),
+        # A free slot starts a reserved message at once.
+        (0, (worker("celery@a", active=1, reserved=4, concurrency=2),), 0),
+        # Messages still in the queue: new workers can take those.
+        (3, (worker("celery@a", active=1, reserved=4, concurrency=1),), 0),
+        # Only the saturated workers' messages; each worker once.
+        (
+            0,
+            (
+                worker("celery@a", active=2, reserved=5, concurrency=2),
+                worker("celery@b", active=0, reserved=0, concurrency=2),
+                worker("celery@a", active=2, reserved=5, concurrency=2),
+            ),
+            5,
+        ),
+        # A worker that did not report its concurrency is never saturated.
+        (0, (worker("celery@a", active=1, reserved=4, concurrency=0),), 0),
+        (0, (), 0),
+    ],
+)
+def test_hoarded_tasks(depth: int, replies: tuple[WorkerSnapshot, ...], hoarded: int) -> None:
+    assert compute_metrics(observe(depth=depth, workers=replies))[Metric.HOARDED_TASKS] == hoarded
+
+
+@pytest.mark.parametrize(
+    ("depth", "replies", "hoarders"),
+    [
+        # The default multiplier of 4 on one slot: 4 waiting behind the running task.
+        (0, (worker("celery@a", active=1, reserved=4, concurrency=1),), ["celery@a"]),
+        (0, (worker("celery@a", active=4, reserved=5, concurrency=4),), ["celery@a"]),
+        # One per slot is what a multiplier of 1 holds with early acknowledgement: not hoarding.
+        (0, (worker("celery@a", active=1, reserved=1, concurrency=1),), []),
+        (0, (worker("celery@a", active=4, reserved=4, concurrency=4),), []),
+        # A free slot, or messages still in the queue: not hoarding.
+        (0, (worker("celery@a", active=1, reserved=8, concurrency=2),), []),
+        (1, (worker("celery@a", active=1, reserved=4, concurrency=1),), []),
+        # Only the hoarding worker, beside an idle one that cannot take its messages.
+        (
+            0,
+            (
+                worker("celery@a", active=1, reserved=3, concurrency=1),
+                worker("celery@b", active=0, reserved=0, concurrency=1),
+            ),
+            ["celery@a"],
+        ),
+    ],
+)
+def test_prefetch_hoarders(
+    depth: int, replies: tuple[WorkerSnapshot, ...], hoarders: list[str]
+) -> None:
+    assert [w.name for w in prefetch_hoarders(observe(depth=depth, workers=replies))] == hoarders
+
+
+def test_no_hoarders_without_the_broker_or_the_workers() -> None:
+    hoarder = (worker("celery@a", active=1, reserved=4, concurrency=1),)
+    assert prefetch_hoarders(observe(depth=None, workers=hoarder)) == ()
+    assert prefetch_hoarders(observe(depth=0, workers=None)) == ()
+
+
+@pytest.mark.parametrize(
+    ("running", "replies", "unanswered"),
+    [
+        (3, (worker("celery@a"), worker("celery@b")), 1),
+        (2, (worker("celery@a"), worker("celery@a")), 1),  # one worker replying twice is one
+        (0, (), 0),
+        (1, (worker("celery@a"), worker("celery@b")), 0),  # never below 0 (a rollout's old task)
+    ],
+)
+def test_unanswered_workers_is_running_tasks_less_the_workers_that_answered(
+    running: int, replies: tuple[WorkerSnapshot, ...], unanswered: int
+) -> None:
+    obs = Observation(
+        broker=None,
+        workers=replies,
+        service=ServiceObservation(desired=running, running=running, pending=0, deploying=False),
+    )
+    assert compute_metrics(obs)[Metric.UNANSWERED_WORKERS] == unanswered
+
+
+def test_unanswered_workers_needs_both_the_service_and_inspect() -> None:
+    assert Metric.UNANSWERED_WORKERS not in compute_metrics(observe(workers=None))
+    assert Metric.UNANSWERED_WORKERS not in compute_metrics(observe(desired=None))

@@ -24,11 +24,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from celery_scaler.core.conditions import Condition
 from celery_scaler.core.config import AdjustmentType, Statistic, StepPolicy, WorkerPoolSpec
 from celery_scaler.core.model import (
     Action,
     Decision,
+    LastAction,
     Observation,
+    PendingWrite,
     PoolMemory,
     ScaleOutCooldown,
     ServiceObservation,
@@ -42,10 +45,13 @@ from celery_scaler.core.policy import (
     decide,
     match_step,
     percent_change,
+    plan_pass,
     record_sample,
 )
 
 T0 = 100_000.0
+INTERVAL = 15.0
+"""The controller's default interval: the time between the passes these tests run."""
 
 # --------------------------------------------------------------------------- helpers
 
@@ -165,7 +171,8 @@ def decide_at(
 ) -> Decision:
     """One pass as the reconcile loop runs it: record the sample, then decide."""
     memory = record_sample(memory or PoolMemory(), now, value, pool.window)
-    return decide(pool, observation(current, **obs), {pool.metric.value: value}, memory, now)
+    metrics = {pool.metric.value: value}
+    return decide(pool, observation(current, **obs), metrics, memory, now, interval=INTERVAL)
 
 
 def run(pool: WorkerPoolSpec, passes: list[tuple[float, float]], current: int) -> list[Decision]:
@@ -174,7 +181,8 @@ def run(pool: WorkerPoolSpec, passes: list[tuple[float, float]], current: int) -
     decisions = []
     for now, value in passes:
         memory = record_sample(memory, now, value, pool.window)
-        decision = decide(pool, observation(current), {pool.metric.value: value}, memory, now)
+        metrics = {pool.metric.value: value}
+        decision = decide(pool, observation(current), metrics, memory, now, interval=INTERVAL)
         if decision.action is not Action.HOLD:
             memory = after_scaling(pool, memory, decision, now)
         current = decision.desired
@@ -600,13 +608,15 @@ def test_hold_on_any_observation_error(value: float) -> None:
 def test_hold_when_the_metric_is_missing() -> None:
     pool = make_pool()
     memory = record_sample(PoolMemory(), T0 - 15, 0.0, pool.window)  # an old sample is no excuse
-    decision = decide(pool, observation(4), {"queue_depth": 0.0}, memory, T0)
+    decision = decide(pool, observation(4), {"queue_depth": 0.0}, memory, T0, interval=INTERVAL)
     assert (decision.action, decision.desired, decision.value) == (Action.HOLD, 4, None)
     assert "backlog_per_task could not be read" in decision.reason
 
 
 def test_hold_when_no_sample_was_recorded() -> None:
-    decision = decide(make_pool(), observation(4), {"backlog_per_task": 0.0}, PoolMemory(), T0)
+    decision = decide(
+        make_pool(), observation(4), {"backlog_per_task": 0.0}, PoolMemory(), T0, interval=INTERVAL
+    )
     assert (decision.action, decision.desired) == (Action.HOLD, 4)
 
 
@@ -614,7 +624,7 @@ def test_hold_when_the_service_is_missing() -> None:
     pool = make_pool()
     memory = record_sample(PoolMemory(), T0, 25, pool.window)
     obs = Observation(broker=None, workers=(), service=None)
-    decision = decide(pool, obs, {"backlog_per_task": 25}, memory, T0)
+    decision = decide(pool, obs, {"backlog_per_task": 25}, memory, T0, interval=INTERVAL)
     assert (decision.action, decision.current, decision.desired) == (Action.HOLD, 0, 0)
     assert "ECS service was not read" in decision.reason
     assert "holding at 0" not in decision.reason, "a count never read is not held at 0"
@@ -658,7 +668,7 @@ def test_decide_uses_the_windowed_statistic(
 ) -> None:
     pool = make_pool(window="60s", statistic=statistic)
     memory = PoolMemory()
-    for age, value in [(30, 2.0), (15, 20.0)]:
+    for age, value in [(45, 2.0), (15, 20.0)]:  # reaching back 60s - INTERVAL
         memory = record_sample(memory, T0 - age, value, pool.window)
     decision = decide_at(pool, 8.0, 4, memory=memory, worker_list=workers())
     assert (decision.action, decision.desired) == (action, desired)
@@ -944,3 +954,270 @@ def test_no_scale_in_while_running_workers_did_not_answer_inspect() -> None:
     # Scale-out is not held back by it.
     decision = decide_at(make_pool(), 25, 4, worker_list=workers(1, 1, 1), running=4)
     assert (decision.action, decision.desired) == (Action.SCALE_OUT, 6)
+
+
+def plan_at(
+    pool: WorkerPoolSpec, value: float | None, memory: PoolMemory, now: float = T0, **obs: Any
+) -> tuple[Decision, PoolMemory, tuple[str, ...]]:
+    """One whole pure pass (plan_pass): (decision, memory, events)."""
+    current = obs.pop("current")
+    metrics = {} if value is None else {pool.metric.value: value}
+    decision, memory, events, _ = plan_pass(
+        pool, observation(current, **obs), metrics, memory, now, interval=INTERVAL
+    )
+    return decision, memory, events
+
+
+# --------------------------------------------------------------------------- external changes
+
+PLUS_3 = policy(10, step(0, None, 3), cooldown=300)
+
+
+@pytest.mark.parametrize(
+    ("changed_to", "added", "desired"),
+    [
+        (2, 0, 5),  # all 3 the cooldown added were removed: a whole new +3
+        (4, 2, 5),  # 1 of them removed: 2 still count, so +3 from 2 adds 1
+        (7, 3, 7),  # raised by someone else: the cooldown's own 3 still count; 4 + 3 is here
+    ],
+)
+def test_external_change_in_a_scale_out_cooldown_counts_only_the_capacity_left(
+    changed_to: int, added: int, desired: int
+) -> None:
+    # 2 → 5 by the policy 60s ago, cooldown 300s; then someone set the count by hand.
+    pool = make_pool(scale_out=PLUS_3, scale_in=None)
+    memory = PoolMemory(last_desired=5, scale_out_cooldown=ScaleOutCooldown(T0 - 60, 3))
+    decision, after, events = plan_at(pool, 30, memory, current=changed_to)
+    assert after.scale_out_cooldown == ScaleOutCooldown(T0 - 60, added)
+    assert (decision.current, decision.desired) == (changed_to, desired)
+    (event,) = events
+    assert event.startswith(f"desiredCount changed outside the controller: 5 → {changed_to}")
+    if added != 3:
+        assert event.endswith(f"the scale-out cooldown now counts {added} added, not 3")
+    if added == 0:
+        assert "already added in cooldown" not in decision.reason
+
+
+# --------------------------------------------------------------------------- failed passes
+
+
+def failing(**pool: Any) -> tuple[WorkerPoolSpec, PoolMemory]:
+    """A pool whose pass just failed for the third time in a row."""
+    return make_pool(**pool), PoolMemory(consecutive_failures=2)
+
+
+@pytest.mark.parametrize(
+    ("pool", "current", "action", "desired", "words"),
+    [
+        # The fallback raises, and never past maxCapacity.
+        ({"fallback": {"capacity": 3}}, 2, Action.SCALE_OUT, 3, "fallback after 3 failed"),
+        ({"fallback": {"capacity": 3}}, 4, Action.HOLD, 4, "not above it"),
+        # Above maxCapacity: brought down to it, with or without a fallback (it was 6, hold).
+        (
+            {"fallback": {"capacity": 3}, "max_capacity": 5},
+            8,
+            Action.SCALE_IN,
+            5,
+            "8 is above maxCapacity: 8 → 5",
+        ),
+        ({"max_capacity": 5}, 8, Action.SCALE_IN, 5, "8 is above maxCapacity: 8 → 5"),
+        # Below minCapacity: raised to it.
+        ({"min_capacity": 2}, 0, Action.SCALE_OUT, 2, "0 is below minCapacity: 0 → 2"),
+        ({}, 4, Action.HOLD, 4, "holding at 4"),
+    ],
+)
+def test_failed_pass_brings_the_count_within_bounds_and_says_so(
+    pool: dict[str, Any], current: int, action: Action, desired: int, words: str
+) -> None:
+    spec, memory = failing(**pool)
+    decision, _, _ = plan_at(spec, None, memory, current=current)
+    assert (decision.action, decision.current, decision.desired) == (action, current, desired)
+    assert words in decision.reason
+    assert "could not be read this pass" in decision.reason
+
+
+@FAST
+@given(situations(), st.integers(0, 30), st.integers(0, 5))
+def test_property_a_failed_pass_agrees_with_itself_and_keeps_the_bounds(
+    case: tuple[WorkerPoolSpec, int, float, PoolMemory, tuple[WorkerSnapshot, ...], bool],
+    current: int,
+    failures: int,
+) -> None:
+    pool, _, _, memory, busy, deploying = case
+    memory = memory.evolve(consecutive_failures=failures)
+    decision = decide_at(
+        pool, 0, current, memory=memory, worker_list=busy, deploying=deploying, errors=("x",)
+    )
+    assert pool.min_capacity <= decision.desired <= pool.max_capacity
+    assert decision.action is _direction(current, decision.desired)
+    # Nothing but the bounds lowers the count without data.
+    assert decision.desired >= min(current, pool.max_capacity)
+
+
+def _direction(current: int, desired: int) -> Action:
+    if desired > current:
+        return Action.SCALE_OUT
+    return Action.SCALE_IN if desired < current else Action.HOLD
+
+
+# --------------------------------------------------------------------------- a window not yet full
+
+MIN_OVER_A_MINUTE: dict[str, Any] = {"window": "60s", "statistic": "Minimum"}
+
+
+def test_a_new_process_does_not_act_on_one_sample_of_a_window() -> None:
+    # The first pass of a new process: one sample of 25 is no Minimum over 60s.
+    decision = decide_at(make_pool(**MIN_OVER_A_MINUTE), 25, 4)
+    assert (decision.action, decision.desired, decision.value) == (Action.HOLD, 4, None)
+    assert decision.reason == (
+        "backlog_per_task: samples cover 0s of the 60s window so far (1 sample); "
+        "a policy acts once they reach back 45s: holding at 4"
+    )
+
+
+def test_the_window_acts_once_its_samples_reach_back_window_minus_interval() -> None:
+    # A pass every 15s: the samples at 0, 15, 30 hold; at 45 they reach back 60 - 15.
+    pool = make_pool(**MIN_OVER_A_MINUTE)
+    decisions = run(pool, [(T0 + t, 25.0) for t in (0, 15, 30, 45)], current=4)
+    assert [d.action for d in decisions] == [Action.HOLD] * 3 + [Action.SCALE_OUT]
+    assert "samples cover 30s of the 60s window so far (3 samples)" in decisions[2].reason
+    assert decisions[3].reason.startswith("backlog_per_task minimum 25 over 4 samples ≥ 10")
+
+
+@pytest.mark.parametrize("window", ["0s", "10s", "15s"])
+def test_a_window_of_one_interval_or_less_needs_one_sample(window: str) -> None:
+    decision = decide_at(make_pool(window=window, statistic="Minimum"), 25, 4)
+    assert (decision.action, decision.desired) == (Action.SCALE_OUT, 6)
+
+
+def test_samples_aged_out_during_failures_fill_the_window_anew() -> None:
+    pool = make_pool(**MIN_OVER_A_MINUTE)
+    memory = PoolMemory()
+    for age in (60, 45, 30):  # then passes failed for 90s: no sample
+        memory = record_sample(memory, T0 - 120 - age, 25.0, pool.window)
+    decision = decide_at(pool, 25, 4, memory=memory)
+    assert (decision.action, decision.desired) == (Action.HOLD, 4)
+    assert "samples cover 0s of the 60s window" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("current", "action", "desired"), [(0, Action.SCALE_OUT, 1), (25, Action.SCALE_IN, 20)]
+)
+def test_a_window_not_yet_full_still_brings_the_count_within_bounds(
+    current: int, action: Action, desired: int
+) -> None:
+    decision = decide_at(make_pool(**MIN_OVER_A_MINUTE), 25, current)
+    assert (decision.action, decision.desired) == (action, desired)
+    assert "samples cover 0s" in decision.reason
+
+
+# --------------------------------------------------------------------------- an unrecorded write
+
+
+def written_then_stopped(current: int, desired: int) -> PoolMemory:
+    """What a controller left that wrote `current → desired` at T0 - 30 and then stopped."""
+    return PoolMemory(
+        last_desired=current,
+        pending=PendingWrite(_direction(current, desired), current, desired, T0 - 30),
+    )
+
+
+def test_a_write_found_done_is_the_controllers_own_with_its_cooldown() -> None:
+    pool = make_pool(scale_out=PLUS_3, scale_in=None)
+    decision, memory, events = plan_at(pool, 30, written_then_stopped(2, 5), current=5)
+    assert events == ()
+    assert (memory.last_desired, memory.pending) == (5, None)
+    assert memory.scale_out_cooldown == ScaleOutCooldown(T0 - 30, 3)
+    assert memory.last_action is not None
+    assert (memory.last_action.action, memory.last_action.time) == (Action.SCALE_OUT, T0 - 30)
+    # The cooldown it started still counts what it added.
+    assert (decision.action, decision.desired) == (Action.HOLD, 5)
+    assert "3 already added in cooldown" in decision.reason
+
+
+def test_a_write_that_never_happened_is_dropped_quietly() -> None:
+    pool = make_pool(scale_out=PLUS_3, scale_in=None)
+    decision, memory, events = plan_at(pool, 30, written_then_stopped(2, 5), current=2)
+    assert events == ()
+    assert (memory.pending, memory.last_action, memory.scale_out_cooldown) == (None, None, None)
+    assert (decision.action, decision.desired) == (Action.SCALE_OUT, 5)
+
+
+def test_a_count_changed_after_an_unrecorded_write_is_still_external() -> None:
+    pool = make_pool(scale_out=PLUS_3, scale_in=None)
+    _, memory, events = plan_at(pool, 30, written_then_stopped(2, 5), current=7)
+    assert events == (
+        "desiredCount changed outside the controller: 2 → 7; taken as current, "
+        "scale-in cooldown started",
+    )
+    assert (memory.pending, memory.last_desired) == (None, 7)
+
+
+# --------------------------------------------------------------------------- unanswered workers
+
+
+@pytest.mark.parametrize(
+    ("metric", "safe", "blocked"),
+    [
+        ("queue_depth", False, False),  # broker-only metric, no safeScaleIn: AWS's semantics
+        ("backlog_per_task", False, False),
+        ("queue_depth", True, True),  # safeScaleIn needs every busy worker
+        ("active_tasks", False, True),  # so does a metric read through inspect
+        ("busy_ratio", False, True),
+    ],
+)
+def test_unanswered_workers_block_scale_in_only_where_inspect_data_is_needed(
+    metric: str, safe: bool, blocked: bool
+) -> None:
+    pool = make_pool(metric=metric, safeScaleIn=safe, scale_in=policy(0.1, step(None, 0, -1)))
+    decision = decide_at(pool, 0, 4, worker_list=workers(0, 0, 0), running=4)
+    assert (decision.action, decision.desired) == (
+        (Action.HOLD, 4) if blocked else (Action.SCALE_IN, 3)
+    )
+    assert (Condition.WORKERS_UNREACHABLE in decision.conditions) is blocked
+    if blocked:
+        assert "only 3 of 4 running workers answered inspect" in decision.reason
+        assert decision.conditions[Condition.WORKERS_UNREACHABLE].startswith(
+            "only 3 of 4 running workers answered inspect, so no scale-in until they do"
+        )
+
+
+def test_workers_unreachable_holds_whatever_the_metric_asks() -> None:
+    # A condition of the pool, not of this pass's step: it holds on a scale-out too.
+    decision = decide_at(make_pool(), 25, 4, worker_list=workers(1, 1, 1), running=4)
+    assert (decision.action, decision.desired) == (Action.SCALE_OUT, 6)
+    assert Condition.WORKERS_UNREACHABLE in decision.conditions
+    everyone = decide_at(make_pool(), 25, 4, worker_list=workers(1, 1, 1, 1), running=4)
+    assert everyone.conditions == {}
+
+
+def test_workers_unreachable_is_announced_then_warned_about_past_5_minutes() -> None:
+    pool = make_pool()
+    memory, seen = PoolMemory(), []
+    for age in (0, 300, 301):
+        decision, memory, events = plan_at(
+            pool, 0, memory, now=T0 + age, current=4, worker_list=workers(0, 0, 0), running=4
+        )
+        seen.append((events, decision.warnings, decision.desired))
+    (appeared,), _, _ = seen[0]
+    assert appeared.startswith("WorkersUnreachable: only 3 of 4 running workers answered")
+    assert seen[1][:2] == ((), ())  # 300s is the bound itself: not yet
+    events, (warning,), desired = seen[2]
+    assert events == ()
+    assert warning.startswith(
+        "WorkersUnreachable has held for 301s, longer than 300s: only 3 of 4 running workers"
+    )
+    assert desired == 4  # a warning changes nothing
+    _, memory, events = plan_at(pool, 0, memory, now=T0 + 315, current=4, worker_list=workers(0))
+    assert events == ("WorkersUnreachable cleared",)
+    assert memory.conditions == {}
+
+
+def test_last_action_is_kept_by_a_settled_write() -> None:
+    memory = written_then_stopped(5, 3)
+    pool = make_pool()
+    _, after, _ = plan_at(pool, 5, memory, current=3, worker_list=workers(0, 0, 0))
+    assert after.last_action == LastAction(
+        Action.SCALE_IN, T0 - 30, "5 → 3, by a controller that stopped before recording it"
+    )
+    assert after.scale_in_cooldown_started == T0 - 30

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from celery_scaler.core.model import Action, LastAction, PoolMemory, ScaleOutCooldown
+from celery_scaler.core.model import Action, LastAction, PendingWrite, PoolMemory, ScaleOutCooldown
 from celery_scaler.core.state import (
     FAILURES,
     LAST_DESIRED,
     LAST_REASON,
     PAUSED,
+    PENDING_WRITE,
     SCALE_IN_COOLDOWN,
     SCALE_OUT_COOLDOWN,
     is_paused,
     memory_from_tags,
     memory_to_tags,
     tag_changes,
+    tag_text,
     tag_value,
+    tags_after,
 )
 
 T = 1_763_700_000.0  # a whole second, as tags keep them
@@ -39,10 +42,14 @@ def test_round_trip_keeps_everything_a_restart_needs() -> None:
 
 
 def test_tag_values_keep_to_aws_alphabet_and_length() -> None:
-    value = tag_value("queue_depth 63 ≥ 50 (step [10, 20) → +2): 4 → 6; " + "x" * 400)
-    assert value.startswith("queue_depth 63 at or above 50 step 10 20 to +2 : 4 to 6")
-    assert len(value) == 256
+    reason = "queue_depth 63 ≥ 50 (step [10, 20) → +2): 4 → 6; a=b, 50%"
+    value = tag_value(reason)
     assert all(c.isalnum() or c in " _.:/=+-@" for c in value)
+    assert tag_text(value) == reason, "the reason reads back with its symbols"
+    long = tag_value("≥" * 400)
+    assert len(long) <= 256
+    assert tag_text(long) == "≥" * (256 // 9), "cut between characters, never inside an escape"
+    assert tag_text("queue_depth 63 at or above 50") == "queue_depth 63 at or above 50"
 
 
 def test_only_differences_are_written_and_cleared_state_is_removed() -> None:
@@ -87,3 +94,17 @@ def test_an_outage_writes_the_failures_tag_when_it_matters_not_every_pass() -> N
     assert memory_from_tags({FAILURES: "3"}).consecutive_failures == threshold, (
         "a restarted controller keeps the fallback it had reached"
     )
+
+
+def test_a_pending_write_is_one_tag_removed_once_the_state_is_written() -> None:
+    before = PoolMemory(last_desired=2)
+    intent = before.evolve(pending=PendingWrite(Action.SCALE_OUT, 2, 5, T))
+    to_set, to_remove = tag_changes(intent, memory_to_tags(before))
+    assert (to_set, to_remove) == ({PENDING_WRITE: "scale_out 2 to 5 2025-11-21T04:40:00Z"}, [])
+    assert memory_from_tags(memory_to_tags(intent)).pending == intent.pending
+    written = tags_after(memory_to_tags(before), to_set, to_remove)
+    # After UpdateService: the new state, and the intent gone, in one write.
+    done = before.evolve(last_desired=5)
+    assert tag_changes(done, written) == ({LAST_DESIRED: "5"}, [PENDING_WRITE])
+    for garbage in ("scale_out 2 5 2025-11-21T04:40:00Z", "grow 2 to 5 2025-11-21T04:40:00Z"):
+        assert memory_from_tags({PENDING_WRITE: garbage}).pending is None

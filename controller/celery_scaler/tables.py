@@ -22,10 +22,15 @@ def json_lines(results: Sequence[PoolResult]) -> str:
 
 def results_table(results: Sequence[PoolResult]) -> Table:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("pool", "service", "metric", "value", "count", "action"):
+    # At 80 columns the names give way (they fold), never the numbers or the action.
+    table.add_column("pool", overflow="fold")
+    table.add_column("service", overflow="fold")
+    table.add_column("metric", overflow="fold")
+    for column in ("value", "count", "action"):
         table.add_column(column, no_wrap=True)
     for result in results:
-        action = result.action.replace("_", "-")
+        # Spelled as in the JSON line (`scale_out`), so one word finds both.
+        action = result.action
         if result.action != "hold":
             action += " (applied)" if result.applied else " (dry run)" if result.dry_run else ""
         count = _count(result.current)
@@ -50,6 +55,8 @@ def reasons(results: Sequence[PoolResult]) -> Text:
         text.append(result.reason)
         if result.error and result.error not in result.reason:
             text.append(f" — error: {result.error}", style="red")
+        for warning in result.warnings:
+            text.append(f" — warning: {warning}", style="yellow")
         text.append("\n")
     return text
 
@@ -69,43 +76,50 @@ def print_report(console: Console, report: PassReport, *, output: str) -> None:
 
 
 def status_table(statuses: Sequence[PoolStatus], now: float) -> Table:
+    """One row a pool; the last action and its reason on lines of their own below.
+
+    A reason is a sentence: as a column it would wrap each pool over many lines at 80.
+    """
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in (
-        "pool",
-        "service",
-        "desired",
-        "running",
-        "conditions",
-        "last action",
-        "cooldown",
-    ):
-        table.add_column(column, no_wrap=column != "last action")
+    table.add_column("pool", overflow="fold")
+    table.add_column("service", overflow="fold")
+    for column in ("desired", "running"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("conditions", overflow="fold")
+    table.add_column("cooldown", no_wrap=True)
     for status in statuses:
         true = [
             f"Leader={status.leader}" if name == "Leader" and status.leader else name
             for name, value in status.conditions.items()
             if value
         ]
-        last = "—"
-        if status.last_action and status.last_action_time is not None:
-            last = f"{status.last_action.replace('_', '-')} {_ago(now - status.last_action_time)}"
-            if status.last_reason:
-                last += f": {status.last_reason}"
-        if status.error:
-            last = status.error
-        cooldown = ", ".join(
-            f"{name.replace('_', '-')} {left:.0f}s" for name, left in status.cooldowns_left.items()
-        )
+        cooldown = ", ".join(f"{name} {left:.0f}s" for name, left in status.cooldowns_left.items())
         table.add_row(
             Text(status.pool),
             Text(f"{status.cluster}/{status.service}"),
             _count(status.current),
             _count(status.running),
             Text(", ".join(true) or "—", style="red" if status.conditions["Degraded"] else ""),
-            Text(last),
             cooldown or "—",
         )
     return table
+
+
+def last_actions(statuses: Sequence[PoolStatus], now: float) -> Text:
+    """One line per pool under the status table: its last action and why, or its error."""
+    text = Text()
+    for status in statuses:
+        text.append(f"{status.pool}: ", style="bold")
+        if status.error:
+            text.append(status.error, style="red")
+        elif status.last_action and status.last_action_time is not None:
+            text.append(f"{status.last_action} {_ago(now - status.last_action_time)}")
+            if status.last_reason:
+                text.append(f": {status.last_reason}")
+        else:
+            text.append("no action yet", style="dim")
+        text.append("\n")
+    return text
 
 
 def _ago(seconds: float) -> str:

@@ -95,13 +95,18 @@ def controller_pass(
     metrics: Mapping[str, float],
     memory: PoolMemory,
     now: float,
+    *,
+    interval: float,
 ) -> tuple[Decision, PoolMemory]:
     """One controller pass over an observation, its write assumed to succeed.
 
     The same sequence as the reconcile pass, without the I/O: the report's replay and
     the simulator decide through here, never through a second implementation.
+    `interval` is the time between these passes (the replay's period, say).
     """
-    decision, memory, _events, _errors = plan_pass(spec, obs, metrics, memory, now)
+    decision, memory, _events, _errors = plan_pass(
+        spec, obs, metrics, memory, now, interval=interval
+    )
     return decision, after_scaling(spec, memory, decision, now)
 
 
@@ -364,7 +369,9 @@ def replay(pool: WorkerPool, history: History, *, initial: int | None = None) ->
             steps.append(ReplayStep(time, None, capacity, known, None))
             continue
         obs = Observation(broker=None, workers=None, service=service_at(capacity))
-        decision, memory = controller_pass(spec, obs, {metric: value}, memory, time)
+        decision, memory = controller_pass(
+            spec, obs, {metric: value}, memory, time, interval=period
+        )
         capacity = decision.desired
         steps.append(ReplayStep(time, value, capacity, known, decision))
 

@@ -105,7 +105,7 @@ class ControllerActor:
     def act(self, now: float, obs: Observation) -> Decision | None:
         self.next_time = now + self.interval
         decision, self.memory = controller_pass(
-            self.spec, obs, compute_metrics(obs), self.memory, now
+            self.spec, obs, compute_metrics(obs), self.memory, now, interval=self.interval
         )
         return decision
 
@@ -187,7 +187,10 @@ class AlarmPathActor:
             if breaching >= settings.datapoints_to_alarm:
                 aas_view = Observation(broker=None, workers=None, service=obs.service)
                 metrics = {self.spec.metric.value: datapoints[-1]}
-                decision, self.memory = controller_pass(spec, aas_view, metrics, self.memory, now)
+                # Invoked once a period, each time on that period's datapoint.
+                decision, self.memory = controller_pass(
+                    spec, aas_view, metrics, self.memory, now, interval=settings.period
+                )
                 return decision
         return None
 

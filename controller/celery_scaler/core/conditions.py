@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 
-from celery_scaler.core.model import Observation, PoolMemory
+from celery_scaler.core.metrics import hoarded_tasks, prefetch_hoarders
+from celery_scaler.core.model import Observation, PoolMemory, WorkerSnapshot
 
 
 class Condition(StrEnum):
@@ -25,7 +26,8 @@ class Condition(StrEnum):
     CLOCK_SKEW = "ClockSkew"
     """A waiting message is stamped in the future: the publisher's clock runs ahead."""
     PREFETCH_HOARDING = "PrefetchHoarding"
-    """Workers hold far more prefetched messages than their slots, while the queue is empty."""
+    """Workers busy in every slot hold more than one prefetched message per slot, while the
+    pool's queues are empty (core/metrics.py `prefetch_hoarders`)."""
     WORKERS_UNREACHABLE = "WorkersUnreachable"
     """Fewer workers answered inspect than ECS runs, and that blocks scale-in."""
 
@@ -33,11 +35,63 @@ class Condition(StrEnum):
 Conditions = Mapping[str, str]
 """The conditions that hold (a `Condition` each), with a sentence for a person."""
 
+OVERDUE_AFTER: Mapping[str, float] = {Condition.WORKERS_UNREACHABLE: 300.0}
+"""Seconds a condition may hold before every pass warns about it (`overdue_conditions`).
+WorkersUnreachable: a worker still starting answers within a few passes; one silent for
+5 minutes will most likely never answer, and scale-in stays blocked until a person acts."""
+
+
+PREFETCH_ADVICE = (
+    "set worker_prefetch_multiplier = 1 and task_acks_late = True on these workers "
+    "(a busy worker then holds no message beyond its running tasks), or, on Redis with "
+    "Celery 5.6 or later, worker_disable_prefetch = True (celery worker --disable-prefetch)"
+)
+"""What stops a worker from hoarding; the PrefetchHoarding sentence ends with it."""
+
+NAMED_HOARDERS = 3
+"""Workers a PrefetchHoarding sentence names; the others are counted."""
+
 
 def observed_conditions(obs: Observation) -> dict[str, str]:
     """The conditions this observation shows by itself (the policy adds its own)."""
     found: dict[str, str] = {}
+    broker = obs.broker
+    if broker is not None and broker.missing:
+        names = ", ".join(repr(queue) for queue in sorted(broker.missing))
+        found[Condition.QUEUE_MISSING] = (
+            f"the broker has no queue {names}: the pool holds rather than read it as empty; "
+            "check spec.queues against the queues the workers consume"
+        )
+    if broker is not None and broker.per_queue_skew:
+        ahead = ", ".join(
+            f"{queue!r} {seconds:.0f}s" for queue, seconds in sorted(broker.per_queue_skew.items())
+        )
+        found[Condition.CLOCK_SKEW] = (
+            f"waiting messages are stamped in the future ({ahead} ahead of this controller's "
+            "clock): the publisher's clock runs ahead, so their age and queue_latency_seconds "
+            "are unknown; synchronise the publishers' clocks (NTP)"
+        )
+    hoarders = prefetch_hoarders(obs)
+    if hoarders:
+        found[Condition.PREFETCH_HOARDING] = _hoarding(hoarders, hoarded_tasks(obs) or 0)
     return found
+
+
+def _hoarding(hoarders: tuple[WorkerSnapshot, ...], hoarded: int) -> str:
+    named = ", ".join(_holds(worker) for worker in hoarders[:NAMED_HOARDERS])
+    more = len(hoarders) - NAMED_HOARDERS
+    others = f" and {more} more" if more > 0 else ""
+    return (
+        f"{hoarded} prefetched tasks wait on workers busy in every slot while the queue is "
+        f"empty ({named}{others}): queue_depth does not count them and no other worker "
+        f"can take them; {PREFETCH_ADVICE}"
+    )
+
+
+def _holds(worker: WorkerSnapshot) -> str:
+    prefetch = f", prefetch_count {worker.prefetch_count}" if worker.prefetch_count else ""
+    slots = "slot" if worker.concurrency == 1 else "slots"
+    return f"{worker.name} holds {worker.reserved} for {worker.concurrency} {slots}{prefetch}"
 
 
 def note_conditions(
@@ -55,3 +109,20 @@ def note_conditions(
             del since[condition]
             events.append(f"{condition} cleared")
     return memory.evolve(conditions=since), tuple(events)
+
+
+def overdue_conditions(memory: PoolMemory, holding: Conditions, now: float) -> tuple[str, ...]:
+    """A warning for each condition that has held longer than its bound (`OVERDUE_AFTER`).
+
+    Repeated every pass while it lasts, unlike the event when it appeared; it changes no
+    count, only what a person is shown (the JSON line's `warnings`, a WARNING log line).
+    `memory` must already have noted `holding` (`note_conditions`).
+    """
+    warnings = []
+    for condition, message in holding.items():
+        bound, since = OVERDUE_AFTER.get(condition), memory.conditions.get(condition)
+        if bound is not None and since is not None and now - since > bound:
+            warnings.append(
+                f"{condition} has held for {now - since:.0f}s, longer than {bound:g}s: {message}"
+            )
+    return tuple(warnings)

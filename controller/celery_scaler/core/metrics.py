@@ -16,6 +16,7 @@ class Metric(StrEnum):
     QUEUE_DEPTH = "queue_depth"
     BACKLOG_PER_TASK = "backlog_per_task"
     QUEUE_LATENCY_SECONDS = "queue_latency_seconds"
+    UNACKED_TASKS = "unacked_tasks"
     ACTIVE_TASKS = "active_tasks"
     RESERVED_TASKS = "reserved_tasks"
     SCHEDULED_TASKS = "scheduled_tasks"
@@ -23,11 +24,13 @@ class Metric(StrEnum):
     WORKER_STATUS = "worker_status"
     BUSY_RATIO = "busy_ratio"
     MEMORY_USAGE = "memory_usage"
+    HOARDED_TASKS = "hoarded_tasks"
+    UNANSWERED_WORKERS = "unanswered_workers"
 
 
 # What each metric needs read: the broker's queues, or the workers' inspect replies.
 # SQS has no remote control, so a pool on SQS can only scale on broker-only metrics.
-BROKER_ONLY_METRICS = frozenset({Metric.QUEUE_DEPTH, Metric.BACKLOG_PER_TASK})
+BROKER_ONLY_METRICS = frozenset({Metric.QUEUE_DEPTH, Metric.BACKLOG_PER_TASK, Metric.UNACKED_TASKS})
 LATENCY_METRICS = frozenset({Metric.QUEUE_LATENCY_SECONDS})
 
 
@@ -49,6 +52,56 @@ def busy_workers(workers: Iterable[WorkerSnapshot]) -> int:
     return sum(1 for worker in unique_workers(workers) if worker.busy)
 
 
+def _saturated_while_queues_empty(obs: Observation) -> tuple[WorkerSnapshot, ...] | None:
+    """The workers busy in every slot when the pool's queues are empty (none otherwise);
+    None when the broker or the workers were not read."""
+    if obs.broker is None or obs.workers is None:
+        return None
+    if obs.broker.queue_depth > 0:
+        return ()
+    return tuple(worker for worker in unique_workers(obs.workers) if worker.saturated)
+
+
+def hoarded_tasks(obs: Observation) -> int | None:
+    """Messages reserved by workers whose every slot is busy, while the queues are empty.
+
+    They are the pool's backlog, yet the queue no longer shows them and neither an idle
+    worker nor a new one can take them: each waits for a slot of the worker holding it.
+    None when the broker or the workers were not read.
+    """
+    saturated = _saturated_while_queues_empty(obs)
+    return None if saturated is None else sum(worker.reserved for worker in saturated)
+
+
+def prefetch_hoarders(obs: Observation) -> tuple[WorkerSnapshot, ...]:
+    """The workers that hoard: busy in every slot, holding more than one reserved message
+    per slot, while the pool's queues are empty.
+
+    A worker prefetches up to concurrency times worker_prefetch_multiplier unacknowledged
+    messages; with early acknowledgement (Celery's default) a running task is acknowledged
+    as it starts and no longer counts. So a busy worker holds at most one message per
+    slot with a multiplier of 1, none with `task_acks_late` as well, and up to 4 per slot
+    with the default multiplier of 4: more than one per slot takes a multiplier above 1,
+    which is the setting to change.
+    """
+    return tuple(
+        worker
+        for worker in _saturated_while_queues_empty(obs) or ()
+        if worker.reserved > worker.concurrency
+    )
+
+
+def unanswered_workers(obs: Observation) -> int | None:
+    """Running ECS tasks whose worker did not answer inspect: running - workers that answered.
+
+    Never below 0 (workers of a rollout's old tasks may answer too). None unless both the
+    service and the workers were read.
+    """
+    if obs.service is None or obs.workers is None:
+        return None
+    return max(0, obs.service.running - len(unique_workers(obs.workers)))
+
+
 def compute_metrics(obs: Observation) -> dict[str, float]:
     """Every metric of the table in docs/metrics.md that this observation allows, by name.
 
@@ -57,10 +110,15 @@ def compute_metrics(obs: Observation) -> dict[str, float]:
     """
     values: dict[str, float] = {}
     broker, workers, service = obs.broker, obs.workers, obs.service
+    if broker is not None and broker.errors:
+        # Some of the pool's queues could not be read: a partial sum would pass for a small one.
+        broker = None
     if broker is not None:
         values[Metric.QUEUE_DEPTH] = broker.queue_depth
         if broker.latency_seconds is not None:
             values[Metric.QUEUE_LATENCY_SECONDS] = broker.latency_seconds
+        if broker.unacked is not None:
+            values[Metric.UNACKED_TASKS] = broker.unacked
     if workers is not None:
         workers = unique_workers(workers)
         values[Metric.ACTIVE_TASKS] = sum(w.active for w in workers)
@@ -78,13 +136,31 @@ def compute_metrics(obs: Observation) -> dict[str, float]:
         rss = [w.max_rss_kb for w in workers if w.max_rss_kb is not None]
         if rss:
             values[Metric.MEMORY_USAGE] = max(rss) / KILOBYTES_PER_MEGABYTE
+    hoarded = hoarded_tasks(obs)
+    if hoarded is not None:
+        values[Metric.HOARDED_TASKS] = hoarded
+    unanswered = unanswered_workers(obs)
+    if unanswered is not None:
+        values[Metric.UNANSWERED_WORKERS] = unanswered
     if broker is not None and service is not None:
-        # Work the fleet holds beyond the queue: tasks running or prefetched on workers,
-        # or (SQS, no remote control) the messages in flight.
-        if workers is not None:
-            held: float | None = values[Metric.ACTIVE_TASKS] + values[Metric.RESERVED_TASKS]
-        else:
-            held = broker.in_flight
+        held = held_tasks(broker.unacked, workers)
         if held is not None:
             values[Metric.BACKLOG_PER_TASK] = (broker.queue_depth + held) / max(service.desired, 1)
     return values
+
+
+def held_tasks(unacked: int | None, workers: Iterable[WorkerSnapshot] | None) -> int | None:
+    """Work taken off the queue and not finished: the larger of two views of it.
+
+    The broker's unacknowledged messages and the workers' active + reserved tasks count
+    the same messages twice over (a prefetched task is both), so the larger is taken:
+    the broker also sees what dead or unanswering workers left behind, inspect also sees
+    tasks acknowledged as they started (Celery's default). None when neither is known.
+    """
+    seen = None
+    if workers is not None:
+        workers = unique_workers(workers)
+        seen = sum(w.active for w in workers) + sum(w.reserved for w in workers)
+    if unacked is None or seen is None:
+        return seen if unacked is None else unacked
+    return max(unacked, seen)

@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class Action(StrEnum):
@@ -27,39 +30,78 @@ def oldest_of(ages: Iterable[float | None]) -> float | None:
 
 @dataclass(frozen=True)
 class BrokerObservation:
-    """The broker's view of one pool's queues."""
+    """The broker's view of one pool's queues (or of every pool's: see `subset`).
+
+    Per-queue figures are kept so that one read serves every pool. A figure the broker
+    cannot give is None (or absent from its per-queue mapping), never 0.
+    """
 
     queue_depth: int
-    """Messages waiting, summed over the pool's queues."""
+    """Messages waiting, summed over the queues that could be read."""
     per_queue: Mapping[str, int] = field(default_factory=dict)
-    in_flight: int | None = None
-    """Messages received but not yet deleted (SQS only)."""
+    unacked: int | None = None
+    """Messages delivered to a consumer and not yet acknowledged: prefetched or running on
+    a worker, or left behind by one that died (Redis, until the visibility timeout); SQS:
+    in flight. None when the broker was not asked or any queue's count is unknown."""
     latency_seconds: float | None = None
     """Age of the oldest waiting message, when the broker can tell."""
     per_queue_latency: Mapping[str, float | None] = field(default_factory=dict)
-    per_queue_in_flight: Mapping[str, int] = field(default_factory=dict)
+    per_queue_unacked: Mapping[str, int] = field(default_factory=dict)
+    delayed: int | None = None
+    """Messages not yet visible because of a delivery delay (SQS only)."""
+    per_queue_delayed: Mapping[str, int] = field(default_factory=dict)
+    unstamped: int | None = None
+    """Of the waiting messages scanned for latency, those without a publish stamp (Redis)."""
+    per_queue_unstamped: Mapping[str, int] = field(default_factory=dict)
+    per_queue_skew: Mapping[str, float] = field(default_factory=dict)
+    """Queue → seconds a waiting message's stamp lies in the future (publisher's clock
+    ahead); only queues where one does. Their latency is unknown."""
+    missing: frozenset[str] = frozenset()
+    """Queues the broker says do not exist (RabbitMQ, SQS): not read as empty."""
+    errors: Mapping[str, str] = field(default_factory=dict)
+    """Queue → why it could not be read; the other queues were read."""
+
+    def problems(self) -> tuple[str, ...]:
+        """Why a pool of these queues cannot be decided on: a sentence each."""
+        found = [f"queue {queue!r}: {error}" for queue, error in sorted(self.errors.items())]
+        if self.missing:
+            names = ", ".join(repr(queue) for queue in sorted(self.missing))
+            found.append(f"the broker has no queue {names}: not read as an empty queue")
+        return tuple(found)
 
     def subset(self, queues: Iterable[str]) -> BrokerObservation:
         """The observation of some of these queues (one read serves every pool)."""
         names = list(dict.fromkeys(queues))
-        per_queue = {queue: self.per_queue.get(queue, 0) for queue in names}
+        per_queue = {
+            queue: self.per_queue.get(queue, 0) for queue in names if queue not in self.errors
+        }
         latency = None
         if self.per_queue_latency:
             latency = oldest_of(self.per_queue_latency.get(queue) for queue in names)
-        in_flight = None
-        if self.in_flight is not None:
-            in_flight = sum(self.per_queue_in_flight.get(queue, 0) for queue in names)
+
+        def some(mapping: Mapping[str, T]) -> dict[str, T]:
+            return {queue: mapping[queue] for queue in names if queue in mapping}
+
+        def total(figure: int | None, mapping: Mapping[str, int]) -> int | None:
+            # Known for the subset only when known for each of its queues.
+            if figure is None or any(queue not in mapping for queue in names):
+                return None
+            return sum(mapping[queue] for queue in names)
+
         return BrokerObservation(
             queue_depth=sum(per_queue.values()),
             per_queue=per_queue,
-            in_flight=in_flight,
+            unacked=total(self.unacked, self.per_queue_unacked),
             latency_seconds=latency,
-            per_queue_latency={
-                q: self.per_queue_latency[q] for q in names if q in self.per_queue_latency
-            },
-            per_queue_in_flight={
-                q: self.per_queue_in_flight[q] for q in names if q in self.per_queue_in_flight
-            },
+            per_queue_latency=some(self.per_queue_latency),
+            per_queue_unacked=some(self.per_queue_unacked),
+            delayed=total(self.delayed, self.per_queue_delayed),
+            per_queue_delayed=some(self.per_queue_delayed),
+            unstamped=total(self.unstamped, self.per_queue_unstamped),
+            per_queue_unstamped=some(self.per_queue_unstamped),
+            per_queue_skew=some(self.per_queue_skew),
+            missing=frozenset(names) & self.missing,
+            errors=some(self.errors),
         )
 
 
@@ -80,10 +122,18 @@ class WorkerSnapshot:
     """Lifetime count of tasks the worker received (sum of `stats`' `total`)."""
     uptime_seconds: float | None = None
     """Seconds since the worker started (`stats`' `uptime`): tells a restart from a reset."""
+    prefetch_count: int | None = None
+    """How many unacknowledged messages the worker may hold (`stats`' `prefetch_count`):
+    concurrency times worker_prefetch_multiplier, raised by one per ETA task it holds."""
 
     @property
     def busy(self) -> bool:
         return self.active > 0
+
+    @property
+    def saturated(self) -> bool:
+        """Every slot runs a task: a message it reserved waits until one frees."""
+        return 0 < self.concurrency <= self.active
 
 
 @dataclass(frozen=True)
@@ -127,6 +177,21 @@ class LastAction:
 
 
 @dataclass(frozen=True)
+class PendingWrite:
+    """A desiredCount the controller is about to write, recorded on the service first.
+
+    Written before UpdateService and cleared with the state written after it, so a
+    controller that stops in between leaves it behind: the next one finds the count it
+    names and knows the change was its own, not someone else's (policy.plan_pass).
+    """
+
+    action: Action
+    current: int
+    desired: int
+    time: float
+
+
+@dataclass(frozen=True)
 class PoolMemory:
     """What the controller remembers about a pool between passes."""
 
@@ -140,6 +205,8 @@ class PoolMemory:
     last_action: LastAction | None = None
     conditions: Mapping[str, float] = field(default_factory=dict)
     """Condition name (core/conditions.py) → when it began to hold; only those that hold."""
+    pending: PendingWrite | None = None
+    """A write this or an earlier controller began and did not record as done."""
 
     def evolve(self, **changes: object) -> PoolMemory:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -160,3 +227,5 @@ class Decision:
     """The matching step, as `[lower, upper) → +n`, when one matched."""
     conditions: Mapping[str, str] = field(default_factory=dict)
     """Conditions the policy raised while deciding (name → sentence), see core/conditions.py."""
+    warnings: tuple[str, ...] = ()
+    """Things a person must act on that change no count (a condition held too long)."""

@@ -17,7 +17,9 @@ The rules, from AWS's step scaling documentation:
 
 Beyond AWS: a scale-out policy never lowers the count and a scale-in policy never raises
 it (AWS would apply an ExactCapacity step either way); a count outside [minCapacity,
-maxCapacity] is always brought back, whatever cooldown or rollout is running.
+maxCapacity] is always brought back, whatever cooldown, rollout or failed read is running;
+a policy acts only once its window holds a window's worth of samples; a count someone
+else lowered no longer counts as added by a running scale-out cooldown.
 """
 
 from __future__ import annotations
@@ -27,7 +29,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from enum import Enum
 
-from celery_scaler.core.conditions import note_conditions, observed_conditions
+from celery_scaler.core.conditions import (
+    Condition,
+    note_conditions,
+    observed_conditions,
+    overdue_conditions,
+)
 from celery_scaler.core.config import (
     AdjustmentType,
     Statistic,
@@ -36,12 +43,13 @@ from celery_scaler.core.config import (
     WorkerPoolSpec,
 )
 from celery_scaler.core.config import describe_interval as describe_interval
-from celery_scaler.core.metrics import busy_workers, unique_workers
+from celery_scaler.core.metrics import BROKER_ONLY_METRICS, busy_workers, unanswered_workers
 from celery_scaler.core.model import (
     Action,
     Decision,
     LastAction,
     Observation,
+    PendingWrite,
     PoolMemory,
     ScaleOutCooldown,
 )
@@ -57,6 +65,28 @@ def record_sample(memory: PoolMemory, now: float, value: float, window: float) -
     """Add a metric sample and drop the ones that fell out of the window (0 keeps one)."""
     kept = tuple((t, v) for t, v in memory.samples if window > 0 and t >= now - window)
     return memory.evolve(samples=(*kept, (now, value)))
+
+
+def window_shortfall(
+    pool: WorkerPoolSpec, memory: PoolMemory, now: float, interval: float
+) -> str | None:
+    """Why the window does not hold enough samples yet for a policy to act, if it does not.
+
+    Each sample stands for the `interval` up to the next pass, so the window holds enough
+    once its oldest kept sample is at least `window - interval` old; a window of one
+    interval or less (0 included) needs one sample. A new process, or one whose samples
+    all aged out while its passes failed, starts short: a Minimum over one lone sample
+    is not a Minimum over the window.
+    """
+    needed = pool.window - interval
+    if not memory.samples or now - memory.samples[0][0] >= needed:
+        return None
+    count, held = len(memory.samples), now - memory.samples[0][0]
+    return (
+        f"{pool.metric.value}: samples cover {held:.0f}s of the {pool.window:g}s window so "
+        f"far ({count} sample{'s' if count > 1 else ''}); a policy acts once they reach back "
+        f"{needed:g}s"
+    )
 
 
 def aggregate(samples: Sequence[tuple[float, float]], statistic: Statistic) -> float:
@@ -152,14 +182,38 @@ def decide(
     metrics: Mapping[str, float],
     memory: PoolMemory,
     now: float,
+    *,
+    interval: float,
 ) -> Decision:
     """The desired count for one pool: the step tables applied to the windowed metric.
 
-    `memory` must already hold this pass's sample (see `record_sample`). The steps, in
-    order: pause and failed observation hold (or fall back); the windowed value picks the
-    breached policy and its step; the step proposes a capacity (cooldown, direction);
-    the bounds clamp it; a scale-in is then held back by what makes it unsafe.
+    `memory` must already hold this pass's sample (see `record_sample`); `interval` is
+    the time between passes. The steps, in order: pause and failed observation hold (or
+    fall back); a window not yet full holds; the windowed value picks the breached policy
+    and its step; the step proposes a capacity (cooldown, direction); the bounds clamp
+    it; a scale-in is then held back by what makes it unsafe. Whatever the path, workers
+    that do not answer raise WorkersUnreachable where they block scale-in.
     """
+    decision = _decide(pool, obs, metrics, memory, now, interval)
+    unreachable = workers_unreachable(pool, obs)
+    if unreachable is None:
+        return decision
+    sentence = (
+        f"{unreachable}, so no scale-in until they do: a task whose worker hangs, consumes "
+        "none of the pool's queues or uses another control exchange blocks it for good"
+    )
+    conditions = {**decision.conditions, Condition.WORKERS_UNREACHABLE: sentence}
+    return replace(decision, conditions=conditions)
+
+
+def _decide(
+    pool: WorkerPoolSpec,
+    obs: Observation,
+    metrics: Mapping[str, float],
+    memory: PoolMemory,
+    now: float,
+    interval: float,
+) -> Decision:
     metric = pool.metric.value
     service = obs.service
     current = service.desired if service is not None else 0
@@ -170,6 +224,9 @@ def decide(
         return _without_data(pool, obs, memory, current)
     if metric not in metrics or not memory.samples:
         return _hold(current, metric, f"holding at {current}: {metric} could not be read this pass")
+    short = window_shortfall(pool, memory, now, interval)
+    if short is not None:
+        return _bring_into_range(pool, current, metric, None, short)
 
     value, shown = _windowed_value(pool, memory)
     breached = _breached_policy(pool, value)
@@ -214,27 +271,34 @@ def _action(current: int, desired: int) -> Action:
 def _without_data(
     pool: WorkerPoolSpec, obs: Observation, memory: PoolMemory, current: int
 ) -> Decision:
-    """A pass that could not observe: hold, or after enough failures raise to the fallback."""
+    """A pass that could not observe: hold, or after enough failures raise to the fallback.
+
+    A count outside [minCapacity, maxCapacity] is brought back all the same: the bounds
+    need no metric, only the count, and that was read. Nothing else lowers the count.
+    """
     metric = pool.metric.value
     problems = "; ".join(obs.errors) or "the ECS service was not read"
     failures = memory.consecutive_failures
     if obs.service is None:
         # Not "holding at 0": the count was never read, so there is nothing known to hold.
         return _hold(current, metric, f"count unknown, nothing changed: {problems}")
-    if not fallback_active(pool, failures):
-        return _hold(current, metric, f"holding at {current}: {problems}")
+    desired = min(max(current, pool.min_capacity), pool.max_capacity)
+    if desired != current:
+        bound = "above maxCapacity" if desired < current else "below minCapacity"
+        why = f"{current} is {bound}: {current} → {desired}"
+    else:
+        why = f"holding at {current}"
     capacity = pool.fallback.capacity
-    assert capacity is not None  # fallback_active
-    desired = min(max(current, capacity), pool.max_capacity)
-    return Decision(
-        Action.SCALE_OUT if desired > current else Action.HOLD,
-        current,
-        desired,
-        metric,
-        None,
-        f"fallback after {failures} failed passes: desired is max(current {current}, "
-        f"fallback.capacity {capacity}) = {desired}: {problems}",
-    )
+    if capacity is not None and fallback_active(pool, failures):
+        # fallback.capacity lies within [minCapacity, maxCapacity] (the configuration
+        # says so), so raising to it keeps the count there.
+        if capacity > desired:
+            desired = capacity
+            why = f"desired is max(current {current}, fallback.capacity {capacity}) = {capacity}"
+        else:
+            why += f" (fallback.capacity {capacity} is not above it)"
+        why = f"fallback after {failures} failed passes: {why}"
+    return Decision(_action(current, desired), current, desired, metric, None, f"{why}: {problems}")
 
 
 def _windowed_value(pool: WorkerPoolSpec, memory: PoolMemory) -> tuple[float, str]:
@@ -269,9 +333,10 @@ def _proposed_capacity(
     if direction is Direction.OUT and scale_out_cooldown_active(memory, policy, now):
         # AWS: what this cooldown already added counts toward the new step.
         assert memory.scale_out_cooldown is not None
-        base = current - memory.scale_out_cooldown.added
-        proposed = max(current, adjusted_capacity(policy, step, base))
-        notes.append(f"{memory.scale_out_cooldown.added} already added in cooldown")
+        added = memory.scale_out_cooldown.added
+        proposed = max(current, adjusted_capacity(policy, step, current - added))
+        if added:
+            notes.append(f"{added} already added in cooldown")
     else:
         proposed = adjusted_capacity(policy, step, current)
     # Each policy keeps to its direction (an ExactCapacity step can point the other way):
@@ -318,12 +383,9 @@ def _scale_in_blocked(
     """Why a scale-in must wait this pass, if it must."""
     if obs.service is not None and obs.service.deploying:
         return "no scale-in while a deployment rolls out"
-    if obs.service is not None and obs.workers is not None:
-        # A running task whose worker did not answer inspect may be busy, and its work is
-        # missing from the metric: never scale in on missing data.
-        answered = len(unique_workers(obs.workers))
-        if answered < obs.service.running:
-            return f"only {answered} of {obs.service.running} running workers answered inspect"
+    unreachable = workers_unreachable(pool, obs)
+    if unreachable is not None:
+        return unreachable
     if pool.scale_in is not None:
         left = scale_in_cooldown_left(memory, pool.scale_in, now)
         if left > 0:
@@ -331,8 +393,25 @@ def _scale_in_blocked(
     return None
 
 
+def workers_unreachable(pool: WorkerPoolSpec, obs: Observation) -> str | None:
+    """Why scale-in waits for workers that did not answer inspect, where it must wait.
+
+    A running task whose worker did not answer may be busy, and its work is missing from
+    a metric read through inspect and from the safeScaleIn floor: never scale in on
+    missing data. A pool that scales on a broker-only metric without safeScaleIn reads
+    neither, so for it AWS's step semantics hold exactly and nothing waits.
+    """
+    if pool.metric in BROKER_ONLY_METRICS and not pool.safe_scale_in:
+        return None
+    missing = unanswered_workers(obs)
+    if not missing or obs.service is None:
+        return None
+    running = obs.service.running
+    return f"only {running - missing} of {running} running workers answered inspect"
+
+
 def _bring_into_range(
-    pool: WorkerPoolSpec, current: int, metric: str, value: float, premise: str
+    pool: WorkerPoolSpec, current: int, metric: str, value: float | None, premise: str
 ) -> Decision:
     """No policy acts; only a count outside [min, max] is corrected."""
     desired = min(max(current, pool.min_capacity), pool.max_capacity)
@@ -365,24 +444,56 @@ def plan_pass(
     metrics: Mapping[str, float],
     memory: PoolMemory,
     now: float,
+    *,
+    interval: float,
 ) -> tuple[Decision, PoolMemory, tuple[str, ...], tuple[str, ...]]:
     """The pure part of one pass: (decision, memory before any write, events, errors).
 
     A metric the pool needs that cannot be read is a failed pass, never an idle fleet.
+    `interval` is the time between passes (the window rule, `window_shortfall`).
     The controller, the report's replay and the simulator all decide through here.
+    A condition held longer than its bound (conditions.OVERDUE_AFTER) adds a warning.
     """
     value = metrics.get(pool.metric.value)
     errors = obs.errors
     if value is None and not errors and obs.service is not None:
         errors = (f"{pool.metric.value} could not be read this pass",)
         obs = replace(obs, errors=errors)
+    memory = settle_pending(pool, memory, obs)
     memory, events = note_pass(memory, obs, now)
     if value is not None and not errors:
         memory = record_sample(memory, now, value, pool.window)
-    decision = decide(pool, obs, metrics, memory, now)
+    decision = decide(pool, obs, metrics, memory, now, interval=interval)
     holding: dict[str, str] = {**observed_conditions(obs), **decision.conditions}
     memory, condition_events = note_conditions(memory, holding, now)
+    warnings = overdue_conditions(memory, holding, now)
+    if warnings:
+        decision = replace(decision, warnings=decision.warnings + warnings)
     return decision, memory, events + condition_events, errors
+
+
+def settle_pending(pool: WorkerPoolSpec, memory: PoolMemory, obs: Observation) -> PoolMemory:
+    """A write begun and never recorded as done (`before_scaling`), settled by the count.
+
+    The service at the count the write named: it went through and the controller stopped
+    (or its tag write failed) before recording it, so it is recorded now, its cooldowns
+    from the time of the write, and is not an external change. Any other count: the write
+    did not happen, or someone changed the count since; `note_pass` tells which by
+    last-desired. A person who sets exactly the count being written is taken for it.
+    """
+    pending = memory.pending
+    if pending is None or obs.service is None:
+        return memory
+    memory = memory.evolve(pending=None)
+    if obs.service.desired != pending.desired:
+        return memory
+    reason = (
+        f"{pending.current} → {pending.desired}, by a controller that stopped before recording it"
+    )
+    decision = Decision(
+        pending.action, pending.current, pending.desired, pool.metric.value, None, reason
+    )
+    return after_scaling(pool, memory, decision, pending.time)
 
 
 def note_pass(
@@ -392,7 +503,10 @@ def note_pass(
 
     A desiredCount other than the one the controller last wrote came from someone else
     (a person, a deployment tool, the CloudWatch fallback): it becomes current and starts
-    the scale-in cooldown, so the controller does not undo it at once.
+    the scale-in cooldown, so the controller does not undo it at once. A count lowered
+    while a scale-out cooldown runs also takes what was removed off the capacity that
+    cooldown counts as added (never below 0): a step is then measured from capacity that
+    is there, as AWS measures from the current capacity.
     """
     failures = memory.consecutive_failures + 1 if obs.errors or obs.service is None else 0
     memory = memory.evolve(consecutive_failures=failures)
@@ -405,7 +519,19 @@ def note_pass(
         f"desiredCount changed outside the controller: {last} → {desired}; "
         "taken as current, scale-in cooldown started"
     )
-    return memory.evolve(last_desired=desired, scale_in_cooldown_started=now), (event,)
+    memory = memory.evolve(last_desired=desired, scale_in_cooldown_started=now)
+    cooldown = memory.scale_out_cooldown
+    if cooldown is not None and cooldown.added > 0 and desired < last:
+        added = max(0, cooldown.added - (last - desired))
+        memory = memory.evolve(scale_out_cooldown=ScaleOutCooldown(cooldown.started, added))
+        event += f"; the scale-out cooldown now counts {added} added, not {cooldown.added}"
+    return memory, (event,)
+
+
+def before_scaling(memory: PoolMemory, decision: Decision, now: float) -> PoolMemory:
+    """The memory to record on the service before `decision` is applied (`settle_pending`)."""
+    pending = PendingWrite(decision.action, decision.current, decision.desired, now)
+    return memory.evolve(pending=pending)
 
 
 def after_scaling(

@@ -9,10 +9,10 @@ The window's metric samples are not kept: a restarted controller starts a new wi
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-from celery_scaler.core.model import Action, LastAction, PoolMemory, ScaleOutCooldown
+from celery_scaler.core.model import Action, LastAction, PendingWrite, PoolMemory, ScaleOutCooldown
 
 PREFIX = "celery-scaler.io/"
 PAUSED = PREFIX + "paused"
@@ -24,6 +24,8 @@ LAST_ACTION = PREFIX + "last-action"
 LAST_REASON = PREFIX + "last-reason"
 CONDITIONS = PREFIX + "conditions"
 """`Name=since Name=since`: the conditions that hold (core/conditions.py), for `status`."""
+PENDING_WRITE = PREFIX + "pending-write"
+"""`scale_out 2 to 5 2026-01-01T12:00:00Z`: written before UpdateService, removed after."""
 
 OWNED = (
     LAST_DESIRED,
@@ -33,13 +35,17 @@ OWNED = (
     LAST_ACTION,
     LAST_REASON,
     CONDITIONS,
+    PENDING_WRITE,
 )
 """The tags the controller writes; `paused` belongs to people."""
 
 MAX_TAG_VALUE = 256
 # AWS tag values allow letters, digits, spaces and `_ . : / = + - @` only.
-_NOT_ALLOWED = re.compile(r"[^\w .:/=+\-@]+")
-_WORDS = {"≥": " at or above ", "≤": " at or below ", "→": " to ", "%": " percent", ";": ","}
+# AWS tag values allow letters, digits, spaces and `_ . : / = + - @` only. Anything else
+# (≥, →, brackets, commas) is written as `=XX` UTF-8 bytes, quoted-printable style, and
+# `=` itself as `=3D`: the reason reads back exactly as the controller wrote it.
+_KEPT = re.compile(r"[\w .:/+\-@]")
+_ESCAPED = re.compile(r"(?:=[0-9A-F]{2})+")
 
 
 def is_paused(tags: Mapping[str, str]) -> bool:
@@ -47,11 +53,22 @@ def is_paused(tags: Mapping[str, str]) -> bool:
 
 
 def tag_value(text: str) -> str:
-    """`text` within AWS's tag-value alphabet and length."""
-    for symbol, word in _WORDS.items():
-        text = text.replace(symbol, word)
-    text = _NOT_ALLOWED.sub(" ", text.replace(",", " "))
-    return " ".join(text.split())[:MAX_TAG_VALUE]
+    """`text` in AWS's tag-value alphabet, at most its length, readable back by `tag_text`."""
+    value = ""
+    for char in text:
+        piece = char if _KEPT.fullmatch(char) else "".join(f"={b:02X}" for b in char.encode())
+        if len(value) + len(piece) > MAX_TAG_VALUE:
+            break  # never half an escape
+        value += piece
+    return value
+
+
+def tag_text(value: str) -> str:
+    """The text `tag_value` encoded (a value without escapes is returned as it is)."""
+    return _ESCAPED.sub(
+        lambda match: bytes.fromhex(match.group().replace("=", "")).decode("utf-8", "replace"),
+        value,
+    )
 
 
 def _timestamp(seconds: float) -> str:
@@ -100,6 +117,12 @@ def memory_to_tags(memory: PoolMemory, failure_threshold: int | None = None) -> 
     if memory.conditions:
         held = sorted(memory.conditions.items())
         tags[CONDITIONS] = " ".join(f"{name}={_timestamp(since)}" for name, since in held)
+    if memory.pending is not None:
+        pending = memory.pending
+        tags[PENDING_WRITE] = (
+            f"{pending.action.value} {pending.current} to {pending.desired} "
+            f"{_timestamp(pending.time)}"
+        )
     return tags
 
 
@@ -117,7 +140,8 @@ def memory_from_tags(tags: Mapping[str, str]) -> PoolMemory:
     action, _, when = tags.get(LAST_ACTION, "").partition(" ")
     action_time = _parse_timestamp(when)
     if action in {a.value for a in Action} and action_time is not None:
-        last_action = LastAction(Action(action), action_time, tags.get(LAST_REASON, ""))
+        reason = tag_text(tags.get(LAST_REASON, ""))
+        last_action = LastAction(Action(action), action_time, reason)
     return PoolMemory(
         scale_out_cooldown=scale_out,
         scale_in_cooldown_started=_parse_timestamp(tags.get(SCALE_IN_COOLDOWN, "")),
@@ -125,7 +149,18 @@ def memory_from_tags(tags: Mapping[str, str]) -> PoolMemory:
         consecutive_failures=_parse_int(tags.get(FAILURES)) or 0,
         last_action=last_action,
         conditions=_parse_conditions(tags.get(CONDITIONS, "")),
+        pending=_parse_pending(tags.get(PENDING_WRITE, "")),
     )
+
+
+def _parse_pending(text: str) -> PendingWrite | None:
+    action, current, word, desired, when = (text.split() + [""] * 5)[:5]
+    before, after, time = _parse_int(current), _parse_int(desired), _parse_timestamp(when)
+    if action not in {a.value for a in Action} or word != "to":
+        return None
+    if before is None or after is None or time is None:
+        return None
+    return PendingWrite(Action(action), before, after, time)
 
 
 def _parse_conditions(text: str) -> dict[str, float]:
@@ -149,3 +184,10 @@ def tag_changes(
     to_set = {key: value for key, value in wanted.items() if current.get(key) != value}
     to_remove = [key for key in OWNED if key in current and key not in wanted]
     return to_set, to_remove
+
+
+def tags_after(
+    current: Mapping[str, str], to_set: Mapping[str, str], to_remove: Sequence[str]
+) -> dict[str, str]:
+    """The service's tags once a `tag_changes` write went through."""
+    return {key: value for key, value in {**current, **to_set}.items() if key not in to_remove}

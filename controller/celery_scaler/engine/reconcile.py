@@ -19,7 +19,7 @@ from celery_scaler.core.model import (
     ServiceObservation,
     WorkerSnapshot,
 )
-from celery_scaler.core.policy import after_scaling, plan_pass
+from celery_scaler.core.policy import after_scaling, before_scaling, plan_pass
 from celery_scaler.core.ports import (
     Election,
     QueueDepthSource,
@@ -28,7 +28,7 @@ from celery_scaler.core.ports import (
     WorkerInspector,
 )
 from celery_scaler.core.protection import protection_changes
-from celery_scaler.core.state import memory_from_tags, tag_changes
+from celery_scaler.core.state import memory_from_tags, tag_changes, tags_after
 
 T = TypeVar("T")
 
@@ -57,6 +57,8 @@ class PoolResult:
     """Things a person should know happened, such as a desiredCount changed by someone else."""
     conditions: tuple[str, ...] = ()
     """The conditions that hold after this pass (core/conditions.py), by name."""
+    warnings: tuple[str, ...] = ()
+    """What a person must act on that changed no count, such as a condition held too long."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,7 +131,7 @@ class Reconciler:
                 for cluster, services in by_cluster.items()
             }
             broker = executor.submit(self._observe_broker, queues)
-            workers = executor.submit(self._inspect, list(describes.values()))
+            workers = executor.submit(self._inspect, pools, describes)
             passes = [
                 executor.submit(
                     self._pool_pass,
@@ -179,6 +181,10 @@ class Reconciler:
         queues = self._in_time(broker, deadline, "the broker")
         if isinstance(queues, str | AdapterError):
             errors.append(str(queues))
+        else:
+            # A queue that failed, or that the broker does not have, fails only its pools.
+            queues = queues.subset(pool.spec.queues)
+            errors.extend(queues.problems())
         inspect_result = self._in_time(inspected, deadline, "the inspect round")
         workers, inspect_error = (
             (None, str(inspect_result))
@@ -188,9 +194,7 @@ class Reconciler:
         if inspect_error:
             errors.append(inspect_error)
         observation = Observation(
-            broker=queues.subset(pool.spec.queues)
-            if isinstance(queues, BrokerObservation)
-            else None,
+            broker=queues if isinstance(queues, BrokerObservation) else None,
             workers=workers_in_pool(workers, pool.spec.queues) if workers is not None else None,
             service=service if isinstance(service, ServiceObservation) else None,
             errors=tuple(errors),
@@ -206,19 +210,23 @@ class Reconciler:
             return AdapterError(f"{what} did not answer within the pass deadline ({limit:g}s)")
 
     def _inspect(
-        self, describes: Sequence[Future[Mapping[str, ServiceObservation | AdapterError]]]
+        self,
+        pools: Sequence[WorkerPool],
+        describes: Mapping[str, Future[Mapping[str, ServiceObservation | AdapterError]]],
     ) -> tuple[tuple[WorkerSnapshot, ...] | None, str | None]:
         if self.inspector is None:
             return None, None
-        # ECS's running count says how many workers to wait for; a cluster slow to
-        # answer holds the round back by one inspect timeout at most.
-        done, _ = wait(describes, timeout=self.config.controller.inspect_timeout)
-        expected = sum(
-            service.running
-            for future in done
-            for service in future.result().values()
-            if isinstance(service, ServiceObservation)
-        )
+        # Each pool's ECS running count says how many of its own workers to wait for; a
+        # cluster slow to answer holds the round back by one inspect timeout at most.
+        wait(describes.values(), timeout=self.config.controller.inspect_timeout)
+        expected: dict[frozenset[str], int] = {}
+        for pool in pools:
+            described = describes[pool.spec.ecs.cluster]
+            service = described.result()[pool.spec.ecs.service] if described.done() else None
+            if isinstance(service, ServiceObservation):
+                # Pools on the same queues share their workers: wait for all of them.
+                queues = frozenset(pool.spec.queues)
+                expected[queues] = expected.get(queues, 0) + service.running
         try:
             return self.inspector.inspect(expected), None
         except AdapterError as exc:
@@ -236,7 +244,12 @@ class Reconciler:
         spec = pool.spec
         metrics = compute_metrics(obs)
         decision, memory, events, observe_errors = plan_pass(
-            spec, obs, metrics, self._memory_of(pool, obs), now
+            spec,
+            obs,
+            metrics,
+            self._memory_of(pool, obs),
+            now,
+            interval=self.config.controller.interval,
         )
 
         applied = False
@@ -260,7 +273,18 @@ class Reconciler:
             error = self._protect_busy_tasks(pool, obs.workers, now)
             if error:
                 errors.append(error)
-        if decision.action is not Action.HOLD and writes:
+        tags = dict(service.tags) if service is not None else {}
+        if decision.action is not Action.HOLD and writes and service is not None:
+            # The intent first: a controller that stops before the state below is written
+            # leaves it behind, and the next one takes the new count as its own write.
+            # Should this write fail, the action goes ahead all the same.
+            to_set, to_remove = tag_changes(before_scaling(memory, decision, now), tags, threshold)
+            try:
+                self.ecs.write_tags(service.arn, to_set, to_remove)
+            except AdapterError as exc:
+                errors.append(str(exc))
+            else:
+                tags = tags_after(tags, to_set, to_remove)
             try:
                 self.ecs.set_desired_count(spec.ecs.cluster, spec.ecs.service, decision.desired)
             except AdapterError as exc:
@@ -270,7 +294,7 @@ class Reconciler:
                 memory = after_scaling(spec, memory, decision, now)
         if writes and service is not None:
             # The state lives on the service, written in the same pass as the action.
-            to_set, to_remove = tag_changes(memory, service.tags, threshold)
+            to_set, to_remove = tag_changes(memory, tags, threshold)
             if to_set or to_remove:
                 try:
                     self.ecs.write_tags(service.arn, to_set, to_remove)
@@ -294,6 +318,7 @@ class Reconciler:
             error="; ".join(errors) or None,
             events=events,
             conditions=tuple(sorted(memory.conditions)),
+            warnings=decision.warnings,
         )
 
     def _protect_busy_tasks(

@@ -113,7 +113,8 @@ class Telemetry:
 
 def _log_result(result: PoolResult) -> None:
     fields = result.to_json()
-    level = logging.WARNING if result.error else logging.INFO
+    # A warning (a condition held too long) is as loud as an error, though nothing failed.
+    level = logging.WARNING if result.error or result.warnings else logging.INFO
     log_event(log, level, "pool_reconciled", f"{result.pool}: {result.reason}", **fields)
     if result.action != "hold" and (result.applied or result.dry_run):
         verb = "scaled" if result.applied else "would scale (dry run)"

@@ -52,10 +52,20 @@ METRICS: Mapping[str, MetricInfo] = {
     "worker_status": MetricInfo("Count", "Workers that answered inspect, each counted once."),
     "busy_ratio": MetricInfo("None", "Active tasks over the workers' total concurrency."),
     "backlog_per_task": MetricInfo(
-        "Count", "(queue depth + active + reserved tasks) / the ECS desired count."
+        "Count",
+        "(queue depth + max(unacked, active + reserved tasks)) / the ECS desired count.",
     ),
     "queue_latency_seconds": MetricInfo("Seconds", "Age of the oldest waiting message."),
+    "unacked_tasks": MetricInfo(
+        "Count", "Messages delivered and not yet acknowledged, as the broker counts them."
+    ),
     "memory_usage": MetricInfo("Megabytes", "Largest max RSS among the workers, in megabytes."),
+    "unanswered_workers": MetricInfo(
+        "Count", "Running ECS tasks whose worker did not answer inspect (running - answered)."
+    ),
+    "hoarded_tasks": MetricInfo(
+        "Count", "Tasks prefetched by workers busy in every slot while the queue is empty."
+    ),
     "processed_tasks": MetricInfo("Count", "Tasks the workers received.", counter=True),
     "succeeded_tasks": MetricInfo("Count", "Tasks that succeeded.", counter=True),
     "failed_tasks": MetricInfo("Count", "Tasks that failed.", counter=True),
@@ -242,11 +252,18 @@ def _merge_brokers(brokers: Sequence[BrokerObservation | None]) -> BrokerObserva
         # Pools may share a queue: count each queue once.
         per_queue = {q: n for b in known for q, n in b.per_queue.items()}
         shared = all(b.per_queue for b in known)
+        per_queue_unacked = {q: n for b in known for q, n in b.per_queue_unacked.items()}
+        unacked = _all_or_none([b.unacked for b in known], sum)
+        if unacked is not None and all(b.per_queue_unacked for b in known):
+            unacked = sum(per_queue_unacked.values())
         return BrokerObservation(
             queue_depth=sum(per_queue.values()) if shared else sum(b.queue_depth for b in known),
             per_queue=per_queue,
-            in_flight=_all_or_none([b.in_flight for b in known], sum),
+            unacked=unacked,
+            per_queue_unacked=per_queue_unacked,
             latency_seconds=_all_or_none([b.latency_seconds for b in known], _max),
+            missing=frozenset().union(*(b.missing for b in known)),
+            errors={q: error for b in known for q, error in b.errors.items()},
         )
 
     return _all_or_none(brokers, merge)
