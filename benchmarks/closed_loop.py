@@ -352,7 +352,8 @@ def run_contender(name: str, factor: float, peers: Path) -> Result:
         trickle = TaskSender(redis_server.url, QUEUE, "bench.trickle")
         task = run.seconds(trace.task_seconds)
         with fleet:
-            _wait_until(lambda: bool(inspector_for(redis_server.url, 0.5).inspect(MIN)), 60)
+            expected = {frozenset([QUEUE]): MIN}
+            _wait_until(lambda: bool(inspector_for(redis_server.url, 0.5).inspect(expected)), 60)
             contender = threading.Thread(target=STARTERS[name](run), daemon=True)
             started = time.time()
             used_before = fleet.worker_seconds(started)

@@ -3,7 +3,7 @@
 Starts 4 and then 16 live workers on Redis (prefork, concurrency 1), and times, in the
 same run and against the same workers:
 
-- `CeleryInspector.inspect(expected=N)`: one round of six concurrent commands;
+- `CeleryInspector.inspect(expected={queues: N})`: one round of six concurrent commands;
 - "the original approach": five sequential `app.control.inspect(timeout=1.0)` calls
   (stats, active, reserved, scheduled, revoked), each of which waits its full timeout;
 
@@ -119,10 +119,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"{count} workers ({args.pool}, concurrency 1) up in "
                 f"{time.perf_counter() - started:.1f} s"
             )
-            inspector.inspect(count)  # connect and learn the names, as a running controller has
+            expected = {frozenset([f"{control}-queue"]): count}
+            inspector.inspect(expected)  # connect and learn the names, as a running controller has
 
-            def ours(count: int = count) -> object:
-                return inspector.inspect(count)
+            def ours(expected: dict[frozenset[str], int] = expected) -> object:
+                return inspector.inspect(expected)
 
             def original() -> None:
                 original_pass(client, args.timeout)

@@ -7,6 +7,7 @@ answer only that test's broadcasts; nothing connects at import time.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -17,10 +18,13 @@ from celery_scaler import instrument
 app = Celery("tests", broker=os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/11"))
 app.conf.update(
     # One task at a time per worker process, so "busy" means exactly one active task
-    # and nothing sits prefetched behind it.
-    worker_prefetch_multiplier=1,
+    # and nothing sits prefetched behind it; a test of prefetching sets Celery's default
+    # (4) through the environment the workers inherit.
+    worker_prefetch_multiplier=int(os.environ.get("CELERY_PREFETCH_MULTIPLIER", "1")),
     broker_connection_retry_on_startup=True,
     control_exchange=os.environ.get("CELERY_CONTROL_EXCHANGE", "celery"),
+    # An application's broker_transport_options (JSON): key prefix, priority steps, ...
+    broker_transport_options=json.loads(os.environ.get("CELERY_BROKER_TRANSPORT_OPTIONS", "{}")),
 )
 if os.environ.get("CELERY_SCALER_INSTRUMENT"):
     # As an application would: stamps its messages and sends task events.

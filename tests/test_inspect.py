@@ -91,6 +91,7 @@ class TestParseReplies:
                 max_rss_kb=54300,
                 processed_total=7,
                 uptime_seconds=4,  # tells a restarted worker's counter from a reset one
+                prefetch_count=1,
             ),
         )
 
@@ -126,6 +127,11 @@ class TestParseReplies:
         (worker,) = parse_replies(recorded(**{"w1@host": {"stats": None, "scheduled": None}}))
         assert (worker.concurrency, worker.max_rss_kb, worker.processed_total) == (0, None, 0)
         assert worker.scheduled == 0
+
+    def test_a_consumer_not_started_has_no_prefetch_count(self) -> None:
+        stats = {**STATS, "prefetch_count": "N/A"}
+        (worker,) = parse_replies(recorded(**{"w1@host": {"stats": stats}}))
+        assert worker.prefetch_count is None
 
     def test_a_pool_without_max_concurrency_reports_zero(self) -> None:
         stats = {**STATS, "pool": {"implementation": "celery.concurrency.solo:TaskPool"}}
@@ -165,46 +171,85 @@ class TestWorkersInPool:
         assert [w.name for w in workers_in_pool(self.workers, queues)] == names
 
 
+ORDERS = frozenset({"orders"})
+EMAILS = frozenset({"emails"})
+
+
 class TestRoundComplete:
-    def answered(self, *names: str, commands: tuple[str, ...] = COMMANDS) -> dict[str, Any]:
-        return {command: {name: [] for name in names} for command in commands}
+    def answered(
+        self, consumers: dict[str, str], commands: tuple[str, ...] = COMMANDS
+    ) -> dict[str, Any]:
+        """Every command answered by each worker; worker name → its queues, comma-separated."""
+        replies: dict[str, Any] = {
+            command: {name: [] for name in consumers} for command in commands
+        }
+        if "active_queues" in replies:
+            replies["active_queues"] = {
+                name: [{"name": queue} for queue in queues.split(",")]
+                for name, queues in consumers.items()
+            }
+        return replies
 
     @pytest.mark.parametrize(
-        ("names", "expected", "known", "complete"),
+        ("consumers", "expected", "known", "complete"),
         [
             # Nothing to wait for: the round takes its whole timeout.
-            ((), 0, (), False),
-            (("a",), 0, (), False),
-            # ECS's running count.
-            (("a", "b"), 2, (), True),
-            (("a",), 2, (), False),
-            (("a", "b", "c"), 2, (), True),
-            # The workers of the previous round, each by name.
-            (("a", "b"), 0, ("a", "b"), True),
-            (("a", "c"), 0, ("a", "b"), False),
-            (("a", "b"), 1, ("a", "b"), True),
-            # Both: as many as the larger, and everyone known.
-            (("a", "b"), 3, ("a", "b"), False),
-            (("a", "b", "c"), 3, ("a", "b"), True),
-            (("a", "c", "d"), 3, ("a", "b"), False),
+            ({}, {}, (), False),
+            ({"a": "orders"}, {}, (), False),
+            ({"a": "orders"}, {ORDERS: 0}, (), False),
+            # A pool's running count, in workers consuming one of its queues.
+            ({"a": "orders", "b": "orders"}, {ORDERS: 2}, (), True),
+            ({"a": "orders"}, {ORDERS: 2}, (), False),
+            ({"a": "orders", "b": "orders", "c": "orders"}, {ORDERS: 2}, (), True),
+            # Workers of another pool, or of none, count for no one else.
+            ({"a": "orders", "x": "emails", "y": "emails"}, {ORDERS: 2}, (), False),
+            ({"a": "orders", "x": "reports", "y": "reports"}, {ORDERS: 2}, (), False),
+            # Every pool its own count.
+            ({"a": "orders", "x": "emails"}, {ORDERS: 1, EMAILS: 1}, (), True),
+            ({"a": "orders", "b": "orders"}, {ORDERS: 1, EMAILS: 1}, (), False),
+            ({"a": "orders", "b": "orders"}, {ORDERS: 2, EMAILS: 0}, (), True),
+            # A worker on both queues is each pool's (as workers_in_pool has it).
+            ({"ax": "orders,emails"}, {ORDERS: 1, EMAILS: 1}, (), True),
+            # A pool of several queues: any of them.
+            ({"a": "orders", "x": "emails"}, {ORDERS | EMAILS: 2}, (), True),
+            # The workers of the previous round, each by name, whatever their queues.
+            ({"a": "orders", "b": "orders"}, {}, ("a", "b"), True),
+            ({"a": "orders", "c": "orders"}, {}, ("a", "b"), False),
+            ({"a": "orders", "x": "emails"}, {ORDERS: 1}, ("a", "x"), True),
+            ({"a": "orders"}, {ORDERS: 1}, ("a", "x"), False),
+            # Both: the pool's count, and everyone known.
+            ({"a": "orders", "b": "orders"}, {ORDERS: 3}, ("a", "b"), False),
+            ({"a": "orders", "b": "orders", "c": "orders"}, {ORDERS: 3}, ("a", "b"), True),
+            ({"a": "orders", "c": "orders", "d": "orders"}, {ORDERS: 3}, ("a", "b"), False),
         ],
     )
     def test_table(
-        self, names: tuple[str, ...], expected: int, known: tuple[str, ...], complete: bool
+        self,
+        consumers: dict[str, str],
+        expected: dict[frozenset[str], int],
+        known: tuple[str, ...],
+        complete: bool,
     ) -> None:
-        assert round_complete(self.answered(*names), expected, known) is complete
+        assert round_complete(self.answered(consumers), expected, known) is complete
 
     def test_every_command_must_be_answered(self) -> None:
-        replies = self.answered("a", "b", commands=COMMANDS[:-1])
-        assert not round_complete(replies, 2, ())
-        replies[COMMANDS[-1]] = {"a": [], "b": []}
-        assert round_complete(replies, 2, ())
+        replies = self.answered({"a": "orders", "b": "orders"}, commands=COMMANDS[1:])
+        assert not round_complete(replies, {ORDERS: 2}, ())
+        replies[COMMANDS[0]] = {"a": [], "b": []}
+        assert round_complete(replies, {ORDERS: 2}, ())
 
     def test_a_reply_in_error_still_answers(self) -> None:
         # The worker will not answer that command again: waiting for it is pointless.
-        replies = self.answered("a")
+        replies = self.answered({"a": "orders"})
         replies["active"]["a"] = {"error": "boom"}
-        assert round_complete(replies, 1, ())
+        assert round_complete(replies, {ORDERS: 1}, ())
+
+    def test_a_worker_whose_queues_are_unknown_counts_for_no_pool(self) -> None:
+        # Its active_queues failed: answered, so not waited for by name, but of no pool.
+        replies = self.answered({"a": "orders", "b": "orders"})
+        replies["active_queues"]["b"] = {"error": "boom"}
+        assert not round_complete(replies, {ORDERS: 2}, ())
+        assert round_complete(replies, {ORDERS: 1}, ("a", "b"))
 
 
 class TestRoundReplies:

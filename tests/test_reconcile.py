@@ -69,9 +69,9 @@ class FakeBroker:
 class FakeInspector:
     workers: tuple[WorkerSnapshot, ...] = ()
     failing: bool = False
-    rounds: list[int] = field(default_factory=list)
+    rounds: list[Mapping[frozenset[str], int]] = field(default_factory=list)
 
-    def inspect(self, expected: int) -> tuple[WorkerSnapshot, ...]:
+    def inspect(self, expected: Mapping[frozenset[str], int]) -> tuple[WorkerSnapshot, ...]:
         self.rounds.append(expected)
         if self.failing:
             raise AdapterError("inspect failed: broker connection lost")
@@ -166,10 +166,24 @@ def test_scales_each_pool_by_its_own_table_and_writes_only_changes(config: Confi
     assert ecs.writes == [("images", 6)]
 
 
-def test_inspects_once_per_pass_expecting_every_running_worker(config: Config) -> None:
+def test_inspects_once_per_pass_expecting_each_pools_running_workers(config: Config) -> None:
     reconciler, _, inspector = make(config, {}, {"images": 3, "emails": 2})
     reconciler.reconcile(0.0)
-    assert inspector.rounds == [5]
+    assert inspector.rounds == [{frozenset({"images"}): 3, frozenset({"emails"}): 2}]
+
+
+def test_pools_on_the_same_queues_wait_for_all_their_workers() -> None:
+    # Both pools count every worker on `images` (workers_in_pool), so both services' tasks.
+    twins = parse_config(CONFIG.replace("queues: [emails]", "queues: [images]"), "test.yaml")
+    reconciler, _, inspector = make(twins, {}, {"images": 3, "emails": 2})
+    reconciler.reconcile(0.0)
+    assert inspector.rounds == [{frozenset({"images"}): 5}]
+
+
+def test_a_pool_whose_service_was_not_read_expects_nothing(config: Config) -> None:
+    reconciler, _, inspector = make(config, {}, {"images": 3})  # emails: no such service
+    reconciler.reconcile(0.0)
+    assert inspector.rounds == [{frozenset({"images"}): 3}]
 
 
 def test_dry_run_decides_but_writes_nothing_and_starts_no_cooldown(config: Config) -> None:

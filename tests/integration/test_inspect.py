@@ -1,8 +1,8 @@
 """CeleryInspector against real worker processes on Redis and RabbitMQ.
 
 Each test's workers and inspector share a control exchange of that test's own, so
-workers of tests running at the same time on the same broker never answer (a round
-counts replies, and a stranger's reply would end it early).
+workers of tests running at the same time on the same broker never answer: every worker
+that answers is reported, and a test that wants strangers starts its own.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from celery_scaler.adapters.celery_inspect import CeleryInspector, inspector_for
 from celery_scaler.core.errors import AdapterError
 from celery_scaler.core.metrics import workers_in_pool
 from celery_scaler.core.model import WorkerSnapshot
-from celery_scaler.core.ports import WorkerInspector
+from celery_scaler.core.ports import ExpectedWorkers, WorkerInspector
 from tests.workers import Worker, start_workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -38,10 +38,17 @@ def inspector(redis_url: str, control: str) -> Iterator[CeleryInspector]:
         yield inspector
 
 
-def timed(inspector: CeleryInspector, expected: int) -> tuple[float, dict[str, WorkerSnapshot]]:
+def timed(
+    inspector: CeleryInspector, expected: ExpectedWorkers
+) -> tuple[float, dict[str, WorkerSnapshot]]:
     started = time.monotonic()
     workers = inspector.inspect(expected)
     return time.monotonic() - started, {worker.name: worker for worker in workers}
+
+
+def pool(queues: Sequence[str], running: int) -> ExpectedWorkers:
+    """What the controller expects of a pool on `queues` with `running` ECS tasks."""
+    return {frozenset(queues): running}
 
 
 def assert_idle_and_reported(
@@ -65,7 +72,7 @@ def test_reports_every_worker_with_its_queues_and_concurrency(
     redis_url: str, control: str, orders: list[str], inspector: CeleryInspector
 ) -> None:
     with start_workers(redis_url, 3, orders, control_exchange=control) as fleet:
-        _, seen = timed(inspector, expected=3)
+        _, seen = timed(inspector, pool(orders, 3))
         assert set(seen) == fleet.names
         assert_idle_and_reported(list(fleet), seen)
         assert inspector.known_workers == fleet.names
@@ -77,7 +84,7 @@ def test_reports_the_threads_pool_concurrency(
     with start_workers(
         redis_url, 1, orders, pool="threads", concurrency=3, control_exchange=control
     ) as fleet:
-        _, seen = timed(inspector, expected=1)
+        _, seen = timed(inspector, pool(orders, 1))
         assert set(seen) == fleet.names
         assert_idle_and_reported(list(fleet), seen, concurrency=3)
 
@@ -93,7 +100,7 @@ def test_a_busy_worker_shows_its_task_and_its_pool(
         busy = order_workers[0]
         order_workers.make_busy(busy)
 
-        _, seen = timed(inspector, expected=3)
+        _, seen = timed(inspector, {**pool([orders], 2), **pool([emails], 1)})
 
         assert seen[busy.name].active == 1
         assert seen[busy.name].busy
@@ -109,13 +116,50 @@ def test_returns_as_soon_as_every_expected_worker_answered(
 ) -> None:
     with start_workers(redis_url, 3, orders, control_exchange=control) as fleet:
         # First round: ECS's count is all there is to wait for. Timeout 3 s.
-        elapsed, seen = timed(inspector, expected=3)
+        elapsed, seen = timed(inspector, pool(orders, 3))
         assert set(seen) == fleet.names
         assert elapsed < 3.0 / 2
         # Later rounds: last round's names are enough, even without a count.
-        elapsed, seen = timed(inspector, expected=0)
+        elapsed, seen = timed(inspector, {})
         assert set(seen) == fleet.names
         assert elapsed < 3.0 / 2
+
+
+def test_a_pool_hears_all_its_own_workers_among_others(
+    redis_url: str, control: str, orders: list[str], unique: str
+) -> None:
+    timeout = 5.0
+    with (
+        # Workers of no pool (or of a pool another replica holds) on the same broker and
+        # control exchange, started first: they answer too, and often first.
+        start_workers(
+            redis_url, 6, [f"others-{unique}"], pool="threads", control_exchange=control
+        ) as others,
+        start_workers(redis_url, 3, orders, control_exchange=control) as fleet,
+        inspector_for(redis_url, timeout=timeout, control_exchange=control) as inspector,
+    ):
+        for _ in range(3):  # the first round, then rounds that know last round's workers
+            elapsed, seen = timed(inspector, pool(orders, 3))
+            assert {w.name for w in workers_in_pool(seen.values(), orders)} == fleet.names
+            assert set(seen) <= fleet.names | others.names
+            # Everyone answered: the round stopped early, not at its timeout.
+            assert elapsed < timeout / 2
+
+
+def test_others_answering_do_not_end_the_wait_for_a_missing_worker_of_the_pool(
+    redis_url: str, control: str, orders: list[str], unique: str
+) -> None:
+    with (
+        start_workers(
+            redis_url, 3, [f"others-{unique}"], pool="threads", control_exchange=control
+        ) as others,
+        start_workers(redis_url, 2, orders, control_exchange=control) as fleet,
+        inspector_for(redis_url, timeout=0.5, control_exchange=control) as inspector,
+    ):
+        elapsed, seen = timed(inspector, pool(orders, 3))
+        assert {w.name for w in workers_in_pool(seen.values(), orders)} == fleet.names
+        assert set(seen) <= fleet.names | others.names
+        assert 0.45 <= elapsed < 0.5 + 1.0
 
 
 def test_waits_the_whole_timeout_for_a_worker_that_does_not_exist(
@@ -125,7 +169,7 @@ def test_waits_the_whole_timeout_for_a_worker_that_does_not_exist(
         start_workers(redis_url, 2, orders, control_exchange=control) as fleet,
         inspector_for(redis_url, timeout=0.5, control_exchange=control) as inspector,
     ):
-        elapsed, seen = timed(inspector, expected=3)
+        elapsed, seen = timed(inspector, pool(orders, 3))
         assert set(seen) == fleet.names
         assert 0.45 <= elapsed < 0.5 + 1.0
 
@@ -138,24 +182,24 @@ def test_a_hung_worker_costs_one_timeout_and_the_others_are_reported(
         start_workers(redis_url, 3, orders, control_exchange=control) as fleet,
         inspector_for(redis_url, timeout=timeout, control_exchange=control) as inspector,
     ):
-        _, seen = timed(inspector, expected=3)
+        _, seen = timed(inspector, pool(orders, 3))
         assert set(seen) == fleet.names
         hung, *alive = fleet
 
         with fleet.paused(hung):
             # Expected only because it answered the previous round.
-            elapsed, seen = timed(inspector, expected=0)
+            elapsed, seen = timed(inspector, {})
             assert timeout * 0.9 <= elapsed < timeout + 1.0  # one timeout, not 6 x
             assert set(seen) == {worker.name for worker in alive}
             assert_idle_and_reported(alive, seen)
 
             # Forgotten once it missed a round: the next one is quick again.
-            elapsed, seen = timed(inspector, expected=0)
+            elapsed, seen = timed(inspector, {})
             assert set(seen) == {worker.name for worker in alive}
             assert elapsed < timeout / 2
 
         # Its late replies to the rounds it slept through are told apart by ticket.
-        elapsed, seen = timed(inspector, expected=3)
+        elapsed, seen = timed(inspector, pool(orders, 3))
         assert set(seen) == fleet.names
         assert elapsed < timeout / 2
 
@@ -164,9 +208,9 @@ def test_reconnects_after_close(
     redis_url: str, control: str, orders: list[str], inspector: CeleryInspector
 ) -> None:
     with start_workers(redis_url, 1, orders, control_exchange=control) as fleet:
-        assert set(timed(inspector, expected=1)[1]) == fleet.names
+        assert set(timed(inspector, pool(orders, 1))[1]) == fleet.names
         inspector.close()
-        assert set(timed(inspector, expected=1)[1]) == fleet.names
+        assert set(timed(inspector, pool(orders, 1))[1]) == fleet.names
 
 
 def test_on_rabbitmq(amqp_url: str, control: str, orders: list[str]) -> None:
@@ -175,7 +219,7 @@ def test_on_rabbitmq(amqp_url: str, control: str, orders: list[str]) -> None:
         start_workers(amqp_url, 2, orders, control_exchange=control) as fleet,
         inspector_for(amqp_url, timeout=timeout, control_exchange=control) as inspector,
     ):
-        elapsed, seen = timed(inspector, expected=2)
+        elapsed, seen = timed(inspector, pool(orders, 2))
         assert set(seen) == fleet.names
         assert_idle_and_reported(list(fleet), seen)
         assert elapsed < timeout / 2
@@ -183,7 +227,7 @@ def test_on_rabbitmq(amqp_url: str, control: str, orders: list[str]) -> None:
         hung, busy = fleet
         fleet.make_busy(busy)
         with fleet.paused(hung):
-            elapsed, seen = timed(inspector, expected=0)
+            elapsed, seen = timed(inspector, {})
             assert timeout * 0.9 <= elapsed < timeout + 1.0
             assert set(seen) == {busy.name}
             assert seen[busy.name].active == 1
@@ -200,7 +244,7 @@ def test_an_unreachable_broker_is_an_adapter_error_quickly(url: str) -> None:
     with inspector_for(url, timeout=1.0) as inspector:
         started = time.monotonic()
         with pytest.raises(AdapterError) as raised:
-            inspector.inspect(expected=1)
+            inspector.inspect(pool(["orders"], 1))
         assert time.monotonic() - started < 2.0
         assert "s3cret" not in str(raised.value)
         assert "127.0.0.1:1" in str(raised.value)

@@ -4,7 +4,11 @@ Celery's own `app.control.inspect()` sends one command, waits its full timeout (
 number of workers is unknown to it), then sends the next: five commands cost five
 timeouts. Here one round publishes all six commands at once, each with its own reply
 ticket, reads the single reply queue until a deadline `timeout` after the round began,
-and stops early once every worker it expects has answered every command.
+and stops early once every worker it expects has answered every command: for each pool,
+as many workers consuming one of its queues as ECS runs for it, and every worker that
+answered the previous round. Every worker sharing the broker and control exchange
+answers, also another pool's and workers of no pool, so a count of replies from anyone
+would stop the round before a pool's own workers were all heard.
 
 Parsing replies and deciding when a round is complete are pure functions below; the
 `CeleryInspector` class only does the broker I/O.
@@ -26,6 +30,7 @@ from kombu.exceptions import KombuError
 from celery_scaler.core.config import mask_url
 from celery_scaler.core.errors import AdapterError
 from celery_scaler.core.model import WorkerSnapshot
+from celery_scaler.core.ports import ExpectedWorkers
 
 COMMANDS: Final = ("stats", "active", "reserved", "scheduled", "revoked", "active_queues")
 """The inspect commands one round sends."""
@@ -65,13 +70,11 @@ def _snapshot(name: str, replies: Replies) -> WorkerSnapshot:
     concurrency = pool.get("max-concurrency") if isinstance(pool, dict) else None
     max_rss = rusage.get("maxrss") if isinstance(rusage, dict) else None
     uptime = stats.get("uptime")
+    # The consumer's QoS value ("N/A" before it started consuming).
+    prefetch = stats.get("prefetch_count")
     return WorkerSnapshot(
         name=name,
-        queues=frozenset(
-            queue["name"]
-            for queue in reply("active_queues")
-            if isinstance(queue, dict) and isinstance(queue.get("name"), str)
-        ),
+        queues=_queue_names(reply("active_queues")),
         active=_count(reply("active")),
         reserved=_count(reply("reserved")),
         scheduled=_count(reply("scheduled")),
@@ -83,6 +86,18 @@ def _snapshot(name: str, replies: Replies) -> WorkerSnapshot:
             sum(n for n in totals.values() if isinstance(n, int)) if isinstance(totals, dict) else 0
         ),
         uptime_seconds=uptime if isinstance(uptime, int | float) else None,
+        prefetch_count=prefetch if isinstance(prefetch, int) else None,
+    )
+
+
+def _queue_names(reply: Any) -> frozenset[str]:
+    """The queue names of an `active_queues` reply; none when it is not a list."""
+    if not isinstance(reply, list):
+        return frozenset()
+    return frozenset(
+        queue["name"]
+        for queue in reply
+        if isinstance(queue, dict) and isinstance(queue.get("name"), str)
     )
 
 
@@ -93,19 +108,27 @@ def _count(reply: Any) -> int:
 # --- pure: one round's bookkeeping -----------------------------------------------------
 
 
-def round_complete(replies: Replies, expected: int, known: Iterable[str]) -> bool:
+def round_complete(replies: Replies, expected: ExpectedWorkers, known: Iterable[str]) -> bool:
     """Whether the round can stop waiting.
 
-    It can once at least `max(expected, len(known))` distinct workers, including every
-    worker in `known` (those that answered last round), have answered every command.
-    With nothing to expect it never is: the round waits its whole timeout.
+    It can once every worker in `known` (those that answered last round) has answered
+    every command, and, for each pool in `expected`, at least its count of workers
+    consuming one of its queues (as their `active_queues` reply says) have. A worker
+    counts for every pool whose queues it consumes (as `core.metrics.workers_in_pool`
+    assigns it), and for none when it consumes none of them. With nothing to expect
+    it never is: the round waits its whole timeout.
     """
     known = frozenset(known)
-    target = max(expected, len(known))
-    if target <= 0:
+    wanted = {queues: count for queues, count in expected.items() if count > 0}
+    if not wanted and not known:
         return False
     complete = set.intersection(*(set(replies.get(command, {})) for command in COMMANDS))
-    return len(complete) >= target and known <= complete
+    if not known <= complete:
+        return False
+    consumed = [_queue_names(replies["active_queues"][name]) for name in complete]
+    return all(
+        sum(1 for queues in consumed if queues & pool) >= count for pool, count in wanted.items()
+    )
 
 
 @dataclass
@@ -201,27 +224,30 @@ class CeleryInspector:
         """The broker URL with any password masked."""
         return mask_url(self._url)
 
-    def inspect(self, expected: int) -> tuple[WorkerSnapshot, ...]:
-        """Every worker that answered this round; raises AdapterError when the broker fails."""
+    def inspect(self, expected: ExpectedWorkers) -> tuple[WorkerSnapshot, ...]:
+        """Every worker that answered this round; raises AdapterError when the broker fails.
+
+        See `round_complete` for when the round stops before its timeout.
+        """
         deadline = self._clock() + self._timeout
         reused = self._connection is not None
         try:
             try:
-                round_replies = self._round(max(expected, 0), deadline)
+                round_replies = self._round(expected, deadline)
             except self._errors:
                 self._disconnect()
                 # A connection kept since the last round may have died with a broker
                 # restart; that is only seen on first use, so reconnect once.
                 if not reused or self._clock() >= deadline:
                     raise
-                round_replies = self._round(max(expected, 0), deadline)
+                round_replies = self._round(expected, deadline)
         except self._errors as exc:
             self._disconnect()
             raise AdapterError(
                 f"cannot inspect Celery workers through {self.broker}: {self._scrub(exc)}"
             ) from None
 
-        if not round_replies.workers and max(expected, len(self._known)) > 0:
+        if not round_replies.workers and (any(n > 0 for n in expected.values()) or self._known):
             # Workers were expected and none answered: the connection may be half-open
             # (publishes vanish without an error), so start the next round on a new one.
             self._disconnect()
@@ -240,7 +266,7 @@ class CeleryInspector:
 
     # -- one round
 
-    def _round(self, expected: int, deadline: float) -> RoundReplies:
+    def _round(self, expected: ExpectedWorkers, deadline: float) -> RoundReplies:
         connection, channel = self._connect(deadline)
         round_replies = RoundReplies.new()
         reply_queue = self._reply_queue(channel)
@@ -382,13 +408,20 @@ class CeleryInspector:
 
 
 def inspector_for(
-    broker_url: str, timeout: float, *, control_exchange: str = "celery"
+    broker_url: str,
+    timeout: float,
+    *,
+    control_exchange: str = "celery",
+    transport_options: Mapping[str, Any] | None = None,
 ) -> CeleryInspector:
     """A CeleryInspector on a Celery app of its own (a composition-root helper).
 
     `control_exchange` is the workers' Celery setting of that name: it names the
     broadcast (pidbox) exchanges, so only workers using the same one answer.
+    `transport_options` are the workers' `broker_transport_options`: on Redis a
+    `global_keyprefix` renames the channels and lists the broadcasts and replies use.
     """
     app = Celery("celery-scaler", broker=broker_url, set_as_current=False)
     app.conf.control_exchange = control_exchange
+    app.conf.broker_transport_options = dict(transport_options or {})
     return CeleryInspector(app, timeout)

@@ -17,12 +17,19 @@ class QueueDepthSource(Protocol):
         ...
 
 
+ExpectedWorkers = Mapping[frozenset[str], int]
+"""A pool's queues → how many workers consuming one of them should answer (ECS's running
+count). Pools listing the same queues share one entry, their counts summed."""
+
+
 class WorkerInspector(Protocol):
-    def inspect(self, expected: int) -> tuple[WorkerSnapshot, ...]:
+    def inspect(self, expected: ExpectedWorkers) -> tuple[WorkerSnapshot, ...]:
         """Every worker that answered this round; raises AdapterError when the broker fails.
 
-        `expected` is how many workers should answer (ECS's running count): the round
-        stops waiting once that many, and every worker seen last round, have replied.
+        The round stops waiting once each pool has heard from as many of its own workers
+        (consuming one of its queues) as `expected` says, and every worker seen last round
+        has replied; otherwise it waits its whole timeout. Other workers on the same
+        broker and control exchange answer too, and are returned, but count for no pool.
         """
         ...
 

@@ -44,6 +44,7 @@ from celery.utils.nodenames import host_format
 
 from celery_scaler.core.errors import AdapterError
 from celery_scaler.core.model import ServiceObservation, WorkerSnapshot
+from celery_scaler.core.ports import ExpectedWorkers
 
 if TYPE_CHECKING:
     from celery_scaler.local.aws_api import LocalAws
@@ -222,7 +223,7 @@ class ServiceReader(Protocol):
 
 
 class BusyReader(Protocol):
-    def inspect(self, expected: int) -> tuple[WorkerSnapshot, ...]: ...
+    def inspect(self, expected: ExpectedWorkers) -> tuple[WorkerSnapshot, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -467,7 +468,8 @@ class LocalFleet:
         if self.inspector is None:
             return newest_first
         try:
-            replies = {w.name: w for w in self.inspector.inspect(len(workers))}
+            expected = {frozenset(self.queues): len(workers)}
+            replies = {w.name: w for w in self.inspector.inspect(expected)}
         except AdapterError:
             return newest_first
 
