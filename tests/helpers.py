@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+import hcl2
 import yaml
+from hcl2.utils import SerializationOptions
 from packaging.utils import canonicalize_name
 
 from celery_scaler.analysis.replay import History, Series
@@ -389,6 +391,35 @@ TASK_DEFINITION = ROOT / "charts" / "ecs" / "task-definition.json"
 
 def task_definition() -> dict[str, Any]:
     return dict(json.loads(TASK_DEFINITION.read_text()))
+
+
+# --- the Terraform module, parsed (python-hcl2) -------------------------------------------
+
+TERRAFORM = ROOT / "charts" / "terraform"
+
+
+def terraform_file(path: Path) -> dict[str, Any]:
+    """A .tf file as python-hcl2 reads it: strings unquoted, `${...}` kept around references."""
+    plain = SerializationOptions(
+        with_comments=False, explicit_blocks=False, strip_string_quotes=True
+    )
+    with path.open() as handle:
+        return dict(hcl2.load(handle, serialization_options=plain))
+
+
+def terraform_blocks(parsed: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    """`type.name` → body of each resource (or data source) in a parsed file."""
+    return {
+        f"{type_}.{name}": body
+        for block in parsed.get(kind, [])
+        for type_, named in block.items()
+        for name, body in named.items()
+    }
+
+
+def terraform_module() -> dict[str, dict[str, Any]]:
+    """charts/terraform's files (not the example), by file name."""
+    return {path.name: terraform_file(path) for path in TERRAFORM.glob("*.tf")}
 
 
 # --- the Helm chart, rendered -------------------------------------------------------------

@@ -4,36 +4,28 @@ run as the task runs it: tests/integration/test_deploy_ecs.py."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import botocore.session
-import hcl2
 import pytest
 from botocore.validate import ParamValidator
 from dockerfile_parse import DockerfileParser
-from hcl2.utils import SerializationOptions
 
-from tests.generated import EXAMPLE_CONFIG, EXAMPLE_POLICY, ROOT
-from tests.helpers import DOCKERFILE, healthcheck, task_definition
-
-TERRAFORM = ROOT / "charts" / "terraform"
-PLAIN = SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True)
-
-
-def terraform(path: Path) -> dict[str, Any]:
-    with path.open() as handle:
-        return dict(hcl2.load(handle, serialization_options=PLAIN))
-
-
-def blocks(parsed: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
-    """`type.name` → body of each resource (or data source) in a parsed file."""
-    return {
-        f"{type_}.{name}": body
-        for block in parsed.get(kind, [])
-        for type_, named in block.items()
-        for name, body in named.items()
-    }
+from celery_scaler.adapters.leases import TABLE_ATTRIBUTES, TABLE_BILLING_MODE, TABLE_KEY_SCHEMA
+from celery_scaler.compose import aws_adapters
+from celery_scaler.core.config import LeaderElectionSpec
+from celery_scaler.iam import policy, where
+from tests.generated import EXAMPLE_CONFIG, EXAMPLE_POLICY, text
+from tests.helpers import (
+    DOCKERFILE,
+    TERRAFORM,
+    config,
+    healthcheck,
+    task_definition,
+    terraform_blocks,
+    terraform_file,
+    terraform_module,
+)
 
 
 def test_the_task_definition_is_a_valid_register_task_definition_request() -> None:
@@ -67,11 +59,18 @@ def test_the_container_is_locked_down_and_checked_like_the_image() -> None:
     assert container["secrets"][0]["name"] == "CELERY_SCALER_BROKER_URL"
 
 
-def test_the_terraform_module() -> None:
-    parsed = {path.name: terraform(path) for path in TERRAFORM.glob("*.tf")}
-    resources = {
-        name: body for tf in parsed.values() for name, body in blocks(tf, "resource").items()
+def module_blocks(kind: str) -> dict[str, dict[str, Any]]:
+    """`type.name` → body of each block of that kind in charts/terraform's files."""
+    return {
+        name: body
+        for tf in terraform_module().values()
+        for name, body in terraform_blocks(tf, kind).items()
     }
+
+
+def test_the_terraform_module() -> None:
+    parsed = terraform_module()
+    resources = module_blocks("resource")
     # The task role holds the policy given (the command's output), and nothing else.
     assert resources["aws_iam_role_policy.task"]["policy"] == "${var.iam_policy_json}"
     assert resources["aws_iam_role_policy.task"]["role"] == "${aws_iam_role.task.id}"
@@ -106,9 +105,62 @@ def test_the_terraform_module() -> None:
     } <= variables
 
 
+def policy_text(controller: str) -> str:
+    """`celery-scaler iam-policy` for a pool and this Controller spec, as the file holds it."""
+    settings = config(f"region: us-east-1, {controller}")
+    return text(policy(settings, aws_adapters(settings, []), where("us-east-1", None)))
+
+
+def test_the_module_makes_the_lease_table_the_controller_would_make() -> None:
+    table = module_blocks("resource")["aws_dynamodb_table.leases"]
+    assert table["count"] == "${var.leader_election ? 1 : 0}"
+    assert table["name"] == "${var.lease_table}"
+    assert table["billing_mode"] == TABLE_BILLING_MODE
+    assert [{"AttributeName": table["hash_key"], "KeyType": "HASH"}] == list(TABLE_KEY_SCHEMA)
+    attributes = [
+        {"AttributeName": a["name"], "AttributeType": a["type"]} for a in table["attribute"]
+    ]
+    assert attributes == list(TABLE_ATTRIBUTES)
+    defaults = {
+        name: body.get("default")
+        for block in terraform_module()["variables.tf"]["variable"]
+        for name, body in block.items()
+    }
+    assert defaults["lease_table"] == LeaderElectionSpec().table
+    # Made before the first task starts: a controller first would make it itself, and
+    # Terraform would then fail to create a table that exists.
+    service = module_blocks("resource")["aws_ecs_service.controller"]
+    assert service["depends_on"] == ["${aws_dynamodb_table.leases}"]
+
+
+def test_a_policy_for_another_table_fails_the_plan() -> None:
+    service = module_blocks("resource")["aws_ecs_service.controller"]
+    (check,) = [
+        c["condition"]
+        for c in service["lifecycle"][0]["precondition"]
+        if "var.lease_table" in c["condition"]
+    ]
+    # The needle the precondition looks for in the policy, for the default table.
+    needle = ':table/${var.lease_table}\\"'
+    assert needle in check
+    wanted = needle.replace("${var.lease_table}", LeaderElectionSpec().table).replace("\\", "")
+    assert wanted in policy_text("leaderElection: {enabled: true}")
+    assert wanted not in policy_text("leaderElection: {enabled: true, table: other}")
+    assert wanted not in policy_text("")
+
+
+def test_the_module_works_with_aws_provider_5_and_6() -> None:
+    # data.aws_region's `name` is deprecated in provider 6, and its replacement `region`
+    # does not exist in 5: the module does without the data source.
+    assert not [name for name in module_blocks("data") if name.startswith("aws_region.")]
+    (versions,) = terraform_module()["versions.tf"]["terraform"]
+    (providers,) = versions["required_providers"]
+    assert providers["aws"]["version"] == ">= 5.0"
+
+
 @pytest.mark.parametrize("variable", ["config_yaml", "iam_policy_json"])
 def test_the_example_deploys_the_files_the_tests_check(variable: str) -> None:
-    example = terraform(TERRAFORM / "example" / "main.tf")
+    example = terraform_file(TERRAFORM / "example" / "main.tf")
     module = example["module"][0]["celery_scaler"]
     expected = {
         "config_yaml": '${file("${path.module}/../../celery-scaler.yaml")}',

@@ -2,7 +2,6 @@
 # leader election), its task role holding exactly `celery-scaler iam-policy`, its logs.
 # charts/ecs/task-definition.json is the same task definition for the AWS CLI.
 
-data "aws_region" "current" {}
 data "aws_partition" "current" {}
 
 locals {
@@ -22,8 +21,11 @@ locals {
     ]
     logConfiguration = merge(local.base.logConfiguration, {
       options = merge(local.base.logConfiguration.options, {
-        awslogs-group  = aws_cloudwatch_log_group.controller.name
-        awslogs-region = data.aws_region.current.name
+        awslogs-group = aws_cloudwatch_log_group.controller.name
+        # The log group's own region, from its ARN: the aws_region data source names it
+        # `name` before AWS provider 6 and `region` from 6 on (`name` deprecated), and this
+        # module works with both.
+        awslogs-region = split(":", aws_cloudwatch_log_group.controller.arn)[3]
       })
     })
   })
@@ -42,6 +44,21 @@ locals {
       options = merge(local.container.logConfiguration.options, { awslogs-stream-prefix = "alarms" })
     })
   }
+}
+
+# Leader election's lease table (the configuration's leaderElection.table), kept in
+# Terraform's state: the controller finds it (DescribeTable) and so never creates it. The
+# table it would create itself is the same: key `name` (string), billed per request.
+resource "aws_dynamodb_table" "leases" {
+  count        = var.leader_election ? 1 : 0
+  name         = var.lease_table
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "name"
+  attribute {
+    name = "name"
+    type = "S"
+  }
+  tags = var.tags
 }
 
 resource "aws_cloudwatch_log_group" "controller" {
@@ -142,6 +159,9 @@ resource "aws_ecs_service" "controller" {
     enable   = true
     rollback = true
   }
+  # The table first: a controller that started before it would create it, and Terraform
+  # would then fail to create a table that exists.
+  depends_on = [aws_dynamodb_table.leases]
   network_configuration {
     subnets          = var.subnet_ids
     security_groups  = var.security_group_ids
@@ -155,6 +175,11 @@ resource "aws_ecs_service" "controller" {
     precondition {
       condition     = !var.manage_alarms || strcontains(var.iam_policy_json, "cloudwatch:PutMetricAlarm")
       error_message = "manage_alarms needs the policy of `celery-scaler iam-policy --with alarms`."
+    }
+    precondition {
+      # The policy is printed for the configuration, so it names the configuration's table.
+      condition     = !var.leader_election || strcontains(var.iam_policy_json, ":table/${var.lease_table}\"")
+      error_message = "leader_election needs leaderElection.enabled in the configuration, with leaderElection.table = lease_table, and the policy `celery-scaler iam-policy` prints for it."
     }
   }
   tags = var.tags

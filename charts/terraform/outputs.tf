@@ -15,3 +15,8 @@ output "task_role_arn" {
 output "log_group_name" {
   value = aws_cloudwatch_log_group.controller.name
 }
+
+output "lease_table_name" {
+  description = "The lease table, when leader_election is true (else null)."
+  value       = one(aws_dynamodb_table.leases[*].name)
+}

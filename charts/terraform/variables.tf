@@ -41,9 +41,15 @@ variable "desired_count" {
 }
 
 variable "leader_election" {
-  description = "Whether the configuration enables leader election: tasks may then overlap during a deployment."
+  description = "Whether the configuration enables leader election: tasks may then overlap during a deployment, and the module creates the lease table (lease_table)."
   type        = bool
   default     = false
+}
+
+variable "lease_table" {
+  description = "The DynamoDB lease table this module creates when leader_election is true: the configuration's leaderElection.table."
+  type        = string
+  default     = "celery-scaler-leases"
 }
 
 variable "subnet_ids" {

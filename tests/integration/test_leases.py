@@ -7,6 +7,7 @@ import pytest
 from celery_scaler.adapters.leases import DynamoLeases
 from celery_scaler.core.config import WorkerPool, WorkerPoolSpec
 from celery_scaler.local.aws_api import LocalAws
+from tests.helpers import terraform_blocks, terraform_module
 
 pytestmark = pytest.mark.integration
 
@@ -65,3 +66,35 @@ def test_release_hands_pools_over_at_once(aws: LocalAws, unique: str) -> None:
     one.release_all()
     clock.now += 1  # far inside the 30 s lease
     assert [p.name for p in two.elect(pools("a", "b"))] == ["a", "b"]
+
+
+def test_a_table_made_as_the_terraform_module_makes_it_needs_no_create_table(
+    aws: LocalAws, unique: str
+) -> None:
+    (table,) = [
+        body
+        for tf in terraform_module().values()
+        for name, body in terraform_blocks(tf, "resource").items()
+        if name == "aws_dynamodb_table.leases"
+    ]
+    admin = aws.client("dynamodb")
+    admin.create_table(
+        TableName=f"leases-{unique}",
+        AttributeDefinitions=[
+            {"AttributeName": a["name"], "AttributeType": a["type"]} for a in table["attribute"]
+        ],
+        KeySchema=[{"AttributeName": table["hash_key"], "KeyType": "HASH"}],
+        BillingMode=table["billing_mode"],
+    )
+    client = aws.client("dynamodb")
+    created: list[str] = []
+
+    def refuse(**_: object) -> None:
+        created.append("CreateTable")
+        raise AssertionError("CreateTable called although the table exists")
+
+    client.meta.events.register("before-call.dynamodb.CreateTable", refuse)
+    leases = DynamoLeases(client, f"leases-{unique}", "one", lease_duration=30, clock=Clock())
+    assert [p.name for p in leases.elect(pools("a"))] == ["a"]
+    assert leases.holds("a")
+    assert created == []

@@ -29,9 +29,19 @@ from celery_scaler.core.config import WorkerPool
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.literals import BillingModeType
+    from mypy_boto3_dynamodb.type_defs import AttributeDefinitionTypeDef, KeySchemaElementTypeDef
 
 REPLICA_PREFIX = "replica/"
 KEY = "name"
+
+# The table `elect` creates when it finds none; charts/terraform creates the same one, and
+# with it there the controller only ever describes it (CreateTable is then never called).
+TABLE_ATTRIBUTES: Sequence[AttributeDefinitionTypeDef] = (
+    {"AttributeName": KEY, "AttributeType": "S"},
+)
+TABLE_KEY_SCHEMA: Sequence[KeySchemaElementTypeDef] = ({"AttributeName": KEY, "KeyType": "HASH"},)
+TABLE_BILLING_MODE: BillingModeType = "PAY_PER_REQUEST"
 
 
 @dataclass(frozen=True)
@@ -280,9 +290,9 @@ class DynamoLeases:
         try:
             self._client.create_table(
                 TableName=self._table,
-                AttributeDefinitions=[{"AttributeName": KEY, "AttributeType": "S"}],
-                KeySchema=[{"AttributeName": KEY, "KeyType": "HASH"}],
-                BillingMode="PAY_PER_REQUEST",
+                AttributeDefinitions=TABLE_ATTRIBUTES,
+                KeySchema=TABLE_KEY_SCHEMA,
+                BillingMode=TABLE_BILLING_MODE,
             )
             self._client.get_waiter("table_exists").wait(
                 TableName=self._table, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
