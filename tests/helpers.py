@@ -110,6 +110,18 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
+def option(args: Sequence[str], name: str) -> str | None:
+    """The value given to `name` in a command line (`--output json`), else None."""
+    return args[args.index(name) + 1] if name in args[:-1] else None
+
+
+def only_json_lines(stdout: str) -> list[dict[str, Any]]:
+    """Every line of `stdout` as a JSON object: a table line (or any other text) fails."""
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    assert all(isinstance(line, dict) for line in lines), stdout
+    return lines
+
+
 def json_lines(stdout: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
 

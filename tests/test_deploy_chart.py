@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.generated import CHART, VALUES_SCHEMA, text, values_schema
-from tests.helpers import CI_VALUES, configuration, render
+from tests.helpers import CI_VALUES, configuration, option, render
 
 KUBERNETES = "1.30.0"
 
@@ -69,6 +69,14 @@ def test_each_replica_names_itself_from_its_pod(chart: helm.Chart) -> None:
     secret = container(render(chart, CI_VALUES))["env"][1]
     assert secret["name"] == "CELERY_SCALER_BROKER_URL"
     assert secret["valueFrom"]["secretKeyRef"] == {"name": "celery-broker", "key": "url"}
+
+
+def test_stdout_carries_json_lines_not_tables(chart: helm.Chart) -> None:
+    for values in (None, CI_VALUES):
+        args = container(render(chart, values))["args"]
+        assert args[0] == "reconcile"
+        assert option(args, "--output") == "json"
+    assert option(container(render(chart))["args"], "--log-format") == "json"
 
 
 def test_runs_locked_down(chart: helm.Chart) -> None:

@@ -21,6 +21,7 @@ from tests.helpers import (
     TERRAFORM,
     config,
     healthcheck,
+    option,
     task_definition,
     terraform_blocks,
     terraform_file,
@@ -48,6 +49,9 @@ def test_the_validator_would_catch_a_mistake() -> None:
 def test_the_container_is_locked_down_and_checked_like_the_image() -> None:
     (container,) = task_definition()["containerDefinitions"]
     assert container["command"][0] == "reconcile"
+    # awslogs ships each stdout line as an event: JSON lines, never a table.
+    assert option(container["command"], "--output") == "json"
+    assert option(container["command"], "--log-format") == "json"
     assert container["readonlyRootFilesystem"] is True
     assert container["linuxParameters"]["capabilities"] == {"drop": ["ALL"]}
     assert container["user"] == "10001:10001"
@@ -90,7 +94,7 @@ def test_the_terraform_module() -> None:
     assert service["deployment_minimum_healthy_percent"] == "${var.leader_election ? 100 : 0}"
     assert "aws_cloudwatch_log_group.controller" in resources
     # manage_alarms: `celery-scaler alarms apply` first, with the permissions it needs.
-    assert local["alarms"]["command"] == ["alarms", "apply"]
+    assert local["alarms"]["command"] == ["alarms", "apply", "--output", "json"]
     assert local["alarms"]["essential"] is False
     assert 'condition = "SUCCESS"' in definition["container_definitions"]
     checks = [c["condition"] for c in service["lifecycle"][0]["precondition"]]

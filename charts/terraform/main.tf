@@ -34,7 +34,7 @@ locals {
     name                   = "alarms"
     image                  = var.image
     essential              = false
-    command                = ["alarms", "apply"]
+    command                = ["alarms", "apply", "--output", "json"] # one JSON line, no plan table
     environment            = local.container.environment
     secrets                = local.container.secrets
     user                   = local.base.user

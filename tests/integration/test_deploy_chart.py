@@ -9,7 +9,8 @@ from typing import Any
 import helm_python as helm
 import pytest
 
-from tests.helpers import CI_VALUES, configuration, render, run
+from celery_scaler.local.aws_api import LocalAws
+from tests.helpers import CI_VALUES, configuration, only_json_lines, option, render, run
 
 pytestmark = pytest.mark.integration
 
@@ -28,3 +29,23 @@ def test_the_configmap_is_a_configuration_the_cli_accepts(
     policy = run("iam-policy", "--config", str(path))
     assert policy.returncode == 0, policy.stderr
     assert json.loads(policy.stdout)["Statement"]
+
+
+def test_the_containers_command_prints_json_lines_only(
+    chart: helm.Chart, aws: LocalAws, redis_url: str, tmp_path: Path
+) -> None:
+    manifests = render(chart)
+    path = tmp_path / "celery-scaler.yaml"
+    path.write_text(configuration(manifests))
+    (container,) = manifests["Deployment/cs-celery-scaler"]["spec"]["template"]["spec"][
+        "containers"
+    ]
+    args = list(container["args"])
+    args[args.index("--config") + 1] = str(path)
+    assert option(args, "--output") == "json"
+    # One pass of exactly that command (no cluster `prod` here: the pool reports an error).
+    result = run(*args, "--once", "--dry-run", env={"CELERY_SCALER_BROKER_URL": redis_url})
+    assert result.returncode == 1, result.stderr
+    (line,) = only_json_lines(result.stdout)
+    assert line["pool"] == "default"
+    assert "ClusterNotFoundException" in str(line["error"])  # from the local AWS API

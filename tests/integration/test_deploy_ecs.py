@@ -6,8 +6,9 @@ import os
 
 import pytest
 
+from celery_scaler.local.aws_api import LocalAws
 from tests.generated import EXAMPLE_CONFIG, EXAMPLE_POLICY, example_policy, text
-from tests.helpers import run, task_definition
+from tests.helpers import only_json_lines, run, task_definition
 
 pytestmark = pytest.mark.integration
 
@@ -30,3 +31,14 @@ def test_the_policy_file_is_what_the_command_prints() -> None:
     printed = run("iam-policy", "--config", str(EXAMPLE_CONFIG), "--with", "alarms")
     assert printed.returncode == 0, printed.stderr
     assert EXAMPLE_POLICY.read_text() == printed.stdout == text(example_policy())
+
+
+def test_the_tasks_command_prints_json_lines_only(aws: LocalAws, redis_url: str) -> None:
+    (container,) = task_definition()["containerDefinitions"]
+    env = {**environment(), "CELERY_SCALER_BROKER_URL": redis_url}
+    # One pass of exactly that command (no cluster `prod` here: the pool reports an error).
+    result = run(*container["command"], "--once", "--dry-run", env=env)
+    assert result.returncode == 1, result.stderr
+    (line,) = only_json_lines(result.stdout)
+    assert line["pool"] == "default"
+    assert "ClusterNotFoundException" in str(line["error"])  # from the local AWS API
