@@ -973,29 +973,24 @@ def plan_at(
 PLUS_3 = policy(10, step(0, None, 3), cooldown=300)
 
 
-@pytest.mark.parametrize(
-    ("changed_to", "added", "desired"),
-    [
-        (2, 0, 5),  # all 3 the cooldown added were removed: a whole new +3
-        (4, 2, 5),  # 1 of them removed: 2 still count, so +3 from 2 adds 1
-        (7, 3, 7),  # raised by someone else: the cooldown's own 3 still count; 4 + 3 is here
-    ],
-)
-def test_external_change_in_a_scale_out_cooldown_counts_only_the_capacity_left(
-    changed_to: int, added: int, desired: int
-) -> None:
+def test_external_change_in_a_scale_out_cooldown_counts_only_the_capacity_left() -> None:
     # 2 → 5 by the policy 60s ago, cooldown 300s; then someone set the count by hand.
     pool = make_pool(scale_out=PLUS_3, scale_in=None)
     memory = PoolMemory(last_desired=5, scale_out_cooldown=ScaleOutCooldown(T0 - 60, 3))
-    decision, after, events = plan_at(pool, 30, memory, current=changed_to)
-    assert after.scale_out_cooldown == ScaleOutCooldown(T0 - 60, added)
-    assert (decision.current, decision.desired) == (changed_to, desired)
-    (event,) = events
-    assert event.startswith(f"desiredCount changed outside the controller: 5 → {changed_to}")
-    if added != 3:
-        assert event.endswith(f"the scale-out cooldown now counts {added} added, not 3")
-    if added == 0:
-        assert "already added in cooldown" not in decision.reason
+    for changed_to, added, desired in [
+        (2, 0, 5),  # all 3 the cooldown added were removed: a whole new +3
+        (4, 2, 5),  # 1 of them removed: 2 still count, so +3 from 2 adds 1
+        (7, 3, 7),  # raised by someone else: the cooldown's own 3 still count; 4 + 3 is here
+    ]:
+        decision, after, events = plan_at(pool, 30, memory, current=changed_to)
+        assert after.scale_out_cooldown == ScaleOutCooldown(T0 - 60, added)
+        assert (decision.current, decision.desired) == (changed_to, desired)
+        (event,) = events
+        assert event.startswith(f"desiredCount changed outside the controller: 5 → {changed_to}")
+        if added != 3:
+            assert event.endswith(f"the scale-out cooldown now counts {added} added, not 3")
+        if added == 0:
+            assert "already added in cooldown" not in decision.reason
 
 
 # --------------------------------------------------------------------------- failed passes
@@ -1006,34 +1001,32 @@ def failing(**pool: Any) -> tuple[WorkerPoolSpec, PoolMemory]:
     return make_pool(**pool), PoolMemory(consecutive_failures=2)
 
 
-@pytest.mark.parametrize(
-    ("pool", "current", "action", "desired", "words"),
-    [
-        # The fallback raises, and never past maxCapacity.
-        ({"fallback": {"capacity": 3}}, 2, Action.SCALE_OUT, 3, "fallback after 3 failed"),
-        ({"fallback": {"capacity": 3}}, 4, Action.HOLD, 4, "not above it"),
-        # Above maxCapacity: brought down to it, with or without a fallback (it was 6, hold).
-        (
-            {"fallback": {"capacity": 3}, "max_capacity": 5},
-            8,
-            Action.SCALE_IN,
-            5,
-            "8 is above maxCapacity: 8 → 5",
-        ),
-        ({"max_capacity": 5}, 8, Action.SCALE_IN, 5, "8 is above maxCapacity: 8 → 5"),
-        # Below minCapacity: raised to it.
-        ({"min_capacity": 2}, 0, Action.SCALE_OUT, 2, "0 is below minCapacity: 0 → 2"),
-        ({}, 4, Action.HOLD, 4, "holding at 4"),
-    ],
-)
-def test_failed_pass_brings_the_count_within_bounds_and_says_so(
-    pool: dict[str, Any], current: int, action: Action, desired: int, words: str
-) -> None:
-    spec, memory = failing(**pool)
-    decision, _, _ = plan_at(spec, None, memory, current=current)
-    assert (decision.action, decision.current, decision.desired) == (action, current, desired)
-    assert words in decision.reason
-    assert "could not be read this pass" in decision.reason
+FAILED_PASSES: list[tuple[dict[str, Any], int, Action, int, str]] = [
+    # The fallback raises, and never past maxCapacity.
+    ({"fallback": {"capacity": 3}}, 2, Action.SCALE_OUT, 3, "fallback after 3 failed"),
+    ({"fallback": {"capacity": 3}}, 4, Action.HOLD, 4, "not above it"),
+    # Above maxCapacity: brought down to it, with or without a fallback (it was 6, hold).
+    (
+        {"fallback": {"capacity": 3}, "max_capacity": 5},
+        8,
+        Action.SCALE_IN,
+        5,
+        "8 is above maxCapacity: 8 → 5",
+    ),
+    ({"max_capacity": 5}, 8, Action.SCALE_IN, 5, "8 is above maxCapacity: 8 → 5"),
+    # Below minCapacity: raised to it.
+    ({"min_capacity": 2}, 0, Action.SCALE_OUT, 2, "0 is below minCapacity: 0 → 2"),
+    ({}, 4, Action.HOLD, 4, "holding at 4"),
+]
+
+
+def test_failed_pass_brings_the_count_within_bounds_and_says_so() -> None:
+    for pool, current, action, desired, words in FAILED_PASSES:
+        spec, memory = failing(**pool)
+        decision, _, _ = plan_at(spec, None, memory, current=current)
+        assert (decision.action, decision.current, decision.desired) == (action, current, desired)
+        assert words in decision.reason
+        assert "could not be read this pass" in decision.reason
 
 
 @FAST
@@ -1082,12 +1075,10 @@ def test_the_window_acts_once_its_samples_reach_back_window_minus_interval() -> 
     assert [d.action for d in decisions] == [Action.HOLD] * 3 + [Action.SCALE_OUT]
     assert "samples cover 30s of the 60s window so far (3 samples)" in decisions[2].reason
     assert decisions[3].reason.startswith("backlog_per_task minimum 25 over 4 samples ≥ 10")
-
-
-@pytest.mark.parametrize("window", ["0s", "10s", "15s"])
-def test_a_window_of_one_interval_or_less_needs_one_sample(window: str) -> None:
-    decision = decide_at(make_pool(window=window, statistic="Minimum"), 25, 4)
-    assert (decision.action, decision.desired) == (Action.SCALE_OUT, 6)
+    # A window of one interval or less can hold no more than one sample: it is enough.
+    for window in ("0s", "10s", "15s"):
+        decision = decide_at(make_pool(window=window, statistic="Minimum"), 25, 4)
+        assert (decision.action, decision.desired) == (Action.SCALE_OUT, 6)
 
 
 def test_samples_aged_out_during_failures_fill_the_window_anew() -> None:

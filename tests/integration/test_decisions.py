@@ -67,16 +67,16 @@ def test_a_count_lowered_by_hand_in_a_scale_out_cooldown_is_scaled_out_again(
 
     set_count(aws, cluster, 2)  # someone removes the 3 tasks, 30 messages still wait
     second = reconcile_once(path)
-    assert second["events"] == [
-        "desiredCount changed outside the controller: 5 → 2; taken as current, scale-in "
-        "cooldown started; the scale-out cooldown now counts 0 added, not 3"
-    ]
     assert (second["action"], second["current"], second["desired"], second["applied"]) == (
         "scale_out",
         2,
         5,
         True,
     ), second["reason"]
+    assert second["events"] == [
+        "desiredCount changed outside the controller: 5 → 2; taken as current, scale-in "
+        "cooldown started; the scale-out cooldown now counts 0 added, not 3"
+    ]
     assert desired_count(aws, cluster) == 5
 
 
@@ -210,8 +210,8 @@ def test_unanswered_workers_do_not_hold_a_broker_only_pool_without_safe_scale_in
         scaleIn=NO_COOLDOWN_IN,
     )
     line = reconcile_once(write(tmp_path, text))
-    assert line["observed"]["unanswered_workers"] == 3
     assert (line["action"], line["desired"], line["applied"]) == ("scale_in", 2, True), line
+    assert line["observed"]["unanswered_workers"] == 3
     assert line["conditions"] == []
     assert desired_count(aws, cluster) == 2
 
@@ -230,10 +230,10 @@ def test_unanswered_workers_hold_scale_in_visibly_and_loudly_once_it_lasts(
     )
     with start_workers(redis_url, 1, [queue], control_exchange=unique):
         line = reconcile_once(path)  # 2 tasks run; 1 worker answers
-        assert line["observed"]["unanswered_workers"] == 1
         assert (line["action"], line["desired"]) == ("hold", 2)
         assert "only 1 of 2 running workers answered inspect" in str(line["reason"])
         assert line["conditions"] == ["WorkersUnreachable"]
+        assert line["observed"]["unanswered_workers"] == 1
         (event,) = line["events"]
         assert event.startswith("WorkersUnreachable: only 1 of 2 running workers answered")
         assert line["warnings"] == []
