@@ -1,7 +1,7 @@
 """Helpers more than one test module uses, so that no test module imports another.
 
-Real Celery worker processes and `wait_for` are in tests/workers.py, the files generated
-from the code in tests/generated.py.
+Real Celery worker processes and `wait_for` are in tests/workers.py, the fakes of the ports
+in tests/fakes.py, the files generated from the code in tests/generated.py.
 """
 
 from __future__ import annotations
