@@ -18,11 +18,14 @@ from kombu.transport.SQS import Channel as SqsChannel
 from celery_scaler.adapters.broker import (
     KombuQueueDepth,
     SqsQueueDepth,
-    oldest_message_age,
+    TailScan,
+    parse_bindings,
     published_at,
     redis_priority_keys,
+    scan_tails,
+    unacked_per_queue,
+    unacked_route,
 )
-from celery_scaler.core.errors import AdapterError
 from celery_scaler.core.names import sqs_queue_name
 from celery_scaler.instrument import PUBLISHED_AT_HEADER, instrument, uninstrument
 
@@ -110,16 +113,47 @@ def test_published_at(raw: bytes, expected: float | None) -> None:
 @pytest.mark.parametrize(
     ("tails", "expected"),
     [
-        ([], 0.0),
-        ([None, None], 0.0),
-        ([message(990.0), None, message(995.0)], 10.0),
-        ([message(995.0), message(990.0)], 10.0),
-        ([message(990.0), message()], None),  # unstamped: it may be the oldest
-        ([message(1003.0)], 0.0),  # publisher's clock ahead of ours
+        ([], TailScan(0.0, 0)),
+        ([[], []], TailScan(0.0, 0)),
+        ([[message(990.0)], [], [message(995.0)]], TailScan(10.0, 0)),
+        ([[message(995.0), message(990.0)]], TailScan(10.0, 0)),
+        # An unstamped message at the head no longer hides the stamped ones behind it.
+        ([[message(995.0), message()]], TailScan(5.0, 1)),
+        ([[message(), message()]], TailScan(None, 2)),  # no stamp within the scan
+        ([[message(990.0)], [message()]], TailScan(None, 1)),  # one list shows none
+        ([[message(1000.5)]], TailScan(0.0, 0)),  # within the tolerance of clocks
+        # A publisher 300 s ahead: the age cannot be told, and is never read as 0.
+        ([[message(1300.0), message(990.0)]], TailScan(None, 0, ahead=300.0)),
     ],
 )
-def test_oldest_message_age(tails: list[bytes | None], expected: float | None) -> None:
-    assert oldest_message_age(tails, now=1000.0) == expected
+def test_scan_tails(tails: list[list[bytes]], expected: TailScan) -> None:
+    assert scan_tails(tails, now=1000.0) == expected
+
+
+# --- kombu's unacked hash ---------------------------------------------------------------
+
+
+def test_unacked_route_reads_what_kombu_stores() -> None:
+    raw = json.dumps([{"body": "", "headers": {}}, "media", "media.video"])
+    assert unacked_route(raw) == ("media", "media.video")
+    assert unacked_route(b"not json") is None
+    assert unacked_route(json.dumps({"a": 1})) is None
+
+
+def test_parse_bindings_as_kombu_writes_them() -> None:
+    sep = RedisChannel.sep
+    members = [f"media.video{sep}{sep}videos".encode(), f"celery{sep}{sep}celery", b"junk"]
+    assert parse_bindings(members, sep) == (("media.video", "videos"), ("celery", "celery"))
+
+
+def test_unacked_per_queue_follows_bindings_then_routing_keys() -> None:
+    routes = {("media", "media.video"): 3, ("celery", "celery"): 2, ("other", "x"): 5}
+    bindings = {"media": (("media.video", "videos"),)}
+    assert unacked_per_queue(routes, bindings, ["videos", "celery", "idle"]) == {
+        "videos": 3,  # routed by the exchange's binding, not named by the key
+        "celery": 2,  # no binding known: Celery's default routing, key = queue
+        "idle": 0,
+    }
 
 
 # --- instrument -------------------------------------------------------------------------
@@ -176,13 +210,19 @@ def sqs() -> Iterator[tuple[object, Stubber]]:
         stubber.assert_no_pending_responses()
 
 
-def test_sqs_access_denied_is_an_adapter_error(sqs: tuple[object, Stubber]) -> None:
+def test_sqs_access_denied_fails_that_queue_only(sqs: tuple[object, Stubber]) -> None:
     client, stubber = sqs
     stubber.add_client_error(
         "get_queue_url", service_error_code="AccessDenied", http_status_code=403
     )
-    with pytest.raises(AdapterError, match=r"reading SQS queue 'dev-celery' failed: AccessDenied"):
-        SqsQueueDepth(client, queue_name_prefix="dev-").observe(["celery"])  # type: ignore[arg-type]
+    url = "https://sqs.us-east-1.amazonaws.com/1/dev-other"
+    stubber.add_response("get_queue_url", {"QueueUrl": url}, {"QueueName": "dev-other"})
+    stubber.add_response(
+        "get_queue_attributes", {"Attributes": {"ApproximateNumberOfMessages": "3"}}
+    )
+    observation = SqsQueueDepth(client, queue_name_prefix="dev-").observe(["celery", "other"])  # type: ignore[arg-type]
+    assert observation.errors == {"celery": "reading SQS queue 'dev-celery' failed: AccessDenied"}
+    assert observation.per_queue == {"other": 3}
 
 
 def test_sqs_url_is_looked_up_once(sqs: tuple[object, Stubber]) -> None:
@@ -202,4 +242,4 @@ def test_sqs_url_is_looked_up_once(sqs: tuple[object, Stubber]) -> None:
     adapter = SqsQueueDepth(client)  # type: ignore[arg-type]
     assert adapter.observe(["celery"]).queue_depth == 4
     observation = adapter.observe(["celery"])
-    assert (observation.queue_depth, observation.in_flight) == (6, 1)
+    assert (observation.queue_depth, observation.unacked) == (6, 1)

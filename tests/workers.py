@@ -19,12 +19,13 @@ replies gives its workers a `control_exchange` of its own and inspects through i
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -152,6 +153,7 @@ def start_workers(
     stop_timeout: float = 10.0,
     control_exchange: str = "celery",
     delete_queues: bool = True,
+    transport_options: Mapping[str, object] | None = None,
 ) -> Iterator[WorkerFleet]:
     """Start `count` workers consuming `queues`, all at once; stop them all on exit.
 
@@ -159,17 +161,20 @@ def start_workers(
     test's workers on the same broker. `control_exchange` is the workers' Celery setting
     of that name. With `delete_queues`, the workers' queues (and a control exchange
     other than Celery's default) are deleted from the broker afterwards: RabbitMQ keeps
-    them otherwise.
+    them otherwise. `transport_options` are the workers' (and the client's)
+    `broker_transport_options`.
     """
     prefix = name_prefix or f"t{uuid.uuid4().hex[:8]}"
     app = Celery(f"{prefix}-client", broker=broker_url, set_as_current=False)
     app.conf.control_exchange = control_exchange
+    app.conf.broker_transport_options = dict(transport_options or {})
     fleet = WorkerFleet(broker_url=broker_url, app=app)
     log_dir = Path(tempfile.mkdtemp(prefix=f"celery-workers-{prefix}-"))
     env = {
         **os.environ,
         "CELERY_BROKER_URL": broker_url,
         "CELERY_CONTROL_EXCHANGE": control_exchange,
+        "CELERY_BROKER_TRANSPORT_OPTIONS": json.dumps(dict(transport_options or {})),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
     }
     try:

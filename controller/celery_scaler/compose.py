@@ -117,14 +117,19 @@ def build(config: Config, *, session: boto3.Session | None = None) -> Reconciler
     inspector: WorkerInspector | None
     if uses(config, SqsQueueDepth):
         sqs: SQSClient = aws_client(config, "sqs", session, in_pass=True)
-        broker = SqsQueueDepth(sqs, queue_name_prefix=controller.sqs.queue_name_prefix)
+        broker = SqsQueueDepth(sqs, queue_name_prefix=controller.sqs_queue_name_prefix)
         inspector = None
     else:
-        broker = KombuQueueDepth(controller.broker)
+        broker = KombuQueueDepth(
+            controller.broker,
+            transport_options=controller.broker_transport_options,
+            management_url=controller.rabbitmq_management_url,
+        )
         inspector = inspector_for(
             controller.broker,
             controller.inspect_timeout,
             control_exchange=controller.control_exchange,
+            transport_options=controller.broker_transport_options,
         )
     ecs = aws_client(config, "ecs", session, in_pass=True)
     return Reconciler(
@@ -199,5 +204,5 @@ def build_telemetry(
         telemetry.prometheus = ControllerMetrics(names, controller.interval)
         telemetry.server = TelemetryServer(telemetry.prometheus, controller.prometheus.port)
     if continuous and controller.broker_kind != "sqs":
-        telemetry.events = event_counter_for(controller.broker)
+        telemetry.events = event_counter_for(controller.broker, controller.broker_transport_options)
     return telemetry

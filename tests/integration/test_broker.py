@@ -140,12 +140,13 @@ def test_depth_counts_messages_celery_published(
     observation = adapter.observe([queue])
     assert observation.queue_depth == 3
     assert observation.per_queue == {queue: 3}
-    assert observation.in_flight is None
+    # Redis: kombu's unacked hash holds nothing of this queue; RabbitMQ: no management API.
+    assert observation.unacked == (0 if broker_url.startswith("redis") else None)
     # The connection is kept: a second pass reads the same again.
     assert adapter.observe([queue]).queue_depth == 3
 
 
-def test_missing_queue_counts_zero_and_the_next_queue_still_reads(
+def test_missing_queue_is_reported_and_the_next_queue_still_reads(
     broker_url: str,
     queue: str,
     make_app: Callable[..., Celery],
@@ -158,6 +159,11 @@ def test_missing_queue_counts_zero_and_the_next_queue_still_reads(
     observation = make_adapter(broker_url).observe([missing[0], queue, missing[1], queue])
     assert observation.per_queue == {missing[0]: 0, queue: 2, missing[1]: 0}
     assert observation.queue_depth == 2
+    # RabbitMQ says NOT_FOUND: reported, not read as empty. On Redis an absent key is
+    # an empty list, as Redis defines it.
+    expected = frozenset(missing) if broker_url.startswith("amqp") else frozenset()
+    assert observation.missing == expected
+    assert observation.errors == {}
 
 
 def test_reading_depth_never_creates_a_queue(
@@ -374,7 +380,7 @@ def test_latency_is_the_age_of_the_oldest_message_and_reading_it_consumes_nothin
         delete_queue(redis_url, other)
 
 
-def test_latency_never_negative(
+def test_latency_never_negative_and_a_stamp_far_ahead_is_unknown(
     redis_url: str,
     queue: str,
     make_app: Callable[..., Celery],
@@ -385,9 +391,14 @@ def test_latency_never_negative(
     instrument(app)
     publish(app, queue)
     (raw,) = raw_lists(redis_url, (queue,))[queue]
-    # The controller's clock runs behind the publisher's.
-    adapter = make_adapter(redis_url, clock=lambda: stamp_of(raw) - 5)
+    # The controller's clock runs a hair behind the publisher's: age 0, not negative.
+    adapter = make_adapter(redis_url, clock=lambda: stamp_of(raw) - 0.5)
     assert adapter.observe([queue]).latency_seconds == 0.0
+    # Far behind: the message's age cannot be told, and is not read as 0.
+    behind = make_adapter(redis_url, clock=lambda: stamp_of(raw) - 300)
+    observation = behind.observe([queue])
+    assert observation.latency_seconds is None
+    assert observation.per_queue_skew == {queue: pytest.approx(300.0)}
 
 
 def test_unstamped_message_gives_unknown_latency(
@@ -426,7 +437,7 @@ def test_rabbitmq_has_no_latency(
 # --- SQS --------------------------------------------------------------------------------
 
 
-def test_sqs_depth_and_in_flight(aws: LocalAws, unique: str) -> None:
+def test_sqs_depth_in_flight_and_delayed(aws: LocalAws, unique: str) -> None:
     sqs = aws.client("sqs")
     prefix = f"dev.{unique}."
     standard = sqs.create_queue(QueueName=sqs_queue_name("celery:high", prefix))["QueueUrl"]
@@ -442,21 +453,28 @@ def test_sqs_depth_and_in_flight(aws: LocalAws, unique: str) -> None:
         sqs.send_message(QueueUrl=fifo, MessageBody=f"f{number}", MessageGroupId="g")
     # One message received and not yet deleted: in flight, no longer visible.
     assert len(sqs.receive_message(QueueUrl=standard, MaxNumberOfMessages=1)["Messages"]) == 1
+    # One sent with a delay (a countdown): neither visible nor in flight yet.
+    sqs.send_message(QueueUrl=standard, MessageBody="later", DelaySeconds=900)
 
     adapter = SqsQueueDepth(sqs, queue_name_prefix=prefix)
     observation = adapter.observe(["celery:high", "jobs.fifo", "missing"])
 
     assert observation.per_queue == {"celery:high": 2, "jobs.fifo": 2, "missing": 0}
     assert observation.queue_depth == 4
-    assert observation.in_flight == 1
+    assert observation.unacked == 1
+    assert observation.per_queue_unacked == {"celery:high": 1, "jobs.fifo": 0, "missing": 0}
+    assert observation.delayed == 1
     assert observation.latency_seconds is None
+    # SQS has no queue of that name: reported, never read as an empty queue.
+    assert observation.missing == {"missing"}
 
-    # A queue deleted after its URL was cached counts 0, and one made later is found.
+    # A queue deleted after its URL was cached is missing, and one made later is found.
     sqs.delete_queue(QueueUrl=standard)
-    assert adapter.observe(["celery:high"]).queue_depth == 0
+    assert adapter.observe(["celery:high"]).missing == {"celery:high"}
     late = sqs.create_queue(QueueName=sqs_queue_name("missing", prefix))["QueueUrl"]
     sqs.send_message(QueueUrl=late, MessageBody="late")
-    assert adapter.observe(["missing"]).per_queue == {"missing": 1}
+    found = adapter.observe(["missing"])
+    assert (found.per_queue, found.missing) == ({"missing": 1}, frozenset())
 
 
 def test_sqs_reads_the_queues_celery_publishes_to(aws: LocalAws, unique: str) -> None:

@@ -1,7 +1,16 @@
-"""Queue depth (and, on Redis, latency) from the broker: the `QueueDepthSource` adapters.
+"""Queue readings from the broker: the `QueueDepthSource` adapters.
 
-`KombuQueueDepth` reads Redis and RabbitMQ through kombu with one code path, a passive
-`queue_declare` per queue. `SqsQueueDepth` reads SQS queue attributes through boto3.
+`KombuQueueDepth` reads Redis and RabbitMQ through kombu, with the application's
+transport options, so it finds the keys and queues where the application's Celery put
+them. On Redis one pipeline per pass reads every priority list of each queue (its length
+and its oldest messages, for latency) and kombu's hash of unacknowledged messages; on
+RabbitMQ a passive `queue_declare` per queue tells the ready messages and the management
+API, when configured, the unacknowledged ones. `SqsQueueDepth` reads SQS queue
+attributes through boto3.
+
+A queue that cannot be read (a Redis key of another type, a RabbitMQ queue the user may
+not access) is reported in the observation's `errors`, and the other queues are still
+read; only a broker that cannot be reached at all fails the whole read (AdapterError).
 """
 
 from __future__ import annotations
@@ -9,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
@@ -20,6 +31,7 @@ from kombu.exceptions import OperationalError
 
 from celery_scaler.adapters.aws import describe_aws_error
 from celery_scaler.adapters.permissions import IamActions, IamResource
+from celery_scaler.adapters.rabbitmq import RabbitMqManagement
 from celery_scaler.core.config import mask_url
 from celery_scaler.core.errors import AdapterError
 from celery_scaler.core.model import BrokerObservation, oldest_of
@@ -32,10 +44,20 @@ DEFAULT_CONNECT_TIMEOUT = 2.0
 """Seconds to wait for the broker to accept a connection before the pass fails."""
 READ_TIMEOUT = 5.0
 """Seconds a broker may take to answer one request before the connection counts as broken."""
+LATENCY_SCAN = 16
+"""Oldest messages read from each Redis list for latency. Enough to step past a few
+messages without a publish stamp at the head (a producer without `instrument(app)`);
+few enough that a pass reads at most 16 messages (a few kilobytes each) per list."""
+CLOCK_TOLERANCE = 1.0
+"""Seconds a publish stamp may lie in the future and still read as age 0: clocks kept by
+NTP agree far better, and a message published a moment ago may carry a stamp a hair
+ahead of ours. A stamp further ahead makes the queue's latency unknown (ClockSkew)."""
+UNACKED_SCAN_BATCH = 500
+"""Entries of kombu's unacked hash asked for per HSCAN, so no single reply is large."""
 
 
 class KombuQueueDepth:
-    """Depth of Redis or RabbitMQ queues through kombu; latency too on Redis."""
+    """Redis or RabbitMQ queues through kombu: depth; unacked and latency as each can tell."""
 
     iam_actions: ClassVar[tuple[str, ...]] = ()
 
@@ -44,6 +66,7 @@ class KombuQueueDepth:
         broker_url: str,
         *,
         transport_options: Mapping[str, Any] | None = None,
+        management_url: str | None = None,
         clock: Callable[[], float] = time.time,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     ) -> None:
@@ -65,22 +88,29 @@ class KombuQueueDepth:
             *probe.connection_errors,
             *probe.channel_errors,
         )
-        # Celery users set the same options as `broker_transport_options`; theirs win.
+        # The application's options lay out the keys (priority steps, separator, key
+        # prefix, unacked hash); the bounds on connecting and reading are the
+        # controller's own, since a pass must end.
         self._transport_options = {
-            **_timeouts(driver, connect_timeout),
             **(transport_options or {}),
+            **_timeouts(driver, connect_timeout),
         }
+        self._management = (
+            RabbitMqManagement(management_url, probe.virtual_host or "/", timeout=READ_TIMEOUT)
+            if management_url and not self._is_redis
+            else None
+        )
         self._connection: Any = None  # kombu.Connection, made on first use
         self._channel: Any = None
         self._redis: redis.Redis | None = None
 
     def observe(self, queues: Sequence[str]) -> BrokerObservation:
-        """Depth of each queue (a missing queue is 0) and, on Redis, the oldest message's age."""
+        """What the broker holds for each queue; see the module's docstring."""
         names = list(dict.fromkeys(queues))
         for attempt in range(2):
             reused = self._connection is not None
             try:
-                return self._read(names)
+                return self._read_redis(names) if self._is_redis else self._read_amqp(names)
             except self._errors as exc:
                 self._drop_connection()
                 # A connection kept between passes can go stale (broker restart, an idle
@@ -107,46 +137,51 @@ class KombuQueueDepth:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _read(self, queues: list[str]) -> BrokerObservation:
-        per_queue = {queue: self._depth(queue) for queue in queues}
-        if not self._is_redis:
-            return BrokerObservation(queue_depth=sum(per_queue.values()), per_queue=per_queue)
-        ages = self._latency(queues)
+    # -- RabbitMQ
+
+    def _read_amqp(self, queues: list[str]) -> BrokerObservation:
+        per_queue: dict[str, int] = {}
+        missing: set[str] = set()
+        errors: dict[str, str] = {}
+        for queue in queues:
+            channel = self._open_channel()
+            try:
+                # Passive: only asks, never creates the queue or checks its arguments (a
+                # queue declared by Celery with x-max-priority would otherwise fail with
+                # PRECONDITION_FAILED, and a missing one would be created).
+                _, message_count, _ = channel.queue_declare(queue=queue, passive=True)
+            except self._connection.channel_errors as exc:
+                # RabbitMQ closes the channel on a channel error and keeps the
+                # connection: the next queue is read on a new channel.
+                self._channel = None
+                if _is_not_found(exc):
+                    missing.add(queue)
+                    per_queue[queue] = 0
+                else:
+                    errors[queue] = self._scrub(exc)
+                continue
+            per_queue[queue] = int(message_count)
+        unacked: dict[str, int] = {}
+        if self._management is not None:
+            found = [queue for queue in queues if queue not in missing and queue not in errors]
+            unacked, unreadable = self._management.unacked(found)
+            errors.update(unreadable)
         return BrokerObservation(
-            queue_depth=sum(per_queue.values()),
-            per_queue=per_queue,
-            latency_seconds=oldest_of(ages.values()),
-            per_queue_latency=ages,
+            queue_depth=sum(count for queue, count in per_queue.items() if queue not in errors),
+            per_queue={queue: count for queue, count in per_queue.items() if queue not in errors},
+            unacked=sum(unacked.values()) if self._management is not None else None,
+            per_queue_unacked=unacked,
+            missing=frozenset(missing),
+            errors=errors,
         )
 
-    def _depth(self, queue: str) -> int:
-        channel = self._open_channel()
-        try:
-            # Passive: only asks, never creates the queue or checks its arguments (a
-            # RabbitMQ queue declared by Celery with x-max-priority would otherwise fail
-            # with PRECONDITION_FAILED, and a missing one would be created).
-            _, message_count, _ = channel.queue_declare(queue=queue, passive=True)
-        except self._connection.channel_errors as exc:
-            if not _is_not_found(exc):
-                raise
-            # RabbitMQ closes the channel on NOT_FOUND; kombu's Redis channel stays open
-            # (and opening another would open new Redis connection pools).
-            if not _channel_is_open(channel):
-                self._channel = None
-            if self._is_redis and channel.global_keyprefix:
-                # kombu's Redis `_has_queue` sends EXISTS, which its key-prefixing client
-                # does not prefix, so with a global_keyprefix every passive declare says
-                # NOT_FOUND. `_size` (LLEN, prefixed) is the count queue_declare returns.
-                return int(channel._size(queue))
-            return 0
-        return int(message_count)
+    # -- Redis
 
-    def _latency(self, queues: list[str]) -> dict[str, float | None]:
-        """Age of each queue's oldest waiting message."""
+    def _read_redis(self, queues: list[str]) -> BrokerObservation:
         channel = self._open_channel()
         if self._redis is None:
-            # A plain client on the channel's own pool: no new connections, and no
-            # key prefixing behind our back (kombu's prefixing client leaves LINDEX alone).
+            # A plain client on the channel's own pool: no new connections, and no key
+            # prefixing behind our back (the keys below carry the prefix themselves).
             self._redis = redis.Redis(connection_pool=channel.pool)
         keys = {
             queue: redis_priority_keys(
@@ -157,18 +192,74 @@ class KombuQueueDepth:
             )
             for queue in queues
         }
-        # kombu LPUSHes and BRPOPs, so each list's oldest message sits at index -1.
-        # LINDEX reads it and leaves it where it is.
+        # One round trip for every list of every queue. kombu LPUSHes and BRPOPs, so a
+        # list's oldest messages are at its tail; LRANGE reads them and leaves them there.
+        # A key of another type fails only its own commands (raise_on_error=False).
         pipe = self._redis.pipeline(transaction=False)
         for queue_keys in keys.values():
             for key in queue_keys:
-                pipe.lindex(key, -1)
-        tails: Iterator[bytes | None] = iter(pipe.execute())
+                pipe.llen(key)
+                pipe.lrange(key, -LATENCY_SCAN, -1)
+        replies: Iterator[Any] = iter(pipe.execute(raise_on_error=False))
         now = self._clock()
-        return {
-            queue: oldest_message_age([next(tails) for _ in queue_keys], now=now)
-            for queue, queue_keys in keys.items()
+        per_queue: dict[str, int] = {}
+        scans: dict[str, TailScan] = {}
+        errors: dict[str, str] = {}
+        for queue, queue_keys in keys.items():
+            lengths, tails = [], []
+            for _ in queue_keys:
+                lengths.append(next(replies))
+                tails.append(next(replies))
+            failed = [
+                r for r in (*lengths, *tails) if isinstance(r, redis.exceptions.ResponseError)
+            ]
+            if failed:
+                errors[queue] = self._scrub(failed[0])
+                continue
+            per_queue[queue] = sum(int(length) for length in lengths)
+            scans[queue] = scan_tails(tails, now=now)
+        unacked = self._redis_unacked(channel, list(per_queue))
+        return BrokerObservation(
+            queue_depth=sum(per_queue.values()),
+            per_queue=per_queue,
+            unacked=sum(unacked.values()) if unacked is not None else None,
+            per_queue_unacked=unacked or {},
+            latency_seconds=oldest_of(scan.age for scan in scans.values()),
+            per_queue_latency={queue: scan.age for queue, scan in scans.items()},
+            unstamped=sum(scan.unstamped for scan in scans.values()),
+            per_queue_unstamped={queue: scan.unstamped for queue, scan in scans.items()},
+            per_queue_skew={q: scan.ahead for q, scan in scans.items() if scan.ahead is not None},
+            errors=errors,
+        )
+
+    def _redis_unacked(self, channel: Any, queues: list[str]) -> dict[str, int] | None:
+        """Each queue's entries in kombu's unacked hash; None when kombu keeps none."""
+        if not channel.ack_emulation:
+            return None  # kombu removes a message as it delivers it: nothing to count
+        assert self._redis is not None
+        prefix = channel.global_keyprefix
+        # Each entry is a delivery tag → JSON [message, exchange, routing_key], kept
+        # until the message is acknowledged or, unacknowledged for visibility_timeout,
+        # restored to its queue. HSCAN may repeat an entry: the tag counts it once.
+        routes: dict[bytes, tuple[str, str]] = {}
+        for tag, raw in self._redis.hscan_iter(
+            prefix + channel.unacked_key, count=UNACKED_SCAN_BATCH
+        ):
+            route = unacked_route(raw)
+            if route is not None:
+                routes[tag] = route
+        counted = Counter(routes.values())
+        exchanges = sorted({exchange for exchange, _ in counted})
+        pipe = self._redis.pipeline(transaction=False)
+        for exchange in exchanges:
+            pipe.smembers(prefix + channel.keyprefix_queue % (exchange,))
+        bindings = {
+            exchange: parse_bindings(members, channel.sep)
+            for exchange, members in zip(exchanges, pipe.execute(), strict=True)
         }
+        return unacked_per_queue(counted, bindings, queues)
+
+    # -- the connection
 
     def _open_channel(self) -> Any:
         if self._connection is None:
@@ -215,14 +306,8 @@ def _timeouts(driver: str, connect_timeout: float) -> dict[str, float]:
 
 
 def _is_not_found(exc: BaseException) -> bool:
-    # py-amqp raises NotFound with reply_code 404; kombu's virtual transports (Redis) raise
-    # kombu's ChannelError with the AMQP-style text "NOT_FOUND - no queue ...".
+    # py-amqp raises NotFound with reply_code 404.
     return getattr(exc, "reply_code", None) == 404 or "NOT_FOUND" in str(exc)
-
-
-def _channel_is_open(channel: Any) -> bool:
-    # py-amqp channels have `is_open`; kombu's virtual channels have `closed`.
-    return bool(getattr(channel, "is_open", True)) and not getattr(channel, "closed", False)
 
 
 def redis_priority_keys(
@@ -251,23 +336,85 @@ def published_at(raw_message: bytes | str) -> float | None:
     return None
 
 
-def oldest_message_age(tails: Iterable[bytes | str | None], now: float) -> float | None:
-    """Age of the oldest of these messages (None entries are empty lists).
+@dataclass(frozen=True)
+class TailScan:
+    """What the oldest messages of a queue's lists tell about its latency."""
 
-    0.0 when every list is empty. None (unknown) when a message carries no stamp: it may
-    be the oldest, and its age cannot be told. Never negative (clocks differ by host).
+    age: float | None
+    """Age of the oldest stamped message scanned; 0.0 when the lists are empty; None
+    (unknown) when a non-empty list showed no stamp, or a stamp lies in the future."""
+    unstamped: int
+    """Scanned messages without a publish stamp."""
+    ahead: float | None = None
+    """Seconds the furthest-ahead stamp lies in the future, beyond CLOCK_TOLERANCE."""
+
+
+def scan_tails(tails: Iterable[Sequence[bytes | str]], now: float) -> TailScan:
+    """Latency from each list's oldest messages (up to LATENCY_SCAN of them per list).
+
+    Unstamped messages are skipped and counted: the oldest stamped one still tells the
+    age. A list whose scanned messages all lack a stamp leaves the age unknown, since
+    its oldest stamped message, if any, lies beyond the scan. A stamp in the future
+    (the publisher's clock runs ahead) is an age that cannot be told: unknown, never 0.
     """
     stamps: list[float] = []
-    for raw in tails:
-        if raw is None:
-            continue
-        stamp = published_at(raw)
-        if stamp is None:
-            return None
-        stamps.append(stamp)
-    if not stamps:
-        return 0.0
-    return max(0.0, now - min(stamps))
+    unstamped = 0
+    blind = False
+    for messages in tails:
+        found = [stamp for raw in messages if (stamp := published_at(raw)) is not None]
+        unstamped += len(messages) - len(found)
+        blind = blind or (bool(messages) and not found)
+        stamps += found
+    furthest = max(stamps, default=now) - now
+    if furthest > CLOCK_TOLERANCE:
+        return TailScan(None, unstamped, ahead=furthest)
+    if blind:
+        return TailScan(None, unstamped)
+    return TailScan(max(0.0, now - min(stamps, default=now)), unstamped)
+
+
+def unacked_route(raw: bytes | str) -> tuple[str, str] | None:
+    """(exchange, routing key) of an entry of kombu's unacked hash; None if not kombu's."""
+    try:
+        entry = json.loads(raw)
+    except ValueError:
+        return None
+    if isinstance(entry, list) and len(entry) == 3 and all(isinstance(p, str) for p in entry[1:]):
+        return entry[1], entry[2]
+    return None
+
+
+def parse_bindings(members: Iterable[bytes | str], sep: str) -> tuple[tuple[str, str], ...]:
+    """(routing key, queue) of each member of kombu's binding set of an exchange.
+
+    kombu stores a binding as `routing_key + sep + pattern + sep + queue`.
+    """
+    found = []
+    for member in members:
+        text = member.decode() if isinstance(member, bytes) else member
+        parts = text.split(sep)
+        if len(parts) == 3:
+            found.append((parts[0], parts[2]))
+    return tuple(found)
+
+
+def unacked_per_queue(
+    routes: Mapping[tuple[str, str], int],
+    bindings: Mapping[str, Iterable[tuple[str, str]]],
+    queues: Iterable[str],
+) -> dict[str, int]:
+    """Unacknowledged messages per queue, from (exchange, routing key) → count.
+
+    An entry belongs to the queues its exchange's bindings route its key to (direct
+    routing, as Celery declares its queues), which is where kombu restores it; with no
+    such binding, to the queue named by its routing key (Celery's default routing).
+    """
+    counts = dict.fromkeys(queues, 0)
+    for (exchange, routing_key), count in routes.items():
+        bound = {queue for key, queue in bindings.get(exchange, ()) if key == routing_key}
+        for queue in (bound or {routing_key}) & counts.keys():
+            counts[queue] += count
+    return counts
 
 
 _SQS_MISSING_QUEUE_CODES = frozenset(
@@ -276,7 +423,7 @@ _SQS_MISSING_QUEUE_CODES = frozenset(
 
 
 class SqsQueueDepth:
-    """Depth (visible messages) and in-flight count of SQS queues."""
+    """Visible, in-flight and delayed messages of SQS queues."""
 
     iam_actions: ClassVar[IamActions] = {
         "sqs:GetQueueUrl": IamResource.SQS_QUEUE,
@@ -289,48 +436,78 @@ class SqsQueueDepth:
         self._urls: dict[str, str] = {}
 
     def observe(self, queues: Sequence[str]) -> BrokerObservation:
-        """Visible and in-flight messages summed over the queues; a missing queue counts 0."""
-        per_queue: dict[str, int] = {}
-        in_flight: dict[str, int] = {}
+        """Each queue's counts; a queue SQS does not have is reported missing, not empty.
+
+        A queue SQS refuses to read (access denied, say) is reported in `errors` and the
+        others are read; SQS that cannot be reached at all raises AdapterError.
+        """
+        counts: dict[str, tuple[int, int, int]] = {}
+        missing: set[str] = set()
+        errors: dict[str, str] = {}
         for queue in dict.fromkeys(queues):
-            per_queue[queue], in_flight[queue] = self._counts(queue)
+            try:
+                found = self._counts(queue)
+            except ClientError as exc:
+                errors[queue] = str(
+                    describe_aws_error(f"reading SQS queue {self._name(queue)!r}", exc)
+                )
+                continue
+            if found is None:
+                missing.add(queue)
+                found = (0, 0, 0)
+            counts[queue] = found
+        visible = {queue: count[0] for queue, count in counts.items()}
+        in_flight = {queue: count[1] for queue, count in counts.items()}
+        delayed = {queue: count[2] for queue, count in counts.items()}
         return BrokerObservation(
-            queue_depth=sum(per_queue.values()),
-            per_queue=per_queue,
-            in_flight=sum(in_flight.values()),
-            per_queue_in_flight=in_flight,
+            queue_depth=sum(visible.values()),
+            per_queue=visible,
+            unacked=sum(in_flight.values()),
+            per_queue_unacked=in_flight,
+            delayed=sum(delayed.values()),
+            per_queue_delayed=delayed,
+            missing=frozenset(missing),
+            errors=errors,
         )
 
-    def _counts(self, queue: str) -> tuple[int, int]:
-        name = sqs_queue_name(queue, self._prefix)
+    def _name(self, queue: str) -> str:
+        return sqs_queue_name(queue, self._prefix)
+
+    def _counts(self, queue: str) -> tuple[int, int, int] | None:
+        """(visible, in flight, delayed); None when SQS has no such queue."""
+        name = self._name(queue)
         try:
             url = self._url(name)
             if url is None:
-                return 0, 0
+                return None
             attributes = self._sqs.get_queue_attributes(
                 QueueUrl=url,
                 AttributeNames=[
                     "ApproximateNumberOfMessages",
                     "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessagesDelayed",
                 ],
             ).get("Attributes", {})
         except ClientError as exc:
-            if _sqs_error_code(exc) in _SQS_MISSING_QUEUE_CODES:
-                # Deleted since its URL was cached; it may come back under a new URL.
-                self._urls.pop(name, None)
-                return 0, 0
-            raise describe_aws_error(f"reading SQS queue {name!r}", exc) from None
+            if _sqs_error_code(exc) not in _SQS_MISSING_QUEUE_CODES:
+                raise
+            # Deleted since its URL was cached; it may come back under a new URL.
+            self._urls.pop(name, None)
+            return None
         except BotoCoreError as exc:
-            # No credentials, endpoint unreachable, timeouts after botocore's retries.
+            # No credentials, endpoint unreachable, timeouts after botocore's retries:
+            # no queue can be read.
             raise describe_aws_error(f"reading SQS queue {name!r}", exc) from None
+        # Visible (waiting), in flight (received, not yet deleted), delayed (not yet visible).
         return (
-            int(attributes.get("ApproximateNumberOfMessages", 0)),
-            int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+            int(attributes.get("ApproximateNumberOfMessages", "0")),
+            int(attributes.get("ApproximateNumberOfMessagesNotVisible", "0")),
+            int(attributes.get("ApproximateNumberOfMessagesDelayed", "0")),
         )
 
     def _url(self, name: str) -> str | None:
         # A queue's URL never changes, so it is looked up once. A missing queue is not
-        # remembered: it counts 0 until Celery creates it on its first publish.
+        # remembered: it is looked up again next pass, in case it was created since.
         if name not in self._urls:
             try:
                 self._urls[name] = self._sqs.get_queue_url(QueueName=name)["QueueUrl"]

@@ -620,7 +620,7 @@ def _fallback(pool: _Pool, controller: ControllerSpec) -> list[Resource]:
         threshold = pool_spec.scale_out.threshold * pool_spec.max_capacity
     if pool.broker == "sqs" and depth.enabled and threshold is not None:
         period, window = _window(depth, 60)  # AWS/SQS publishes once a minute
-        names = [sqs_queue_name(q, controller.sqs.queue_name_prefix) for q in pool_spec.queues]
+        names = [sqs_queue_name(q, controller.sqs_queue_name_prefix) for q in pool_spec.queues]
         queries = [
             _stat(
                 f"queue{index}",

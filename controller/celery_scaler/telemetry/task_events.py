@@ -19,6 +19,7 @@ import contextlib
 import logging
 import threading
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from celery import Celery
@@ -162,6 +163,14 @@ class TaskEventCounter:
                 self._counts.setdefault(hostname, Counter())[outcome] += 1
 
 
-def event_counter_for(broker_url: str) -> TaskEventCounter:
-    """A TaskEventCounter on a Celery app of its own (a composition-root helper)."""
-    return TaskEventCounter(Celery("celery-scaler-events", broker=broker_url, set_as_current=False))
+def event_counter_for(
+    broker_url: str, transport_options: Mapping[str, Any] | None = None
+) -> TaskEventCounter:
+    """A TaskEventCounter on a Celery app of its own (a composition-root helper).
+
+    `transport_options` are the workers' `broker_transport_options`: on Redis a
+    `global_keyprefix` renames the channel their events are published on.
+    """
+    app = Celery("celery-scaler-events", broker=broker_url, set_as_current=False)
+    app.conf.broker_transport_options = dict(transport_options or {})
+    return TaskEventCounter(app)
