@@ -58,6 +58,30 @@ stdout = Console()
 stderr = Console(stderr=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from celery_scaler import __version__
+
+        sys.stdout.write(f"celery-scaler {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            # Eager: it answers before a subcommand is required or any option is checked.
+            is_eager=True,
+            callback=_print_version,
+            help="Print the installed version and exit.",
+        ),
+    ] = False,
+) -> None:
+    pass
+
+
 class Output(StrEnum):
     TABLE = "table"
     JSON = "json"
@@ -68,6 +92,7 @@ ConfigOption = Annotated[
     typer.Option(
         "--config",
         "-c",
+        metavar="<path>",
         envvar=CONFIG_ENV,
         help=f"Configuration file [default: ./{DEFAULT_CONFIG_PATH}].",
         show_default=False,
@@ -121,7 +146,9 @@ def reconcile(
         bool, typer.Option("--dry-run", help="Decide and report; change nothing on ECS.")
     ] = False,
     output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.TABLE,
-    pool: Annotated[str | None, typer.Option("--pool", help="Only this WorkerPool.")] = None,
+    pool: Annotated[
+        str | None, typer.Option("--pool", metavar="<name>", help="Only this WorkerPool.")
+    ] = None,
     log_format: Annotated[
         LogFormat | None,
         typer.Option(
@@ -183,13 +210,20 @@ def reconcile(
 def status(
     config: ConfigOption = None,
     output: Annotated[Output, typer.Option("--output", "-o", help="table or json")] = Output.TABLE,
+    pool: Annotated[
+        str | None, typer.Option("--pool", metavar="<name>", help="Only this WorkerPool.")
+    ] = None,
 ) -> None:
     """Each pool's conditions, counts, last action and cooldowns, read from ECS."""
     from celery_scaler.compose import build_ecs, build_leases
     from celery_scaler.core.status import pool_status
-    from celery_scaler.tables import status_table
+    from celery_scaler.tables import last_actions, status_table
 
     settings = load_config(config)
+    try:
+        pools = [settings.pool(pool)] if pool else list(settings.pools)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
     try:
         ecs = build_ecs(settings)
     except AdapterError as exc:
@@ -202,18 +236,19 @@ def status(
         except AdapterError as exc:
             stderr.print(Text(f"warning: lease owners unknown: {exc}", style="yellow"))
     statuses = []
-    for pool in settings.pools:
-        leader = leaders.get(pool.name)
+    for one in pools:
+        leader = leaders.get(one.name)
         try:
-            service = ecs.describe(pool.spec.ecs.cluster, pool.spec.ecs.service)
+            service = ecs.describe(one.spec.ecs.cluster, one.spec.ecs.service)
         except AdapterError as exc:
-            statuses.append(pool_status(pool, None, now, error=str(exc), leader=leader))
+            statuses.append(pool_status(one, None, now, error=str(exc), leader=leader))
         else:
-            statuses.append(pool_status(pool, service, now, leader=leader))
+            statuses.append(pool_status(one, service, now, leader=leader))
     if output is Output.JSON:
         print("\n".join(json.dumps(s.to_json(), sort_keys=True) for s in statuses), flush=True)
     else:
         stdout.print(status_table(statuses, now))
+        stdout.print(last_actions(statuses, now), end="", soft_wrap=True)
     raise typer.Exit(EXIT_POOL_FAILED if any(s.error for s in statuses) else EXIT_OK)
 
 
@@ -223,6 +258,7 @@ def demo(
         str | None,
         typer.Option(
             "--redis",
+            metavar="<url>",
             help="Redis URL [default: 127.0.0.1:6379 if it answers, else a private redis-server].",
             show_default=False,
         ),
@@ -253,14 +289,20 @@ class Compare(StrEnum):
 
 PoolOption = Annotated[
     str | None,
-    typer.Option("--pool", help="The WorkerPool [default: the only one in the configuration]."),
+    typer.Option(
+        "--pool",
+        metavar="<name>",
+        help="The WorkerPool [default: the only one in the configuration].",
+    ),
 ]
 FormatOption = Annotated[Format, typer.Option("--format", "-f", help="table|markdown|json|html")]
 OutOption = Annotated[
-    Path | None, typer.Option("--out", help="Write the report to this file, not stdout.")
+    Path | None,
+    typer.Option("--out", metavar="<path>", help="Write the report to this file, not stdout."),
 ]
 ChartOption = Annotated[
-    Path | None, typer.Option("--chart", help="Also draw the chart as a PNG to this file.")
+    Path | None,
+    typer.Option("--chart", metavar="<path>", help="Also draw the chart as a PNG to this file."),
 ]
 
 
@@ -298,28 +340,31 @@ def emit_document(
             pictures.append(draw())
         except ChartsUnavailable as exc:
             hint = str(exc)
-            stderr.print(Text(f"note: no chart drawn: {hint}"), soft_wrap=True)
+            if chart is None:  # only the HTML page's chart: a note, not a failure
+                stderr.print(Text(f"note: no chart drawn: {hint}"), soft_wrap=True)
     try:
         if chart is not None and pictures:
             chart.write_bytes(pictures[0])
-        if fmt is Format.TABLE:
-            if out is None:
-                print_document(stdout, document)
-            else:
-                with out.open("w", encoding="utf-8") as handle:
-                    print_document(Console(file=handle, width=160), document)
-            return
-        text = {
-            Format.JSON: lambda: json_text(data),
-            Format.MARKDOWN: lambda: markdown(document),
-            Format.HTML: lambda: html_page(document, pictures, hint),
-        }[fmt]()
-        if out is None:
-            sys.stdout.write(text)
+        if fmt is Format.TABLE and out is None:
+            print_document(stdout, document)
+        elif fmt is Format.TABLE and out is not None:
+            with out.open("w", encoding="utf-8") as handle:
+                print_document(Console(file=handle, width=160), document)
         else:
-            out.write_text(text, encoding="utf-8")
+            text = {
+                Format.JSON: lambda: json_text(data),
+                Format.MARKDOWN: lambda: markdown(document),
+                Format.HTML: lambda: html_page(document, pictures, hint),
+            }[fmt]()
+            if out is None:
+                sys.stdout.write(text)
+            else:
+                out.write_text(text, encoding="utf-8")
     except OSError as exc:
         fail(f"cannot write {exc.filename}: {exc.strerror}", EXIT_USAGE)
+    if chart is not None and not pictures:
+        # Asked for by name and not drawn: the document is written, the command is not ok.
+        fail(f"--chart {chart}: not drawn: {hint}", EXIT_USAGE)
 
 
 @app.command()
@@ -329,14 +374,21 @@ def report(
     since: Annotated[
         str | None,
         typer.Option(
-            "--since", help="How far back, such as 24h or 90m [default: 24h].", show_default=False
+            "--since",
+            metavar="<duration>",
+            help="How far back, such as 24h or 90m [default: 24h].",
+            show_default=False,
         ),
     ] = None,
     start: Annotated[
         str | None,
-        typer.Option("--start", help="ISO 8601 time (UTC unless it says) or epoch seconds."),
+        typer.Option(
+            "--start", metavar="<time>", help="ISO 8601 time (UTC unless it says) or epoch seconds."
+        ),
     ] = None,
-    end: Annotated[str | None, typer.Option("--end", help="Like --start [default: now].")] = None,
+    end: Annotated[
+        str | None, typer.Option("--end", metavar="<time>", help="Like --start [default: now].")
+    ] = None,
     fmt: FormatOption = Format.TABLE,
     out: OutOption = None,
     chart: ChartOption = None,
@@ -379,11 +431,20 @@ def simulate(
     trace: Annotated[
         Path | None,
         typer.Option(
-            "--trace", help="CSV rows: timestamp, count[, mean duration].", show_default=False
+            "--trace",
+            metavar="<path>",
+            help="CSV rows: timestamp, count[, mean duration].",
+            show_default=False,
         ),
     ] = None,
     pattern: Annotated[
-        str | None, typer.Option("--pattern", help="steady|burst|diurnal|spiky", show_default=False)
+        str | None,
+        typer.Option(
+            "--pattern",
+            metavar="<steady|burst|diurnal|spiky>",
+            help="Generate the load in this shape instead of reading a trace.",
+            show_default=False,
+        ),
     ] = None,
     compare: Annotated[
         Compare | None, typer.Option("--compare", help="Also run the original setup: alarm-path.")
@@ -391,31 +452,58 @@ def simulate(
     fmt: FormatOption = Format.TABLE,
     out: OutOption = None,
     chart: ChartOption = None,
-    seed: Annotated[int, typer.Option("--seed", help="Same seed, same simulation.")] = 0,
-    rate: Annotated[float, typer.Option("--rate", help="Patterns: mean tasks per second.")] = 2.0,
-    length: Annotated[str, typer.Option("--duration", help="Patterns: how long.")] = "24h",
+    seed: Annotated[
+        int, typer.Option("--seed", metavar="<n>", help="Same seed, same simulation.")
+    ] = 0,
+    rate: Annotated[
+        float,
+        typer.Option("--rate", metavar="<per second>", help="Patterns: mean tasks per second."),
+    ] = 2.0,
+    length: Annotated[
+        str, typer.Option("--duration", metavar="<duration>", help="Patterns: how long.")
+    ] = "24h",
     task_duration: Annotated[
-        str, typer.Option("--task-duration", help="Mean task run time, unless the trace says.")
+        str,
+        typer.Option(
+            "--task-duration",
+            metavar="<duration>",
+            help="Mean task run time, unless the trace says.",
+        ),
     ] = "10s",
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Slots per worker.")] = 4,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", metavar="<n>", min=1, help="Slots per worker.")
+    ] = 4,
     start_delay: Annotated[
-        str, typer.Option("--start-delay", help="ECS task launch to worker serving.")
+        str,
+        typer.Option(
+            "--start-delay", metavar="<duration>", help="ECS task launch to worker serving."
+        ),
     ] = "60s",
     initial: Annotated[
         int | None,
-        typer.Option("--initial", min=0, help="Workers at the start [default: minCapacity]."),
+        typer.Option(
+            "--initial", metavar="<n>", min=0, help="Workers at the start [default: minCapacity]."
+        ),
     ] = None,
     alarm_period: Annotated[
-        str, typer.Option("--alarm-period", help="alarm-path: period.")
+        str, typer.Option("--alarm-period", metavar="<duration>", help="alarm-path: period.")
     ] = "60s",
     alarm_evaluation_periods: Annotated[
         int,
-        typer.Option("--alarm-evaluation-periods", min=1, help="alarm-path: periods looked at."),
+        typer.Option(
+            "--alarm-evaluation-periods",
+            metavar="<n>",
+            min=1,
+            help="alarm-path: periods looked at.",
+        ),
     ] = 1,
     alarm_datapoints: Annotated[
         int,
         typer.Option(
-            "--alarm-datapoints", min=1, help="alarm-path: breaching datapoints to alarm."
+            "--alarm-datapoints",
+            metavar="<n>",
+            min=1,
+            help="alarm-path: breaching datapoints to alarm.",
         ),
     ] = 1,
 ) -> None:
@@ -487,18 +575,26 @@ def iam_policy(
     config: ConfigOption = None,
     tools: Annotated[
         list[Tool] | None,
-        typer.Option("--with", help="Also what this command needs: report, alarms. Repeatable."),
+        typer.Option(
+            "--with",
+            metavar="<report|alarms>",
+            help="Also what this command needs: report, alarms; repeat for both.",
+        ),
     ] = None,
     account_id: Annotated[
         str | None,
         typer.Option(
-            "--account-id", help="The AWS account in ARNs; * when not given.", show_default=False
+            "--account-id",
+            metavar="<12 digits>",
+            help="The AWS account in ARNs; * when not given.",
+            show_default=False,
         ),
     ] = None,
     region: Annotated[
         str | None,
         typer.Option(
             "--region",
+            metavar="<region>",
             help="The region in ARNs; spec.region, else *, when not given.",
             show_default=False,
         ),
@@ -527,7 +623,9 @@ def iam_policy(
 
 AlarmsPoolOption = Annotated[
     str | None,
-    typer.Option("--pool", help="Only this WorkerPool's; nothing of the others is touched."),
+    typer.Option(
+        "--pool", metavar="<name>", help="Only this WorkerPool's; nothing of the others is touched."
+    ),
 ]
 
 

@@ -116,10 +116,11 @@ def test_once_scales_out_on_queue_depth_and_dry_run_changes_nothing(
     publish(redis_url, queue, 17)  # 17 ≥ 5, offset 12 → the +3 step
     path = write(tmp_path, pool_config(redis_url, cluster, queue))
 
-    table = run("reconcile", "--once", "--dry-run", "--config", str(path), env={"COLUMNS": "200"})
+    table = run("reconcile", "--once", "--dry-run", "--config", str(path), env={"COLUMNS": "80"})
     assert table.returncode == 0
-    assert "scale-out (dry run)" in table.stdout
-    assert f"{cluster}/workers" in table.stdout
+    # At 80 columns the numbers and the action stay whole, spelled as in the JSON line.
+    assert "2 → 5" in table.stdout
+    assert "scale_out (dry run)" in table.stdout
 
     dry = run("reconcile", "--once", "--dry-run", "--output", "json", "--config", str(path))
     assert dry.returncode == 0, dry.stderr
@@ -323,10 +324,16 @@ def test_status_shows_conditions_last_action_and_cooldowns(
     assert isinstance(cooldowns, dict)
     assert 0 < cooldowns["scale_out"] <= 60
 
-    table = run("status", "--config", str(path), env={"COLUMNS": "200"})
+    table = run("status", "--config", str(path), env={"COLUMNS": "80"})
     assert table.returncode == 0
-    assert "scale-out" in table.stdout
-    assert "Ready" in table.stdout
+    rows = [line for line in table.stdout.splitlines() if "Ready" in line]
+    assert len(rows) == 1, "one line a pool at 80 columns, not a reason wrapped over many"
+    assert len(rows[0]) <= 80
+    assert "p: scale_out " in table.stdout, "the last action on its own line below"
+
+    only = run("status", "--pool", "nope", "--config", str(path))
+    assert only.returncode == 2
+    assert "no WorkerPool named 'nope'" in only.stderr
 
     missing = write(tmp_path, pool_config(redis_url, f"gone-{unique}", queue))
     result = run("status", "-o", "json", "--config", str(missing))
