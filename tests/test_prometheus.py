@@ -13,11 +13,18 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+import celery_scaler
+from celery_scaler.core.conditions import Condition
 from celery_scaler.core.errors import AdapterError
 from celery_scaler.engine.reconcile import PassReport
-from celery_scaler.telemetry.prometheus import ControllerMetrics, TelemetryServer, readiness
-from celery_scaler.telemetry.samples import CounterState, pass_samples
-from tests.helpers import observation, report, worker
+from celery_scaler.telemetry.prometheus import (
+    POOL_SERIES,
+    ControllerMetrics,
+    TelemetryServer,
+    readiness,
+)
+from celery_scaler.telemetry.samples import METRICS, CounterState, pass_samples
+from tests.helpers import design_pool, observation, report, worker
 
 
 def scrape(metrics: ControllerMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -117,6 +124,55 @@ def test_errors_and_applied_scaling_are_counted() -> None:
         scrape(metrics)[("celery_scaler_scale_events_total", (("direction", "out"), ("pool", "p")))]
         == 1
     )
+
+
+def test_each_pool_exports_its_ecs_counts_bounds_thresholds_fallback_and_conditions() -> None:
+    spec = design_pool(fallback={"capacity": 4, "failureThreshold": 3}).spec
+    metrics = ControllerMetrics(["p"], interval=15.0, specs={"p": spec})
+    passed = report(0.0, {"p": observation([worker("w0")], {"q": 30}, desired=3)})
+    held = ("WorkersUnreachable",)
+    result = replace(passed.results[0], value=12.5, conditions=held, failures=3)
+    observe(metrics, replace(passed, results=(result,)), CounterState())
+    seen = scrape(metrics)
+    pool = (("pool", "p"),)
+    metric = (("metric", "queue_depth"), ("pool", "p"))
+    assert seen[("celery_scaler_ecs_running_tasks", pool)] == 3
+    assert seen[("celery_scaler_ecs_pending_tasks", pool)] == 0
+    assert (
+        seen[("celery_scaler_min_capacity", pool)],
+        seen[("celery_scaler_max_capacity", pool)],
+    ) == (1, 20)
+    assert seen[("celery_scaler_scaling_value", metric)] == 12.5
+    assert seen[("celery_scaler_scale_out_threshold", metric)] == 10
+    assert seen[("celery_scaler_scale_in_threshold", metric)] == 2
+    assert seen[("celery_scaler_fallback_active", pool)] == 1
+    conditions = {
+        dict(labels)["condition"]: value
+        for (name, labels), value in seen.items()
+        if name == "celery_scaler_condition"
+    }
+    assert conditions == {c.value: float(c.value in held) for c in Condition}
+
+    # One failure short of the threshold: not on the fallback yet.
+    result = replace(result, failures=2)
+    observe(metrics, replace(passed, results=(result,)), CounterState())
+    assert scrape(metrics)[("celery_scaler_fallback_active", pool)] == 0
+
+
+def test_build_info_names_the_version() -> None:
+    seen = scrape(ControllerMetrics(["p"], interval=15.0, version="1.2.3"))
+    assert seen[("celery_scaler_build_info", (("version", "1.2.3"),))] == 1
+    installed = scrape(ControllerMetrics(["p"], interval=15.0))
+    assert installed[("celery_scaler_build_info", (("version", celery_scaler.__version__),))] == 1
+
+
+def test_every_family_is_served_before_its_first_sample() -> None:
+    # A rule or a dashboard that names a series of the table finds its family at once.
+    text = generate_latest(ControllerMetrics(["p"], interval=15.0).registry).decode()
+    families = {family.name for family in text_string_to_metric_families(text)}
+    table = {f"celery_scaler_{name}" for name, info in METRICS.items() if info.per_pool}
+    assert table | {f"celery_scaler_{name}" for name in POOL_SERIES} <= families
+    assert "celery_scaler_controller_heartbeat" not in families  # the fleet's, CloudWatch only
 
 
 def test_the_controller_never_uses_the_global_registry() -> None:

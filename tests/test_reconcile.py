@@ -206,6 +206,7 @@ def test_json_line_has_the_fields_design_promises(config: Config) -> None:
         "reason",
         "observed",
         "error",
+        "failures",
     ):
         assert key in line
 
@@ -280,14 +281,15 @@ def test_fallback_after_consecutive_failures_until_a_pass_succeeds() -> None:
     reconciler.broker = FakeBroker({}, failing=True)
     only = [config.pool("images")]
     (first,) = reconciler.reconcile(0.0, only=only).results
-    assert (first.action, first.desired) == ("hold", 3)
+    assert (first.action, first.desired, first.failures) == ("hold", 3, 1)
     (second,) = reconciler.reconcile(15.0, only=only).results
     assert (second.action, second.desired, second.applied) == ("scale_out", 6, True)
     assert "fallback after 2 failed passes" in second.reason
+    assert second.failures == 2  # what Prometheus' celery_scaler_fallback_active reads
     assert ecs.tags["images"]["celery-scaler.io/failures"] == "2"
     reconciler.broker = FakeBroker({"images": 20})
     (recovered,) = reconciler.reconcile(30.0, only=only).results
-    assert recovered.error is None
+    assert (recovered.error, recovered.failures) == (None, 0)
     assert "celery-scaler.io/failures" not in ecs.tags["images"]
 
 

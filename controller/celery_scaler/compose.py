@@ -201,7 +201,8 @@ def build_telemetry(
         sink=sink,
     )
     if continuous and controller.prometheus.enabled:
-        telemetry.prometheus = ControllerMetrics(names, controller.interval)
+        specs = {pool.name: pool.spec for pool in pools}
+        telemetry.prometheus = ControllerMetrics(names, controller.interval, specs=specs)
         telemetry.server = TelemetryServer(telemetry.prometheus, controller.prometheus.port)
     if continuous and controller.broker_kind != "sqs":
         telemetry.events = event_counter_for(controller.broker, controller.broker_transport_options)

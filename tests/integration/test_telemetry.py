@@ -364,6 +364,11 @@ def test_continuous_reconcile_serves_metrics_health_and_readiness(
             assert 'celery_scaler_reconcile_total{pool="q",result="error"}' in text
             assert 'celery_scaler_last_success_timestamp_seconds{pool="p"}' in text
             assert "celery_scaler_reconcile_duration_seconds_bucket" in text
+            # The pool's own series, from the configuration the controller was given.
+            assert 'celery_scaler_ecs_running_tasks{pool="p"} 2.0' in text
+            assert 'celery_scaler_max_capacity{pool="p"}' in text
+            assert 'celery_scaler_condition{condition="WorkersUnreachable",pool="p"} 0.0' in text
+            assert "celery_scaler_build_info{version=" in text
 
             status, body = get(f"{base}/readyz")
             assert status == 503

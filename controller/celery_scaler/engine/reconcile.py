@@ -59,6 +59,9 @@ class PoolResult:
     """The conditions that hold after this pass (core/conditions.py), by name."""
     warnings: tuple[str, ...] = ()
     """What a person must act on that changed no count, such as a condition held too long."""
+    failures: int = 0
+    """Passes in a row that could not observe the pool, this one included (the failures tag):
+    with fallback.capacity, the fallback applies from fallback.failureThreshold on."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -319,6 +322,7 @@ class Reconciler:
             events=events,
             conditions=tuple(sorted(memory.conditions)),
             warnings=decision.warnings,
+            failures=memory.consecutive_failures,
         )
 
     def _protect_busy_tasks(

@@ -7,7 +7,10 @@ the metric names of docs/metrics.md prefixed `celery_scaler_`, labelled `pool` (
 `queue` for `queue_depth`), the task counters as running totals (`..._total`), plus
 `reconcile_total{pool,result}`, `reconcile_errors_total`,
 `reconcile_duration_seconds`, `last_success_timestamp_seconds{pool}`,
-`scale_events_total{pool,direction}` and `metrics_publish_errors_total`.
+`scale_events_total{pool,direction}`, `metrics_publish_errors_total`, the pool's own
+series of `POOL_SERIES` (its ECS counts, bounds, thresholds, fallback and conditions) and
+`build_info{version}`. Every family is served at every scrape, with or without samples, so
+a rule or a dashboard can tell a name that does not exist from a series that is absent.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     make_wsgi_app,
@@ -32,17 +36,83 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from celery_scaler.core.conditions import Condition
 from celery_scaler.core.errors import AdapterError
+from celery_scaler.core.policy import fallback_active
 from celery_scaler.telemetry.samples import METRICS, Sample
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
 
+    from celery_scaler.core.config import WorkerPoolSpec
     from celery_scaler.engine.reconcile import PassReport
 
 PREFIX = "celery_scaler_"
 READY_WITHIN_INTERVALS = 3
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+@dataclass(frozen=True)
+class PoolSeries:
+    """A gauge of each pool of the latest pass, beside the metric table's (docs/metrics.md)."""
+
+    help: str
+    labels: tuple[str, ...] = ("pool",)
+
+
+POOL_SERIES: Mapping[str, PoolSeries] = {
+    "ecs_running_tasks": PoolSeries("Tasks ECS runs for the pool's service (runningCount)."),
+    "ecs_pending_tasks": PoolSeries("Tasks ECS is starting for the pool's service."),
+    "min_capacity": PoolSeries("The pool's minCapacity."),
+    "max_capacity": PoolSeries("The pool's maxCapacity."),
+    "scaling_value": PoolSeries(
+        "The value of the pool's metric its last decision read (over its window).",
+        ("pool", "metric"),
+    ),
+    "scale_out_threshold": PoolSeries("The pool's scaleOut.threshold.", ("pool", "metric")),
+    "scale_in_threshold": PoolSeries("The pool's scaleIn.threshold.", ("pool", "metric")),
+    "fallback_active": PoolSeries(
+        "1 while the pool is held at its fallback.capacity after fallback.failureThreshold "
+        "failed passes in a row, else 0."
+    ),
+    "condition": PoolSeries(
+        "1 while the condition holds for the pool (docs/semantics.md), else 0.",
+        ("pool", "condition"),
+    ),
+}
+
+PoolRow = tuple[str, tuple[str, ...], float]
+"""A sample of `POOL_SERIES`: the series' name, its label values, its value."""
+
+
+def pool_rows(report: PassReport, specs: Mapping[str, WorkerPoolSpec]) -> list[PoolRow]:
+    """The `POOL_SERIES` samples of a pass; a pool without a spec gets no bounds or thresholds."""
+    rows: list[PoolRow] = []
+    for result in report.results:
+        pool, metric = result.pool, result.metric
+        obs = report.observations.get(pool)
+        service = obs.service if obs is not None else None
+        if service is not None:
+            rows.append(("ecs_running_tasks", (pool,), service.running))
+            rows.append(("ecs_pending_tasks", (pool,), service.pending))
+        if result.value is not None:
+            rows.append(("scaling_value", (pool, metric), result.value))
+        spec = specs.get(pool)
+        if spec is not None:
+            rows.append(("min_capacity", (pool,), spec.min_capacity))
+            rows.append(("max_capacity", (pool,), spec.max_capacity))
+            for name, policy in (
+                ("scale_out_threshold", spec.scale_out),
+                ("scale_in_threshold", spec.scale_in),
+            ):
+                if policy is not None:
+                    rows.append((name, (pool, metric), policy.threshold))
+            active = fallback_active(spec, result.failures)
+            rows.append(("fallback_active", (pool,), float(active)))
+        # Every condition, held or not: a rule reads `== 1` and never needs absent().
+        held = set(result.conditions)
+        rows += [("condition", (pool, c.value), float(c.value in held)) for c in Condition]
+    return rows
 
 
 def readiness(
@@ -79,12 +149,33 @@ class ControllerMetrics:
     """The controller's Prometheus registry and the state `/readyz` answers from."""
 
     def __init__(
-        self, pools: Sequence[str], interval: float, *, clock: Callable[[], float] = time.time
+        self,
+        pools: Sequence[str],
+        interval: float,
+        *,
+        specs: Mapping[str, WorkerPoolSpec] | None = None,
+        clock: Callable[[], float] = time.time,
+        version: str | None = None,
     ) -> None:
+        """`specs`: the pools' specs by name, for their bounds, thresholds and fallback;
+        `version`: for `build_info` (default: the installed distribution's)."""
         # `_created` series double every counter in the text format and tell nothing a
         # scraper needs (a process-wide setting; this process serves only these metrics).
         disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in the client
         self.registry = CollectorRegistry()
+        if version is None:
+            import celery_scaler
+
+            version = celery_scaler.__version__
+        build = Gauge(
+            f"{PREFIX}build_info",
+            "The controller's version, as a label; always 1.",
+            ["version"],
+            registry=self.registry,
+        )
+        build.labels(version).set(1)
+        self._specs = dict(specs or {})
+        self._pool_rows: tuple[PoolRow, ...] = ()
         self._pools = tuple(pools)
         self._interval = interval
         self._clock = clock
@@ -144,6 +235,7 @@ class ControllerMetrics:
                 pool = dict(sample.dimensions).get("Pool")
                 if pool is not None and METRICS[sample.name].counter:
                     self._totals[(sample.name, pool)] += sample.value
+            self._pool_rows = tuple(pool_rows(report, self._specs))
             # Readiness is about the pools this replica reconciles now: with leader
             # election, a pool another replica took is not this one's to be late on.
             self._pools = tuple(result.pool for result in report.results)
@@ -178,6 +270,7 @@ class ControllerMetrics:
                 dict(self._queue_depths),
                 dict(self._totals),
                 dict(self._last_success),
+                self._pool_rows,
             )
 
 
@@ -189,6 +282,7 @@ class Snapshot:
     totals: Mapping[tuple[str, str], float]
     """(counter name, pool) → running total since the controller started."""
     last_success: Mapping[str, float]
+    pool_rows: tuple[PoolRow, ...] = ()
 
 
 class _LatestPass(Collector):
@@ -202,17 +296,15 @@ class _LatestPass(Collector):
 
     def collect(self) -> Iterator[Metric]:
         latest = self._snapshot()
-        gauges: dict[str, GaugeMetricFamily] = {}
+        gauges = {
+            name: GaugeMetricFamily(f"{PREFIX}{name}", info.help, labels=["pool"])
+            for name, info in METRICS.items()
+            if info.per_pool and not info.counter and name != "queue_depth"
+        }
         for sample in latest.samples:
             pool = dict(sample.dimensions).get("Pool")
-            info = METRICS[sample.name]
-            if pool is None or info.counter or sample.name == "queue_depth":
-                continue
-            if sample.name not in gauges:
-                gauges[sample.name] = GaugeMetricFamily(
-                    f"{PREFIX}{sample.name}", info.help, labels=["pool"]
-                )
-            gauges[sample.name].add_metric([pool], sample.value)
+            if pool is not None and sample.name in gauges:
+                gauges[sample.name].add_metric([pool], sample.value)
         yield from gauges.values()
 
         depth = GaugeMetricFamily(
@@ -222,14 +314,22 @@ class _LatestPass(Collector):
             depth.add_metric([pool, queue], value)
         yield depth
 
-        counters: dict[str, CounterMetricFamily] = {}
+        counters = {
+            name: CounterMetricFamily(f"{PREFIX}{name}", info.help, labels=["pool"])
+            for name, info in METRICS.items()
+            if info.per_pool and info.counter
+        }
         for (name, pool), total in sorted(latest.totals.items()):
-            if name not in counters:
-                counters[name] = CounterMetricFamily(
-                    f"{PREFIX}{name}", METRICS[name].help, labels=["pool"]
-                )
             counters[name].add_metric([pool], total)
         yield from counters.values()
+
+        series = {
+            name: GaugeMetricFamily(f"{PREFIX}{name}", info.help, labels=list(info.labels))
+            for name, info in POOL_SERIES.items()
+        }
+        for row_name, labels, row_value in latest.pool_rows:
+            series[row_name].add_metric(list(labels), row_value)
+        yield from series.values()
 
         success = GaugeMetricFamily(
             f"{PREFIX}last_success_timestamp_seconds",

@@ -41,6 +41,9 @@ class MetricInfo:
     help: str
     counter: bool = False
     """Published as the increase since the previous pass (a running total in Prometheus)."""
+    per_pool: bool = True
+    """Published per pool (dimension `Pool`, label `pool` in Prometheus); else only without
+    dimensions, which Prometheus does not get."""
 
 
 METRICS: Mapping[str, MetricInfo] = {
@@ -72,7 +75,9 @@ METRICS: Mapping[str, MetricInfo] = {
     "retried_tasks": MetricInfo("Count", "Tasks that were retried.", counter=True),
     "desired_capacity": MetricInfo("Count", "The desired count the controller decided."),
     "current_capacity": MetricInfo("Count", "The ECS desired count the pass began with."),
-    "controller_heartbeat": MetricInfo("Count", "1 for every pass the controller completed."),
+    "controller_heartbeat": MetricInfo(
+        "Count", "1 for every pass the controller completed.", per_pool=False
+    ),
 }
 
 OUTCOMES = ("succeeded_tasks", "failed_tasks", "retried_tasks")
