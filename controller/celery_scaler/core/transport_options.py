@@ -7,6 +7,10 @@ keys than the application writes; `config validate` rejects it instead. The core
 import kombu, so the names are kept here as data, and tests/test_transport_options.py
 compares them with what the installed kombu and py-amqp read: an upgrade that adds or
 drops one fails there, not in production.
+
+Every kombu the package supports (5.3 on) is covered: a name only newer versions read is
+accepted too, with the version that first reads it in `FIRST_READ_BY`, since the options
+describe the application's broker, whose kombu may be newer than the controller's.
 """
 
 from __future__ import annotations
@@ -128,6 +132,21 @@ SQS_OPTIONS = (
         }
     )
 )
+
+FIRST_READ_BY: Mapping[str, tuple[int, int]] = {
+    "callback": (5, 5),
+    "errback": (5, 5),
+    "fetch_message_attributes": (5, 5),
+    "client_name": (5, 6),
+    "queue_tags": (5, 6),
+    "sts_token_buffer_time": (5, 6),
+    "predefined_exchanges": (5, 7),
+    "reauth_check_interval": (5, 7),
+    "supports_fanout": (5, 7),
+    "unacked_restore_interval": (5, 7),
+    "unacked_restore_throttle": (5, 7),
+}
+"""Option → the first kombu (major, minor) that reads it; the others every kombu 5.3+ reads."""
 
 KNOWN_OPTIONS: Mapping[str, frozenset[str]] = {
     "redis": REDIS_OPTIONS,
