@@ -20,9 +20,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import hcl2
+import promql_parser
 import yaml
 from hcl2.utils import SerializationOptions
 from packaging.utils import canonicalize_name
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from celery_scaler.analysis.replay import History, Series
 from celery_scaler.core.config import Config, WorkerPool, WorkerPoolSpec, parse_config
@@ -34,6 +37,7 @@ from celery_scaler.core.model import (
     WorkerSnapshot,
 )
 from celery_scaler.engine.reconcile import PassReport, PoolResult
+from celery_scaler.telemetry.prometheus import ControllerMetrics
 from tests.generated import CHART, ROOT
 
 if TYPE_CHECKING:
@@ -437,6 +441,8 @@ def terraform_module() -> dict[str, dict[str, Any]]:
 # --- the Helm chart, rendered -------------------------------------------------------------
 
 CI_VALUES = yaml.safe_load((CHART / "ci" / "test-values.yaml").read_text())
+RULES = CHART / "files" / "celery-scaler-rules.yaml"
+"""The alert rules: a plain Prometheus rule file, and the chart's PrometheusRule spec."""
 
 
 def render(chart: helm.Chart, values: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
@@ -485,3 +491,37 @@ def pool(
 def config(controller: str = "", *pools: str) -> Config:
     documents = [f"apiVersion: celery-scaler/v1\nkind: Controller\nspec: {{{controller}}}\n"]
     return parse_config("---\n".join(documents + list(pools or [pool()])), "test.yaml", env={})
+
+
+# --- Prometheus: the series the controller serves, the series PromQL reads ----------------
+
+GRAFANA_INTERVALS = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
+
+
+def exported_series() -> frozenset[str]:
+    """Every sample name the controller's /metrics can carry: a scrape of a registry that
+    saw no pass (it serves every family before its first sample), each family's samples
+    named as its type names them (a counter's `_total`, a histogram's `_bucket`...)."""
+    text = generate_latest(ControllerMetrics(["p"], 15.0).registry).decode()
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
+    return frozenset(
+        family.name + suffix
+        for family in text_string_to_metric_families(text)
+        for suffix in suffixes.get(family.type, ("",))
+    )
+
+
+def promql_series(expr: str) -> set[str]:
+    """The metric names a PromQL expression reads, Grafana's interval variables filled in;
+    ValueError when it does not parse."""
+    for variable, value in GRAFANA_INTERVALS.items():
+        expr = expr.replace(variable, value)
+    names: set[str] = set()
+
+    def visit(node: object) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            by_name = [m.value for m in node.matchers.matchers if m.name == "__name__"]
+            names.update([node.name] if node.name else by_name)
+
+    promql_parser.walk(promql_parser.parse(expr), visit)
+    return names

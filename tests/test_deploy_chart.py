@@ -4,15 +4,28 @@ tests/integration/test_deploy_chart.py."""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import TYPE_CHECKING, Any
 
 import helm_python as helm
 import kubernetes_validate
 import pytest
 import yaml
 
-from tests.generated import CHART, VALUES_SCHEMA, text, values_schema
-from tests.helpers import CI_VALUES, configuration, option, render
+from celery_scaler.core.config import PrometheusSpec
+from tests.generated import (
+    CHART,
+    CHART_README,
+    DASHBOARD,
+    VALUES_SCHEMA,
+    chart_readme,
+    text,
+    values_schema,
+)
+from tests.helpers import CI_VALUES, RULES, configuration, healthcheck, option, render
+
+if TYPE_CHECKING:
+    from dockerfile_parse import DockerfileParser
 
 KUBERNETES = "1.30.0"
 
@@ -112,6 +125,86 @@ def test_probes_service_and_service_monitor_share_the_metrics_port(chart: helm.C
     assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
     assert monitor["spec"]["selector"]["matchLabels"] == service["selector"]
     assert "ServiceMonitor/cs-celery-scaler" not in render(chart)
+
+
+def test_the_prometheus_rule_is_the_rule_file(chart: helm.Chart) -> None:
+    rule = render(chart, CI_VALUES)["PrometheusRule/cs-celery-scaler"]
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["labels"]["release"] == "prometheus"  # the ruleSelector's
+    # Read, not rendered: the rules' own {{ $labels.pool }} templates reach Prometheus.
+    assert rule["spec"] == yaml.safe_load(RULES.read_text())
+    assert "PrometheusRule/cs-celery-scaler" not in render(chart)
+
+
+def test_the_dashboard_configmap_is_for_grafanas_sidecar(chart: helm.Chart) -> None:
+    config_map = render(chart, CI_VALUES)["ConfigMap/cs-celery-scaler-dashboard"]
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert config_map["metadata"]["annotations"] == {"grafana_folder": "Celery"}
+    assert config_map["metadata"]["namespace"] == "monitoring"
+    ((key, content),) = config_map["data"].items()
+    assert key.endswith(".json")  # the sidecar takes .json keys
+    assert json.loads(content) == json.loads(DASHBOARD.read_text())
+    assert "ConfigMap/cs-celery-scaler-dashboard" not in render(chart)
+    default = render(chart, {"grafanaDashboard": {"enabled": True}})
+    assert default["ConfigMap/cs-celery-scaler-dashboard"]["metadata"]["namespace"] == "ops"
+
+
+def test_helm_test_asks_the_services_healthz_as_the_image_healthcheck_does(
+    chart: helm.Chart, dockerfile: DockerfileParser
+) -> None:
+    manifests = render(chart, CI_VALUES)
+    pod = manifests["Pod/cs-celery-scaler-test-healthz"]
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    (test,) = pod["spec"]["containers"]
+    assert test["image"] == container(manifests)["image"]
+    port = manifests["Service/cs-celery-scaler"]["spec"]["ports"][0]["port"]
+    local = f"127.0.0.1:{PrometheusSpec().port}"
+    assert test["command"] == [
+        "python",
+        "-c",
+        healthcheck(dockerfile).replace(local, f"cs-celery-scaler:{port}"),
+    ]
+    assert pod["spec"]["restartPolicy"] == "Never"
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    assert test["securityContext"]["readOnlyRootFilesystem"] is True
+    # Not one of the controller's pods for the Service or the disruption budget.
+    selector = manifests["Service/cs-celery-scaler"]["spec"]["selector"]
+    assert not selector.items() <= pod["metadata"]["labels"].items()
+
+
+def test_the_image_by_digest(chart: helm.Chart) -> None:
+    digest = "sha256:" + "0123456789abcdef" * 4
+    manifests = render(chart, {"image": {"tag": "0.1.0", "digest": digest}})
+    image = f"ghcr.io/celery-scaler/celery-scaler@{digest}"
+    assert container(manifests)["image"] == image
+    test = manifests["Pod/cs-celery-scaler-test-healthz"]["spec"]["containers"][0]
+    assert test["image"] == image
+    assert container(render(chart))["image"] == "ghcr.io/celery-scaler/celery-scaler:0.1.0"
+    with pytest.raises(helm.HelmValuesError, match="digest"):
+        chart.render({"image": {"digest": "latest"}}, name="cs")
+
+
+def test_no_kubernetes_api_token_yet_iam_roles_for_service_accounts_work(
+    chart: helm.Chart,
+) -> None:
+    pod = render(chart, CI_VALUES)["Deployment/cs-celery-scaler"]["spec"]["template"]["spec"]
+    # Off on the pod as well: a service account the chart does not create may automount.
+    assert pod["automountServiceAccountToken"] is False
+    # IRSA's web identity token is the pod identity webhook's own projected volume, which
+    # it adds whatever automountServiceAccountToken says; the chart mounts no token itself.
+    assert all("projected" not in volume for volume in pod["volumes"])
+    account = render(chart, {"serviceAccount": {"create": False, "name": "theirs"}})
+    assert "ServiceAccount/theirs" not in account
+    spec = account["Deployment/cs-celery-scaler"]["spec"]["template"]["spec"]
+    assert (spec["serviceAccountName"], spec["automountServiceAccountToken"]) == ("theirs", False)
+
+
+def test_the_chart_readme_lists_every_value() -> None:
+    # Regenerate with `python -m tests.generated` after changing values.yaml or the schema.
+    assert CHART_README.read_text() == chart_readme()
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    for key in values:
+        assert f"| `{key}" in CHART_README.read_text(), key
 
 
 def test_iam_role_for_the_service_account(chart: helm.Chart) -> None:

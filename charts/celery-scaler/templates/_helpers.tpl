@@ -66,6 +66,16 @@ spec:
 {{- end }}
 {{- end }}
 
+{{/* The image: repository@digest when a digest is given (immutable; the tag is then left
+out), else repository:tag, the tag defaulting to the chart's appVersion. */}}
+{{- define "celery-scaler.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
 {{- define "celery-scaler.port" -}}
 {{- (default (dict) .Values.controller.prometheus).port | default 9808 }}
 {{- end }}
