@@ -205,6 +205,17 @@ def test_no_worker_answered_is_zero_not_missing() -> None:
     assert Metric.MEMORY_USAGE not in values
 
 
+def test_delayed_and_unstamped_messages_are_reported_when_the_broker_tells() -> None:
+    # SQS counts delayed messages apart; the Redis scan counts messages without a stamp.
+    broker = BrokerObservation(queue_depth=4, delayed=2, unstamped=1)
+    values = compute_metrics(Observation(broker=broker, workers=(), service=service(1)))
+    assert values[Metric.DELAYED_TASKS] == 2
+    assert values[Metric.UNSTAMPED_MESSAGES] == 1
+    quiet = compute_metrics(observe())
+    assert Metric.DELAYED_TASKS not in quiet
+    assert Metric.UNSTAMPED_MESSAGES not in quiet
+
+
 def test_queue_latency_only_when_the_broker_tells() -> None:
     assert compute_metrics(observe(latency=12.5))[Metric.QUEUE_LATENCY_SECONDS] == 12.5
     assert Metric.QUEUE_LATENCY_SECONDS not in compute_metrics(observe(latency=None))
@@ -245,6 +256,8 @@ def test_metric_names_are_designs() -> None:
         "backlog_per_task",
         "queue_latency_seconds",
         "unacked_tasks",
+        "delayed_tasks",
+        "unstamped_messages",
         "active_tasks",
         "reserved_tasks",
         "scheduled_tasks",

@@ -784,6 +784,12 @@ def _check_broker_can_give(controller: ControllerSpec, pool: WorkerPool, label: 
             f"{label}: spec.metric: unacked_tasks is read from RabbitMQ's management API; "
             "set the Controller's rabbitmqManagementUrl"
         )
+    only_on = {Metric.DELAYED_TASKS: "sqs", Metric.UNSTAMPED_MESSAGES: "redis"}
+    if metric in only_on and kind != only_on[metric]:
+        raise ConfigError(
+            f"{label}: spec.metric: {metric.value} is read on {only_on[metric]} only; "
+            f"the {kind} broker cannot give it"
+        )
     # Latency first: on SQS its reason is the missing stamps, not the missing inspect.
     if metric in LATENCY_METRICS and kind != "redis":
         raise ConfigError(

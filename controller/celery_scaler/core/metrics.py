@@ -17,6 +17,8 @@ class Metric(StrEnum):
     BACKLOG_PER_TASK = "backlog_per_task"
     QUEUE_LATENCY_SECONDS = "queue_latency_seconds"
     UNACKED_TASKS = "unacked_tasks"
+    DELAYED_TASKS = "delayed_tasks"
+    UNSTAMPED_MESSAGES = "unstamped_messages"
     ACTIVE_TASKS = "active_tasks"
     RESERVED_TASKS = "reserved_tasks"
     SCHEDULED_TASKS = "scheduled_tasks"
@@ -30,7 +32,15 @@ class Metric(StrEnum):
 
 # What each metric needs read: the broker's queues, or the workers' inspect replies.
 # SQS has no remote control, so a pool on SQS can only scale on broker-only metrics.
-BROKER_ONLY_METRICS = frozenset({Metric.QUEUE_DEPTH, Metric.BACKLOG_PER_TASK, Metric.UNACKED_TASKS})
+BROKER_ONLY_METRICS = frozenset(
+    {
+        Metric.QUEUE_DEPTH,
+        Metric.BACKLOG_PER_TASK,
+        Metric.UNACKED_TASKS,
+        Metric.DELAYED_TASKS,
+        Metric.UNSTAMPED_MESSAGES,
+    }
+)
 LATENCY_METRICS = frozenset({Metric.QUEUE_LATENCY_SECONDS})
 
 
@@ -119,6 +129,10 @@ def compute_metrics(obs: Observation) -> dict[str, float]:
             values[Metric.QUEUE_LATENCY_SECONDS] = broker.latency_seconds
         if broker.unacked is not None:
             values[Metric.UNACKED_TASKS] = broker.unacked
+        if broker.delayed is not None:
+            values[Metric.DELAYED_TASKS] = broker.delayed
+        if broker.unstamped is not None:
+            values[Metric.UNSTAMPED_MESSAGES] = broker.unstamped
     if workers is not None:
         workers = unique_workers(workers)
         values[Metric.ACTIVE_TASKS] = sum(w.active for w in workers)

@@ -62,6 +62,13 @@ METRICS: Mapping[str, MetricInfo] = {
     "unacked_tasks": MetricInfo(
         "Count", "Messages delivered and not yet acknowledged, as the broker counts them."
     ),
+    "delayed_tasks": MetricInfo(
+        "Count",
+        "SQS messages sent with a delay, not yet visible (ApproximateNumberOfMessagesDelayed).",
+    ),
+    "unstamped_messages": MetricInfo(
+        "Count", "Redis: scanned oldest messages without instrument(app)'s publish stamp."
+    ),
     "memory_usage": MetricInfo("Megabytes", "Largest max RSS among the workers, in megabytes."),
     "unanswered_workers": MetricInfo(
         "Count", "Running ECS tasks whose worker did not answer inspect (running - answered)."
