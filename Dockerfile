@@ -19,7 +19,10 @@ RUN /opt/celery-scaler/bin/pip install --require-hashes --only-binary :all: --no
         -r /build/requirements.lock
 COPY pyproject.toml README.md /build/
 COPY controller /build/controller
-RUN /opt/celery-scaler/bin/pip install --no-deps /build \
+# The instrumentation is a distribution of its own that the controller requires; like the
+# controller, it is built from this source, not taken from an index.
+COPY instrument /build/instrument
+RUN /opt/celery-scaler/bin/pip install --no-deps /build/instrument /build \
     && /opt/celery-scaler/bin/pip check
 
 FROM ${PYTHON_IMAGE}

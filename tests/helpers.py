@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import threading
+import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,10 @@ import hcl2
 import promql_parser
 import yaml
 from hcl2.utils import SerializationOptions
+from packaging.markers import Marker
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -396,8 +400,42 @@ def healthcheck(parser: DockerfileParser) -> str:
 
 
 def pins() -> dict[str, str]:
-    pinned = re.findall(r"^([A-Za-z0-9._-]+)==([^\s\\]+)", LOCK.read_text(), re.MULTILINE)
-    return {canonicalize_name(name): pinned_version for name, pinned_version in pinned}
+    """The lock's pins that this interpreter installs: the lock is universal, and a pin's
+    marker may keep it to other Pythons or platforms (`async-timeout ; python_full_version <
+    '3.11.3'`)."""
+    pinned = re.findall(
+        r"^([A-Za-z0-9._-]+)==([^\s;\\]+)[ \t]*(?:;[ \t]*([^\\\n]*?))?[ \t]*\\?$",
+        LOCK.read_text(),
+        re.MULTILINE,
+    )
+    return {
+        canonicalize_name(name): pinned_version
+        for name, pinned_version, marker in pinned
+        if not marker or Marker(marker).evaluate()
+    }
+
+
+# --- the two distributions: the controller (ROOT) and the instrumentation (INSTRUMENT) -----
+
+INSTRUMENT = ROOT / "instrument"
+
+
+def project_table(path: Path) -> dict[str, Any]:
+    """The `[project]` table of the pyproject.toml in `path`."""
+    table: dict[str, Any] = tomllib.loads((path / "pyproject.toml").read_text())["project"]
+    return table
+
+
+def dependencies(path: Path) -> dict[str, Requirement]:
+    """The runtime requirements of the project in `path`, by canonical name."""
+    parsed = (Requirement(line) for line in project_table(path)["dependencies"])
+    return {canonicalize_name(requirement.name): requirement for requirement in parsed}
+
+
+def lowest(requirement: Requirement) -> Version:
+    """The version a requirement's `>=` allows at the least."""
+    (floor,) = (Version(s.version) for s in requirement.specifier if s.operator == ">=")
+    return floor
 
 
 # --- the ECS task definition --------------------------------------------------------------

@@ -1,76 +1,14 @@
-"""`instrument(app)`: make an application's tasks observable by the controller.
+"""`celery_scaler.instrument(app)`: the instrumentation, as the controller's package names it.
 
-Call it once in the module that defines the Celery app, so it runs where tasks are
-published (the web app, a beat process) and in the workers::
-
-    app = Celery(...)
-    celery_scaler.instrument(app)
-
-It does two things:
-
-- Every task message carries the header `celery_scaler_published_at` (epoch seconds
-  as a float). On Redis the controller reads the stamp of the oldest waiting message
-  without consuming it and reports its age as `queue_latency_seconds`.
-- Workers of this app send task events (`worker_send_task_events`, what `-E` does),
-  from which the controller counts `succeeded_tasks`, `failed_tasks` and
-  `retried_tasks`: Celery's inspect `stats` has no such counts.
+The code lives in its own distribution, `celery-scaler-instrument` (import name
+`celery_scaler_instrument`, in `instrument/` of this repository), whose only requirement
+is Celery, so that an application can install it without the controller's dependencies.
+This module re-exports it for applications that already call `celery_scaler.instrument`.
+Neither imports Celery until `instrument` is called.
 """
 
 from __future__ import annotations
 
-import time
-from typing import TYPE_CHECKING, Any
-
-from celery_scaler.core.names import PUBLISHED_AT_HEADER
-
-if TYPE_CHECKING:
-    from celery import Celery
+from celery_scaler_instrument import PUBLISHED_AT_HEADER, instrument, uninstrument
 
 __all__ = ["PUBLISHED_AT_HEADER", "instrument", "uninstrument"]
-
-_DISPATCH_UID = "celery_scaler.instrument.stamp_published_at"
-
-
-def instrument(app: Celery) -> None:
-    """Stamp published task messages with their publish time and turn task events on.
-
-    Idempotent. Task events take effect in workers started after the call (the worker
-    reads the setting when it starts), which is why the call belongs in the app's module.
-
-    Celery's `before_task_publish` carries only the task name as sender, not the app,
-    so the stamp cannot be limited to `app`: every Celery app publishing in this process
-    is stamped. That is harmless (one float header, which workers ignore) and it is what
-    a process with one app, the usual case, needs.
-    """
-    # Celery is imported here, not at the top: the package's __init__ exposes this function,
-    # and the controller's commands that never touch Celery must not pay for loading it.
-    from celery import Celery
-    from celery.signals import before_task_publish
-
-    if not isinstance(app, Celery):
-        raise TypeError(f"instrument() needs a Celery app, got {type(app).__name__}")
-    # One receiver per process, however many times or for however many apps this runs:
-    # the dispatch_uid makes a second connect a no-op. A strong reference, because the
-    # receiver is a module function the caller never holds.
-    before_task_publish.connect(_stamp_published_at, weak=False, dispatch_uid=_DISPATCH_UID)
-    app.conf.worker_send_task_events = True
-
-
-def uninstrument() -> None:
-    """Stop stamping published messages (the inverse of `instrument`; for tests)."""
-    from celery.signals import before_task_publish
-
-    before_task_publish.disconnect(dispatch_uid=_DISPATCH_UID)
-
-
-def _stamp_published_at(headers: dict[str, Any] | None = None, **_: Any) -> None:
-    # With task protocol 2 (the default) `headers` is the message's own header dict, which
-    # Celery publishes after this signal returns, so setting a key here lands in the
-    # message (protocol 1 passes an empty dict that becomes the message headers too).
-    #
-    # Always overwrite: a retry (Task.retry copies the request's custom headers) or a
-    # republish is a new message that starts waiting now. Keeping the first stamp would
-    # count the earlier runs and countdowns as queue wait and report a latency no queue
-    # ever had.
-    if headers is not None:
-        headers[PUBLISHED_AT_HEADER] = time.time()

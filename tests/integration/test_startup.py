@@ -47,11 +47,12 @@ def loaded_by(*args: str) -> list[str]:
     "args",
     [
         ["--help"],
+        ["--version"],
         ["config", "validate", "--config", str(ROOT / "examples" / "local.yaml")],
         ["config", "schema"],
         ["config", "example"],
     ],
-    ids=["help", "validate", "schema", "example"],
+    ids=["help", "version", "validate", "schema", "example"],
 )
 def test_command_loads_no_broker_or_aws_library(args: list[str]) -> None:
     assert loaded_by(*args) == []

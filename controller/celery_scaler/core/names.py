@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import string
 
+# PUBLISHED_AT_HEADER, the message header holding the publish time (float epoch seconds),
+# is defined once, in the instrumentation package: it writes the header into applications'
+# messages and is all an application installs; the broker adapters read it under this
+# name. That package imports only the standard library until `instrument()` is called, so
+# the core stays pure (tests/integration/test_packaging.py checks what importing it loads).
+from celery_scaler_instrument import PUBLISHED_AT_HEADER as PUBLISHED_AT_HEADER
+
 DEFAULT_CONFIG_PATH = "celery-scaler.yaml"
 CONFIG_ENV = "CELERY_SCALER_CONFIG"
 """Environment variable naming the configuration file (`--config` overrides it)."""
 BROKER_ENV = "CELERY_SCALER_BROKER_URL"
 """Environment variable overriding the Controller's `spec.broker`."""
 
-PUBLISHED_AT_HEADER = "celery_scaler_published_at"
-"""Message header holding the publish time (float epoch seconds)."""
 
 # What kombu's SQS transport does to a queue name (kombu.transport.SQS.CHARS_REPLACE_TABLE):
 # '.' becomes '-', '-' and '_' stay, every other ASCII punctuation mark becomes '_'.
