@@ -17,8 +17,8 @@ BIN = Path(sys.executable).parent
 @pytest.mark.parametrize(
     "command",
     [
-        ["ruff", "check", "controller", "tests", "benchmarks"],
-        ["ruff", "format", "--check", "controller", "tests", "benchmarks"],
+        ["ruff", "check", "controller", "instrument", "tests", "benchmarks"],
+        ["ruff", "format", "--check", "controller", "instrument", "tests", "benchmarks"],
         ["mypy"],
     ],
     ids=["ruff-check", "ruff-format", "mypy"],
