@@ -7,6 +7,7 @@ in tests/fakes.py, the files generated from the code in tests/generated.py.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import re
@@ -15,9 +16,11 @@ import subprocess
 import sys
 import threading
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import hcl2
@@ -309,6 +312,9 @@ class TcpProxy:
         self.upstream = upstream
         self.port = 0
         self.accepted = 0
+        self.refused = 0
+        """Connections closed as soon as they were accepted (see `refuse`)."""
+        self._to_refuse = 0
         self._sockets: list[socket.socket] = []
         self._listener: socket.socket | None = None
         self.start()
@@ -332,6 +338,11 @@ class TcpProxy:
             self._listener = None
         self.cut()
 
+    def refuse(self, count: int) -> None:
+        """Close the next `count` connections at once, as a broker going down or starting up
+        does: each costs the client one failed connection attempt."""
+        self._to_refuse = count
+
     def cut(self) -> None:
         for sock in self._sockets:
             with contextlib.suppress(OSError):
@@ -353,6 +364,11 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return
+            if self._to_refuse > 0:
+                self._to_refuse -= 1
+                self.refused += 1
+                client.close()
+                continue
             server = socket.create_connection(self.upstream)
             self.accepted += 1
             self._sockets += [client, server]
@@ -366,6 +382,117 @@ class TcpProxy:
                 sink.sendall(data)
         with contextlib.suppress(OSError):
             sink.shutdown(socket.SHUT_WR)
+
+
+# --- an AWS endpoint that fails the requests a test picks ---------------------------------
+
+HELD_AT_MOST = 60.0
+"""How long `AwsProxy` holds a request it does not answer, so no test thread hangs forever."""
+
+
+@dataclass(frozen=True)
+class AwsError:
+    """An error as a JSON-protocol AWS API (ECS, DynamoDB, SQS) answers it."""
+
+    code: str
+    message: str
+    status: int = 400
+
+
+THROTTLED = AwsError("ThrottlingException", "Rate exceeded")
+
+Answer = Callable[[str, str], AwsError | Literal["hold"] | None]
+"""(operation, request body) → None: forward; "hold": never answer; an AwsError: answer it."""
+
+
+class AwsProxy(ThreadingHTTPServer):
+    """The local AWS API behind a proxy whose `answer` fails the requests a test picks.
+
+    A held request is not answered until the proxy closes (a blackholed endpoint). Every
+    request is kept in `requests` as (operation, body), answered or not: moto's recorder
+    sees only those forwarded to it. Point the AWS SDK at `url` (AWS_ENDPOINT_URL).
+    """
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str, answer: Answer) -> None:
+        self.upstream = urlsplit(upstream)
+        self.answer = answer
+        self.requests: list[tuple[str, str]] = []
+        self.held = 0
+        self.released = threading.Event()
+        self._lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _AwsProxyHandler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def count(self, operation: str, marker: str = "") -> int:
+        """Requests made for `operation` (e.g. `TagResource`) whose body holds `marker`."""
+        with self._lock:
+            return sum(1 for op, body in self.requests if op == operation and marker in body)
+
+    def record(self, operation: str, body: str) -> None:
+        with self._lock:
+            self.requests.append((operation, body))
+
+    def __enter__(self) -> AwsProxy:
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.released.set()
+        self.shutdown()
+        self.server_close()
+
+
+class _AwsProxyHandler(BaseHTTPRequestHandler):
+    server: AwsProxy
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        text = body.decode("utf-8", "replace")
+        # JSON-protocol APIs name the operation in this header: `<service prefix>.<operation>`.
+        operation = (self.headers.get("X-Amz-Target") or "").rpartition(".")[2]
+        self.server.record(operation, text)
+        answer = self.server.answer(operation, text)
+        if answer == "hold":
+            self.server.held += 1
+            self.server.released.wait(HELD_AT_MOST)
+            self.close_connection = True
+        elif isinstance(answer, AwsError):
+            error = json.dumps({"__type": answer.code, "message": answer.message}).encode()
+            self._reply(answer.status, [("Content-Type", "application/x-amz-json-1.1")], error)
+        else:
+            self._forward(body)
+
+    def _forward(self, body: bytes) -> None:
+        upstream = http.client.HTTPConnection(
+            self.server.upstream.hostname or "127.0.0.1", self.server.upstream.port, timeout=30
+        )
+        upstream.request("POST", self.path, body, dict(self.headers.items()))
+        answer = upstream.getresponse()
+        payload = answer.read()
+        upstream.close()
+        headers = [
+            (key, value)
+            for key, value in answer.getheaders()
+            if key.lower() not in {"transfer-encoding", "connection", "content-length"}
+        ]
+        self._reply(answer.status, headers, payload)
+
+    def _reply(self, status: int, headers: Sequence[tuple[str, str]], payload: bytes) -> None:
+        self.send_response(status)
+        for key, value in headers:
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *_: object) -> None:
+        pass
 
 
 # --- the container image ------------------------------------------------------------------

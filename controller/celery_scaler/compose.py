@@ -18,6 +18,7 @@ from celery_scaler.adapters.celery_inspect import inspector_for
 from celery_scaler.adapters.ecs import EcsService, EcsTaskProtection
 from celery_scaler.adapters.leases import DynamoLeases
 from celery_scaler.adapters.permissions import Tool
+from celery_scaler.adapters.retries import RetryPolicy
 from celery_scaler.analysis.history import CloudWatchHistory
 from celery_scaler.core.config import Config, WorkerPool
 from celery_scaler.core.ports import QueueDepthSource, WorkerInspector
@@ -84,6 +85,16 @@ def aws_client(
         raise describe_aws_error("AWS SDK setup", exc) from None
 
 
+def broker_retries(config: Config) -> RetryPolicy:
+    """How the pass retries the broker (its reads, the management API, inspect's connection).
+
+    Retries start only in the first half of the pass deadline: the other half is the
+    last attempt's, whose connecting is bounded (2 s for the queue reader, the inspect
+    timeout for inspect, which also keeps to its round's own deadline).
+    """
+    return RetryPolicy(budget=config.controller.pass_deadline / 2)
+
+
 def build_ecs(config: Config, *, session: boto3.Session | None = None) -> EcsService:
     """The ECS adapter alone (for `status`); raises AdapterError like `build`."""
     return EcsService(aws_client(config, "ecs", session))
@@ -124,12 +135,14 @@ def build(config: Config, *, session: boto3.Session | None = None) -> Reconciler
             controller.broker,
             transport_options=controller.broker_transport_options,
             management_url=controller.rabbitmq_management_url,
+            retry=broker_retries(config),
         )
         inspector = inspector_for(
             controller.broker,
             controller.inspect_timeout,
             control_exchange=controller.control_exchange,
             transport_options=controller.broker_transport_options,
+            retry=broker_retries(config),
         )
     ecs = aws_client(config, "ecs", session, in_pass=True)
     return Reconciler(

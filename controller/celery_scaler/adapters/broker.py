@@ -32,6 +32,7 @@ from kombu.exceptions import OperationalError
 from celery_scaler.adapters.aws import describe_aws_error
 from celery_scaler.adapters.permissions import IamActions, IamResource
 from celery_scaler.adapters.rabbitmq import RabbitMqManagement
+from celery_scaler.adapters.retries import RetryPolicy, connection_lost
 from celery_scaler.core.config import mask_url
 from celery_scaler.core.errors import AdapterError
 from celery_scaler.core.model import BrokerObservation, oldest_of
@@ -69,6 +70,7 @@ class KombuQueueDepth:
         management_url: str | None = None,
         clock: Callable[[], float] = time.time,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self._url = broker_url
         self._where = mask_url(broker_url)
@@ -77,6 +79,7 @@ class KombuQueueDepth:
         self._secrets = {password, unquote(password)} - {""} if password else set()
         self._clock = clock
         self._connect_timeout = connect_timeout
+        self._retry = retry or RetryPolicy()
         # Constructing a kombu Connection does no I/O; its transport class tells the
         # broker kind and the exceptions that mean "broker down".
         probe = _kombu_connection(broker_url)
@@ -96,7 +99,9 @@ class KombuQueueDepth:
             **_timeouts(driver, connect_timeout),
         }
         self._management = (
-            RabbitMqManagement(management_url, probe.virtual_host or "/", timeout=READ_TIMEOUT)
+            RabbitMqManagement(
+                management_url, probe.virtual_host or "/", timeout=READ_TIMEOUT, retry=self._retry
+            )
             if management_url and not self._is_redis
             else None
         )
@@ -105,23 +110,20 @@ class KombuQueueDepth:
         self._redis: redis.Redis | None = None
 
     def observe(self, queues: Sequence[str]) -> BrokerObservation:
-        """What the broker holds for each queue; see the module's docstring."""
+        """What the broker holds for each queue; see the module's docstring.
+
+        A lost connection (one kept from an earlier pass gone stale with a broker restart
+        or an idle timeout on the way, a broker refusing while it starts) is made anew
+        and the read tried again, within the retry policy's attempts and budget.
+        """
         names = list(dict.fromkeys(queues))
-        for attempt in range(2):
-            reused = self._connection is not None
-            try:
-                return self._read_redis(names) if self._is_redis else self._read_amqp(names)
-            except self._errors as exc:
-                self._drop_connection()
-                # A connection kept between passes can go stale (broker restart, an idle
-                # timeout on the way): reconnect once before reporting the broker down.
-                if attempt == 0 and reused:
-                    continue
-                raise AdapterError(
-                    f"cannot read queues {', '.join(names)} from the broker at {self._where}: "
-                    f"{self._scrub(exc)}"
-                ) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            return self._retry.call(lambda: self._read(names), transient=connection_lost)
+        except self._errors as exc:
+            raise AdapterError(
+                f"cannot read queues {', '.join(names)} from the broker at {self._where}: "
+                f"{self._scrub(exc)}"
+            ) from None
 
     def close(self) -> None:
         """Close the broker connection; a later `observe` opens a new one."""
@@ -136,6 +138,14 @@ class KombuQueueDepth:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def _read(self, names: list[str]) -> BrokerObservation:
+        try:
+            return self._read_redis(names) if self._is_redis else self._read_amqp(names)
+        except self._errors:
+            # Whatever failed, the connection may be unusable: the next try makes a new one.
+            self._drop_connection()
+            raise
 
     # -- RabbitMQ
 
@@ -268,8 +278,8 @@ class KombuQueueDepth:
                 connect_timeout=self._connect_timeout,
                 transport_options=dict(self._transport_options),
             )
-        # One attempt per host in a failover list, without sleeping: the next pass is
-        # the retry, and a pass must not block for minutes on a broker that is down.
+        # One attempt per host in a failover list, without sleeping: `observe` retries
+        # within its budget, and a pass must not block for minutes on a broker that is down.
         self._connection.ensure_connection(max_retries=max(len(self._connection.alt), 1) - 1)
         if self._channel is None:
             self._channel = self._connection.channel()

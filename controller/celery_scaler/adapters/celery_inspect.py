@@ -27,6 +27,7 @@ from celery import Celery
 from kombu.entity import Queue
 from kombu.exceptions import KombuError
 
+from celery_scaler.adapters.retries import RetryPolicy, connection_lost
 from celery_scaler.core.config import mask_url
 from celery_scaler.core.errors import AdapterError
 from celery_scaler.core.model import WorkerSnapshot
@@ -171,8 +172,10 @@ class RoundReplies:
 class CeleryInspector:
     """`WorkerInspector` over Celery's remote control (pidbox) on Redis or RabbitMQ.
 
-    Holds one broker connection across rounds (reconnecting after a failure) and the
-    names of the workers that answered the last round. Not thread-safe: one caller.
+    Holds one broker connection across rounds and the names of the workers that
+    answered the last round. A round whose connection is lost (one kept since the last
+    round gone stale, a broker refusing while it restarts) starts again on a new one,
+    within the retry policy and the round's own deadline. Not thread-safe: one caller.
     """
 
     iam_actions: ClassVar[tuple[str, ...]] = ()
@@ -185,6 +188,7 @@ class CeleryInspector:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        retry: RetryPolicy | None = None,
     ) -> None:
         if timeout <= 0:
             raise ValueError("the inspect timeout must be longer than 0s")
@@ -193,6 +197,7 @@ class CeleryInspector:
         self._timeout = timeout
         self._clock = clock
         self._wall_clock = wall_clock
+        self._retry = retry or RetryPolicy()
         # Exchange names, serializer and reply-queue settings follow the app's
         # configuration (control_exchange, control_queue_*), so they match its workers.
         self._mailbox: Any = app.control.mailbox
@@ -230,19 +235,14 @@ class CeleryInspector:
         See `round_complete` for when the round stops before its timeout.
         """
         deadline = self._clock() + self._timeout
-        reused = self._connection is not None
+        # A retry starts a new round (new tickets) and ends by the same deadline.
+        retry = self._retry.within(self._timeout)
         try:
-            try:
-                round_replies = self._round(expected, deadline)
-            except self._errors:
-                self._disconnect()
-                # A connection kept since the last round may have died with a broker
-                # restart; that is only seen on first use, so reconnect once.
-                if not reused or self._clock() >= deadline:
-                    raise
-                round_replies = self._round(expected, deadline)
+            round_replies = retry.call(
+                lambda: self._round_on_a_live_connection(expected, deadline),
+                transient=connection_lost,
+            )
         except self._errors as exc:
-            self._disconnect()
             raise AdapterError(
                 f"cannot inspect Celery workers through {self.broker}: {self._scrub(exc)}"
             ) from None
@@ -265,6 +265,16 @@ class CeleryInspector:
         self.close()
 
     # -- one round
+
+    def _round_on_a_live_connection(
+        self, expected: ExpectedWorkers, deadline: float
+    ) -> RoundReplies:
+        try:
+            return self._round(expected, deadline)
+        except self._errors:
+            # A failed connection is seen only on use: the next try makes a new one.
+            self._disconnect()
+            raise
 
     def _round(self, expected: ExpectedWorkers, deadline: float) -> RoundReplies:
         connection, channel = self._connect(deadline)
@@ -413,6 +423,7 @@ def inspector_for(
     *,
     control_exchange: str = "celery",
     transport_options: Mapping[str, Any] | None = None,
+    retry: RetryPolicy | None = None,
 ) -> CeleryInspector:
     """A CeleryInspector on a Celery app of its own (a composition-root helper).
 
@@ -424,4 +435,4 @@ def inspector_for(
     app = Celery("celery-scaler", broker=broker_url, set_as_current=False)
     app.conf.control_exchange = control_exchange
     app.conf.broker_transport_options = dict(transport_options or {})
-    return CeleryInspector(app, timeout)
+    return CeleryInspector(app, timeout, retry=retry)
