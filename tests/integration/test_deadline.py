@@ -1,77 +1,28 @@
 """A slow or failing AWS endpoint costs only its own pools, about one pass deadline.
 
-The pools' AWS calls go through a proxy in front of the local AWS API that holds every
-request naming one cluster without answering, as a blackholed endpoint does.
+The pools' AWS calls go through a proxy in front of the local AWS API (tests/helpers.py
+`AwsProxy`) that holds every request naming one cluster without answering, as a
+blackholed endpoint does, or answers the operations a test throttles with
+ThrottlingException, counting every request the controller made.
 """
 
 from __future__ import annotations
 
-import http.client
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from typing import Literal
 
 import pytest
 import redis
 
 from celery_scaler.compose import build
 from celery_scaler.core.config import parse_config
+from celery_scaler.engine.reconcile import Reconciler
 from celery_scaler.local.aws_api import LocalAws
 from tests import aws_calls
+from tests.helpers import THROTTLED, AwsProxy, desired_count
 
 pytestmark = pytest.mark.integration
-
-HELD_AT_MOST = 60.0
-"""How long the proxy holds a request before dropping it, so no test thread hangs forever."""
-
-
-class BlackholeProxy(ThreadingHTTPServer):
-    """Forwards HTTP to `upstream`, except requests whose body holds `marker`: never answered."""
-
-    daemon_threads = True
-
-    def __init__(self, upstream: str, marker: bytes) -> None:
-        self.upstream = urlsplit(upstream)
-        self.marker = marker
-        self.released = threading.Event()
-        self.held = 0
-        super().__init__(("127.0.0.1", 0), _Forward)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-
-class _Forward(BaseHTTPRequestHandler):
-    server: BlackholeProxy
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        if self.server.marker in body:
-            self.server.held += 1
-            self.server.released.wait(HELD_AT_MOST)
-            self.close_connection = True
-            return
-        upstream = http.client.HTTPConnection(
-            self.server.upstream.hostname or "127.0.0.1", self.server.upstream.port, timeout=30
-        )
-        upstream.request("POST", self.path, body, dict(self.headers.items()))
-        answer = upstream.getresponse()
-        payload = answer.read()
-        self.send_response(answer.status)
-        for key, value in answer.getheaders():
-            if key.lower() not in {"transfer-encoding", "connection", "content-length"}:
-                self.send_header(key, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-        upstream.close()
-
-    def log_message(self, *_: object) -> None:
-        pass
 
 
 @pytest.fixture
@@ -80,24 +31,35 @@ def slow_cluster(unique: str) -> str:
 
 
 @pytest.fixture
-def proxy(
-    aws: LocalAws, slow_cluster: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[BlackholeProxy]:
-    server = BlackholeProxy(aws.endpoint_url, slow_cluster.encode())
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", server.url)
-    yield server
-    server.released.set()
-    server.shutdown()
-    server.server_close()
+def proxy(aws: LocalAws, slow_cluster: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsProxy]:
+    # Every request naming the slow cluster is held, as a blackholed endpoint holds it.
+    def answer(operation: str, body: str) -> Literal["hold"] | None:
+        return "hold" if slow_cluster in body else None
+
+    with AwsProxy(aws.endpoint_url, answer) as server:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", server.url)
+        yield server
 
 
-def config(redis_url: str, queue: str, clusters: list[str], broker: str | None = None) -> str:
+@pytest.fixture
+def aws_proxy(aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsProxy]:
+    """Forwards everything until a test sets its `answer`."""
+    with AwsProxy(aws.endpoint_url, lambda operation, body: None) as server:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", server.url)
+        yield server
+
+
+def config(
+    redis_url: str,
+    queue: str,
+    clusters: list[str],
+    broker: str | None = None,
+    controller: str = "",
+) -> str:
     documents = [
         "apiVersion: celery-scaler/v1\nkind: Controller\nspec:\n"
         f"  broker: {broker or redis_url}\n  interval: 1s\n  inspectTimeout: 0.5s\n"
-        "  cloudwatch: {enabled: false}\n  prometheus: {enabled: false}\n"
+        "  cloudwatch: {enabled: false}\n  prometheus: {enabled: false}\n" + controller
     ]
     for cluster in clusters:
         documents.append(
@@ -113,7 +75,7 @@ def config(redis_url: str, queue: str, clusters: list[str], broker: str | None =
 
 
 def test_a_blackholed_cluster_fails_its_pools_at_the_deadline_and_the_others_scale(
-    aws: LocalAws, proxy: BlackholeProxy, slow_cluster: str, redis_url: str, queue: str
+    aws: LocalAws, proxy: AwsProxy, slow_cluster: str, redis_url: str, queue: str
 ) -> None:
     fast_cluster = slow_cluster.replace("slow-", "fast-")
     for cluster in (fast_cluster, slow_cluster):
@@ -160,3 +122,82 @@ def test_an_outage_does_not_rewrite_the_failures_tag_every_pass(
     ]
     # Degraded at the first failure, the fallback threshold at the third: two writes.
     assert len(tag_writes) == 2, [aws_calls.body_of(entry) for entry in tag_writes]
+
+
+# --- throttling: botocore retries, and nothing retries on top of it ----------------------
+
+
+def scaling_out(
+    aws: LocalAws, redis_url: str, queue: str, cluster: str, controller: str = ""
+) -> Reconciler:
+    """A reconciler for one pool on `cluster` whose next pass scales out from 1 to 2."""
+    aws.create_service(cluster, "workers", 1)
+    redis.Redis.from_url(redis_url).lpush(queue, *[b"{}"] * 3)
+    return build(parse_config(config(redis_url, queue, [cluster], controller=controller), "test"))
+
+
+def test_a_throttled_tag_write_is_botocores_three_requests_and_the_pass_reports_it(
+    aws: LocalAws, aws_proxy: AwsProxy, unique: str, redis_url: str, queue: str
+) -> None:
+    cluster = f"tags-{unique}"
+    reconciler = scaling_out(aws, redis_url, queue, cluster)
+    aws_proxy.answer = lambda operation, body: THROTTLED if operation == "TagResource" else None
+
+    (result,) = reconciler.reconcile(time.time()).results
+
+    # Two tag writes (the intent before UpdateService, the state after it), each
+    # botocore's 3 requests in a pass: no second layer multiplies them.
+    assert aws_proxy.count("TagResource", "pending-write") == 3
+    assert aws_proxy.count("TagResource", cluster) == 6
+    assert aws_proxy.count("UpdateService", cluster) == 1
+    assert (result.action, result.applied, result.desired) == ("scale_out", True, 2)
+    assert result.error is not None
+    assert "ECS TagResource failed: ThrottlingException: Rate exceeded" in result.error
+    assert desired_count(aws, cluster) == 2
+
+
+def test_a_throttled_update_service_is_botocores_three_requests_and_nothing_is_assumed(
+    aws: LocalAws, aws_proxy: AwsProxy, unique: str, redis_url: str, queue: str
+) -> None:
+    cluster = f"update-{unique}"
+    reconciler = scaling_out(aws, redis_url, queue, cluster)
+    aws_proxy.answer = lambda operation, body: THROTTLED if operation == "UpdateService" else None
+
+    (result,) = reconciler.reconcile(time.time()).results
+
+    assert aws_proxy.count("UpdateService", cluster) == 3
+    assert (result.action, result.applied) == ("scale_out", False)
+    assert result.error is not None
+    assert "ECS UpdateService failed: ThrottlingException: Rate exceeded" in result.error
+    assert desired_count(aws, cluster) == 1
+
+
+def test_a_throttled_lease_renewal_is_botocores_three_requests_and_nothing_is_written(
+    aws: LocalAws, aws_proxy: AwsProxy, unique: str, redis_url: str, queue: str
+) -> None:
+    cluster = f"lease-{unique}"
+    reconciler = scaling_out(
+        aws,
+        redis_url,
+        queue,
+        cluster,
+        controller=f"  leaderElection: {{enabled: true, table: leases-{unique}}}\n",
+    )
+    # Only renewals are throttled (their condition: still ours and not expired), so the
+    # election takes the lease and the fencing check before the first write fails.
+    renewal = "expires > :now"
+    aws_proxy.answer = lambda operation, body: (
+        THROTTLED if operation == "UpdateItem" and renewal in body else None
+    )
+
+    (result,) = reconciler.reconcile(time.time()).results
+
+    assert aws_proxy.count("UpdateItem", renewal) == 3
+    assert result.error is not None
+    assert f"the lease on pool '{cluster}' could not be renewed" in result.error
+    assert "ThrottlingException: Rate exceeded" in result.error
+    assert "nothing written" in result.error
+    assert not result.applied
+    assert aws_proxy.count("UpdateService", cluster) == 0
+    assert aws_proxy.count("TagResource", cluster) == 0
+    assert desired_count(aws, cluster) == 1

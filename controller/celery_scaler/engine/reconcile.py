@@ -267,10 +267,17 @@ class Reconciler:
                 or spec.protect_busy_tasks
                 or tag_changes(memory, service.tags, threshold) != ({}, [])
             )
-            if pending and not self.election.holds(pool.name):
-                # Another replica took the pool since this pass began.
-                errors.append(f"the lease on pool {pool.name!r} was lost; nothing written")
-                writes = False
+            if pending:
+                try:
+                    # Another replica may have taken the pool since this pass began.
+                    held, why = self.election.holds(pool.name), "was lost"
+                except AdapterError as exc:
+                    # Not renewed after botocore's own retries: the lease may be another's
+                    # by now, so nothing is written; the next pass renews or elects anew.
+                    held, why = False, f"could not be renewed ({exc})"
+                if not held:
+                    errors.append(f"the lease on pool {pool.name!r} {why}; nothing written")
+                    writes = False
         if writes and spec.protect_busy_tasks and obs.workers is not None:
             # Before any scale-in, so ECS already sees which tasks to spare.
             error = self._protect_busy_tasks(pool, obs.workers, now)
