@@ -304,6 +304,7 @@ STARTERS: dict[str, Callable[[Run], Callable[[], None]]] = {
 def run_contender(name: str, factor: float, peers: Path) -> Result:
     """One contender over the trace, from a fresh service at the minimum."""
     from celery_scaler.adapters.celery_inspect import inspector_for
+    from celery_scaler.adapters.retries import wait_until
     from celery_scaler.analysis.simulate import percentile
     from celery_scaler.local.aws_api import local_aws
     from celery_scaler.local.demo import RedisServer, TaskSender
@@ -353,7 +354,9 @@ def run_contender(name: str, factor: float, peers: Path) -> Result:
         task = run.seconds(trace.task_seconds)
         with fleet:
             expected = {frozenset([QUEUE]): MIN}
-            _wait_until(lambda: bool(inspector_for(redis_server.url, 0.5).inspect(expected)), 60)
+            with inspector_for(redis_server.url, 0.5) as inspector:
+                if not wait_until(lambda: bool(inspector.inspect(expected)), 60, every=0.2):
+                    raise TimeoutError("the first worker did not answer")
             contender = threading.Thread(target=STARTERS[name](run), daemon=True)
             started = time.time()
             used_before = fleet.worker_seconds(started)
@@ -398,14 +401,6 @@ def run_contender(name: str, factor: float, peers: Path) -> Result:
         actions=len(changes),
         timeline=[((t - started) * factor, old, new) for t, old, new in changes],
     )
-
-
-def _wait_until(condition: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("the first worker did not answer")
-        time.sleep(0.2)
 
 
 # --- the whole benchmark ---------------------------------------------------------------------

@@ -23,7 +23,6 @@ import json
 import os
 import signal
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from pathlib import Path
 from celery import Celery
 from celery.result import AsyncResult
 
+from celery_scaler.adapters.retries import wait_until
 from celery_scaler.local.fleet import Pool, WorkerProcess, spawn_worker, stop_workers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -132,12 +132,9 @@ def wait_for(
     details: Callable[[], str] = lambda: "",
 ) -> None:
     """Poll `condition` until true; WorkersError naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            extra = details()
-            raise WorkersError(f"timed out after {timeout:g}s waiting for {what}\n{extra}".strip())
-        time.sleep(0.05)
+    if not wait_until(condition, timeout):
+        extra = details()
+        raise WorkersError(f"timed out after {timeout:g}s waiting for {what}\n{extra}".strip())
 
 
 @contextlib.contextmanager

@@ -32,6 +32,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from celery_scaler.adapters.retries import wait_until
 from celery_scaler.analysis.simulate import percentile
 from celery_scaler.compose import build
 from celery_scaler.core.config import Config, mask_url, parse_config
@@ -104,12 +105,12 @@ class RedisServer:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while not redis_answers(self.url, timeout=0.2):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise DemoError(f"redis-server did not start on port {self.port}")
-            time.sleep(0.05)
+        process = self.process
+        # Done waiting once it answers, or once it has exited (the port was taken, say).
+        up = wait_until(lambda: process.poll() is not None or redis_answers(self.url, 0.2), timeout)
+        if not up or process.poll() is not None:
+            self.stop()
+            raise DemoError(f"redis-server did not start on port {self.port}")
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
