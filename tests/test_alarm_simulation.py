@@ -84,11 +84,12 @@ class Fallback(AlarmPathActor):
         super().__init__(only_out, settings, 0.0)
         self.value, self.gate = value, gate
 
-    def published(self, now: float, obs: Observation) -> float | None:
+    def published(self, now: float, obs: Observation) -> dict[str, float]:
         value = self.value(obs)
-        if value is None or self.gate is None:
-            return value
-        return value if self.gate(now) else 0.0
+        if value is not None and self.gate is not None and not self.gate(now):
+            value = 0.0
+        # Under the pool's metric name, which the fallback's step policy reads.
+        return {} if value is None else {self.spec.metric.value: value}
 
 
 def cpu(obs: Observation) -> float | None:

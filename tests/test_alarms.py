@@ -519,3 +519,48 @@ def test_the_iam_policy_for_alarms_is_scoped_to_the_owned_names() -> None:
     assert role["Condition"] == {
         "StringLike": {"iam:AWSServiceName": "ecs.application-autoscaling.amazonaws.com"}
     }
+
+
+# --------------------------------------------------------------------------- target tracking
+
+
+TRACKING_ONLY = {"scaleOut": None, "scaleIn": None, "targetTracking": {"targetValue": 25}}
+
+
+def test_a_target_tracking_pool_keeps_the_step_fallback_and_exports_whole() -> None:
+    # The controller's own policies are never exported: Application Auto Scaling gets the
+    # scale-out-only fallback, a step policy, whatever the pool's policies are.
+    settings = config(
+        {"broker": "sqs://"},
+        default={"metric": "queue_depth", **TRACKING_ONLY},
+    )
+    wanted = desired(settings)
+    found = by_name(wanted)
+    policies = [r.body for r in wanted if r.kind is Kind.POLICY]
+    assert {p["PolicyType"] for p in policies} == {"StepScaling"}
+    # Where the pool scales out: its target, for the derived thresholds.
+    assert found["celery-scaler/default/not-keeping-up"].body["Threshold"] == 25.0
+    assert found["celery-scaler/default/fallback-queue-depth-high"].body["Threshold"] == 500.0
+    parsed = hcl2.loads(terraform(wanted), serialization_options=PLAIN)
+    assert parsed["resource"]
+    assert export_json(wanted)["scalingPolicies"]
+
+
+def test_not_keeping_up_watches_the_first_policy_that_scales_out() -> None:
+    burst = {
+        "name": "burst",
+        "metric": "queue_depth",
+        "scaleOut": {
+            "threshold": 100,
+            "steps": [{"metricIntervalLowerBound": 0, "scalingAdjustment": 5}],
+        },
+    }
+    drain_only = {
+        "scaleOut": None,
+        "scaleIn": DESIGN_SPEC["scaleIn"],
+        "policies": [burst],
+    }
+    behind = by_name(desired(config(default=drain_only)))["celery-scaler/default/not-keeping-up"]
+    metric = next(q for q in behind.body["Metrics"] if q["Id"] == "value")
+    assert metric["MetricStat"]["Metric"]["MetricName"] == "queue_depth"
+    assert behind.body["Threshold"] == 100.0

@@ -490,7 +490,8 @@ POOL_ERRORS = [
         "",
         False,
         "spec",
-        "a pool needs a scaleOut policy, a scaleIn policy, or both",
+        "a pool needs a policy: scaleOut, scaleIn (or both), targetTracking, or an entry in "
+        "policies",
         id="neither-policy",
     ),
     pytest.param(
@@ -844,3 +845,213 @@ def test_json_schema_accepts_the_design_example_and_rejects_mistakes() -> None:
     _, pool_doc = _design_documents()
     pool_doc["kind"] = "Pool"
     assert not validator.is_valid(pool_doc)
+
+
+# --------------------------------------------------------------------------- several policies
+
+OUT_10 = "scaleOut: {threshold: 10, steps: [{metricIntervalLowerBound: 0, scalingAdjustment: 1}]}"
+IN_AT = (
+    "scaleIn: {{threshold: {}, steps: [{{metricIntervalUpperBound: 0, scalingAdjustment: -1}}]}}"
+)
+
+
+def policies(*entries: str) -> str:
+    return "policies:\n" + "".join(f"  - {entry}\n" for entry in entries)
+
+
+POLICY_ERRORS = [
+    # (the pool's spec lines, the field path, what the line must say)
+    pytest.param(
+        f"{OUT_10}\n{IN_AT.format(10)}",
+        "spec.scaleIn.threshold",
+        "scales in at backlog_per_task (Average) ≤ 10, where this policy scales out (≥ 10): "
+        "the count would flap; keep every scale-in below every scale-out on the same metric",
+        id="scale-in-at-the-scale-out-threshold",
+    ),
+    pytest.param(
+        f"{OUT_10}\n{IN_AT.format(12)}",
+        "spec.scaleIn.threshold",
+        "scales in at backlog_per_task (Average) ≤ 12, where this policy scales out (≥ 10)",
+        id="scale-in-above-scale-out",
+    ),
+    pytest.param(
+        f"{OUT_10}\n"
+        + policies("{name: drain, metric: backlog_per_task, " + IN_AT.format(12) + "}"),
+        "spec.policies.0.scaleIn.threshold",
+        "where policy 'default' (scaleOut.threshold) scales out (≥ 10)",
+        id="across-policies",
+    ),
+    pytest.param(
+        f"{OUT_10}\n"
+        + policies("{name: track, metric: backlog_per_task, targetTracking: {targetValue: 20}}"),
+        "spec.policies.0.targetTracking.targetValue",
+        "scales in at backlog_per_task (Average) < 18, where policy 'default' "
+        "(scaleOut.threshold) scales out (≥ 10)",
+        id="target-tracking-below-a-scale-out",
+    ),
+    pytest.param(
+        "metric: queue_depth\ntargetTracking: {targetValue: 10}\n"
+        + policies("{name: drain, metric: queue_depth, " + IN_AT.format(15) + "}"),
+        "spec.policies.0.scaleIn.threshold",
+        "scales in at queue_depth (Average) ≤ 15, where policy 'default' "
+        "(targetTracking.targetValue) scales out (> 10)",
+        id="step-scale-in-above-a-target",
+    ),
+    pytest.param(
+        f"{OUT_10}\nscaleIn: {{threshold: 2, steps: [{{metricIntervalUpperBound: 0, "
+        "scalingAdjustment: 1}]}",
+        "spec.scaleIn.steps",
+        "a scaleIn step adds tasks (scalingAdjustment 1); scaleIn steps take 0 or less",
+        id="positive-scale-in-step",
+    ),
+    pytest.param(
+        "scaleOut: {threshold: 10, adjustmentType: PercentChangeInCapacity, "
+        "steps: [{metricIntervalLowerBound: 0, scalingAdjustment: -10}]}",
+        "spec.scaleOut.steps",
+        "a scaleOut step removes tasks (scalingAdjustment -10); scaleOut steps take 0 or more",
+        id="negative-scale-out-step",
+    ),
+    pytest.param(
+        f"{OUT_10}\n"
+        + policies(
+            "{name: out, metric: queue_depth, scaleIn: {threshold: 0, steps: "
+            "[{metricIntervalUpperBound: 0, scalingAdjustment: 2}]}}"
+        ),
+        "spec.policies.0.scaleIn.steps",
+        "a scaleIn step adds tasks (scalingAdjustment 2); scaleIn steps take 0 or less",
+        id="positive-scale-in-step-in-a-policy",
+    ),
+    pytest.param(
+        f"{OUT_10}\nminCapacity: 0\nmaxCapacity: 0",
+        "spec.maxCapacity",
+        "minCapacity and maxCapacity are both 0: the pool could never run",
+        id="min-and-max-zero",
+    ),
+    pytest.param(
+        f"{OUT_10}\ntargetTracking: {{targetValue: 10}}",
+        "spec.targetTracking",
+        "a policy is step scaling (scaleOut, scaleIn) or target tracking, not both",
+        id="steps-and-target-tracking",
+    ),
+    pytest.param(
+        "targetTracking: {targetValue: 0}",
+        "spec.targetTracking.targetValue",
+        "greater than 0",
+        id="target-zero",
+    ),
+    pytest.param(
+        f"{OUT_10}\n"
+        + policies("{name: default, metric: queue_depth, targetTracking: {targetValue: 5}}"),
+        "spec.policies.0.name",
+        "'default' names the pool's own policy",
+        id="reserved-name",
+    ),
+    pytest.param(
+        policies(
+            "{name: a, metric: queue_depth, targetTracking: {targetValue: 5}}",
+            "{name: a, metric: busy_ratio, targetTracking: {targetValue: 0.8}}",
+        ),
+        "spec.policies.1.name",
+        "'a' is taken by another policy",
+        id="duplicate-name",
+    ),
+    pytest.param(
+        "metric: queue_depth\n"
+        + policies("{name: a, metric: busy_ratio, targetTracking: {targetValue: 0.8}}"),
+        "spec.metric",
+        "no policy reads it",
+        id="own-metric-without-own-rules",
+    ),
+    pytest.param(
+        policies("{name: a, metric: busy_ratio}"),
+        "spec.policies.0",
+        "a policy needs scaleOut, scaleIn (or both), or targetTracking",
+        id="policy-without-rules",
+    ),
+    pytest.param(
+        policies("{name: a, metric: busy_ration, targetTracking: {targetValue: 0.8}}"),
+        "spec.policies.0.metric",
+        "unknown metric 'busy_ration' (did you mean 'busy_ratio'?)",
+        id="unknown-policy-metric",
+    ),
+]
+
+
+@pytest.mark.parametrize(("spec", "path", "expected"), POLICY_ERRORS)
+def test_policy_errors_name_the_field_and_what_flaps(spec: str, path: str, expected: str) -> None:
+    message = _pool_error(spec, policies=False)
+    assert message.startswith("scaler.yaml: document 2 (WorkerPool/default): ")
+    assert f": {path}: " in message, message
+    assert expected in message, message
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        # AWS's own step example [UG-STEP in tests/test_policy.py]: both thresholds at 50, a 0
+        # step within 10 of each, so one adds from 60 and the other removes from 40.
+        "scaleOut: {threshold: 50, steps: [{metricIntervalLowerBound: 0, "
+        "metricIntervalUpperBound: 10, scalingAdjustment: 0}, {metricIntervalLowerBound: 10, "
+        "scalingAdjustment: 1}]}\nscaleIn: {threshold: 50, steps: [{metricIntervalLowerBound: "
+        "-10, metricIntervalUpperBound: 0, scalingAdjustment: 0}, {metricIntervalUpperBound: "
+        "-10, scalingAdjustment: -1}]}",
+        # The same metric with another statistic is another series.
+        f"{OUT_10}\n"
+        + policies(
+            "{name: drain, metric: backlog_per_task, statistic: Maximum, " + IN_AT.format(12) + "}"
+        ),
+        # A target tracking policy that never scales in overlaps nothing.
+        f"{OUT_10}\n"
+        + policies(
+            "{name: t, metric: backlog_per_task, targetTracking: {targetValue: 50, "
+            "disableScaleIn: true}}"
+        ),
+        # Only policies of its own: the pool's top-level metric and rules are optional.
+        policies("{name: t, metric: queue_depth, targetTracking: {targetValue: 5}}"),
+    ],
+    ids=["aws-zero-steps-at-one-threshold", "other-statistic", "no-scale-in", "policies-only"],
+)
+def test_set_ups_that_cannot_flap_are_accepted(spec: str) -> None:
+    config = parse_config(documents(controller(), pool(spec, policies=False)), "scaler.yaml")
+    assert config.pools[0].spec.scaling_policies
+
+
+def test_several_policies_keep_their_order_and_the_pools_own_comes_first() -> None:
+    spec = pool(
+        "metric: queue_depth\n"
+        + policies(
+            "{name: latency, metric: queue_latency_seconds, window: 1m, statistic: Maximum, "
+            "targetTracking: {targetValue: 30, scaleInCooldown: 10m, disableScaleIn: false}}",
+        )
+    )
+    (parsed,) = parse_config(documents(controller(), spec), "scaler.yaml").pools
+    own, latency = parsed.spec.scaling_policies
+    assert (own.name, own.metric, own.scale_out is not None) == (
+        "default",
+        Metric.QUEUE_DEPTH,
+        True,
+    )
+    assert (latency.name, latency.metric, latency.window) == (
+        "latency",
+        Metric.QUEUE_LATENCY_SECONDS,
+        60.0,
+    )
+    assert latency.target_tracking is not None
+    assert (latency.scale_out_cooldown, latency.scale_in_cooldown) == (300.0, 600.0)
+    assert (latency.scales_out, latency.scales_in) == (True, True)
+
+
+def test_a_policys_metric_must_be_one_the_broker_gives() -> None:
+    text = documents(
+        controller("broker: sqs://"),
+        pool(
+            policies(
+                "{name: lat, metric: queue_latency_seconds, targetTracking: {targetValue: 30}}"
+            )
+        ),
+    )
+    assert config_error(text) == (
+        "scaler.yaml: document 2 (WorkerPool/default): spec.policies.0.metric: "
+        "queue_latency_seconds is read from message stamps on Redis only; the sqs broker "
+        "cannot give it"
+    )

@@ -38,15 +38,17 @@ from celery_scaler.core.model import (
     WorkerSnapshot,
 )
 from celery_scaler.core.policy import (
-    Direction,
-    adjusted_capacity,
     after_scaling,
     aggregate,
     decide,
-    match_step,
-    percent_change,
     plan_pass,
     record_sample,
+)
+from celery_scaler.core.step_scaling import (
+    Direction,
+    adjusted_capacity,
+    match_step,
+    percent_change,
 )
 
 T0 = 100_000.0
@@ -440,13 +442,6 @@ def test_breach_and_bounds_through_decide(value: float, action: Action, desired:
     assert (decision.action, decision.desired) == (action, desired)
 
 
-def test_both_policies_breached_scale_out_wins() -> None:
-    # Overlapping alarms: >= 5 and <= 10 both fire at 7.
-    pool = make_pool(scale_out=policy(5, step(0, None, 2)), scale_in=policy(10, step(None, 0, -1)))
-    decision = decide_at(pool, 7, 4, worker_list=workers())
-    assert (decision.action, decision.desired) == (Action.SCALE_OUT, 6)
-
-
 def test_scale_out_breached_without_a_matching_step_holds() -> None:
     pool = make_pool(scale_out=policy(10, step(5, None, 1)), scale_in=None)
     decision = decide_at(pool, 12, 4)
@@ -636,7 +631,7 @@ def test_hold_when_the_service_is_missing() -> None:
 def test_record_sample_window_zero_keeps_the_latest_only() -> None:
     memory = record_sample(PoolMemory(), T0, 1.0, 0)
     memory = record_sample(memory, T0 + 15, 2.0, 0)
-    assert memory.samples == ((T0 + 15, 2.0),)
+    assert memory.samples == {"default": ((T0 + 15, 2.0),)}
 
 
 def test_record_sample_drops_what_left_the_window() -> None:
@@ -644,7 +639,7 @@ def test_record_sample_drops_what_left_the_window() -> None:
     for age, value in [(90, 1.0), (45, 2.0), (15, 3.0)]:
         memory = record_sample(memory, T0 - age, value, 60)
     memory = record_sample(memory, T0, 4.0, 60)
-    assert memory.samples == ((T0 - 45, 2.0), (T0 - 15, 3.0), (T0, 4.0))
+    assert memory.samples == {"default": ((T0 - 45, 2.0), (T0 - 15, 3.0), (T0, 4.0))}
 
 
 @pytest.mark.parametrize(
@@ -723,7 +718,7 @@ def test_reason_when_within_thresholds() -> None:
 
 
 def test_after_scaling_hold_changes_nothing() -> None:
-    memory = PoolMemory(samples=((T0, 1.0),), scale_in_cooldown_started=T0 - 5)
+    memory = PoolMemory(samples={"default": ((T0, 1.0),)}, scale_in_cooldown_started=T0 - 5)
     hold = Decision(Action.HOLD, 4, 4, "m", 1.0, "r")
     assert after_scaling(make_pool(), memory, hold, T0) == memory
 
@@ -787,12 +782,15 @@ def pools(draw: st.DrawFn, kinds: list[str] = ADJUSTMENT_TYPES) -> WorkerPoolSpe
         if out is None
         else draw(st.none() | step_tables(Direction.IN, kinds))
     )
+    if out is not None and in_ is not None:
+        # Below the scale-out threshold: the configuration refuses tables that overlap.
+        in_ = {**in_, "threshold": out["threshold"] - draw(st.integers(1, 20))}
     low = draw(st.integers(0, 5))
     return make_pool(
         scale_out=out,
         scale_in=in_,
         min_capacity=low,
-        max_capacity=draw(st.integers(low, low + 25)),
+        max_capacity=draw(st.integers(max(low, 1), low + 25)),  # 0 and 0 is refused
         safeScaleIn=draw(st.booleans()),
         statistic=draw(st.sampled_from(["Average", "Minimum", "Maximum"])),
         window=draw(st.sampled_from([0, 60])),
@@ -817,7 +815,7 @@ def memories(draw: st.DrawFn) -> PoolMemory:
     )
     scale_in = draw(st.none() | st.integers(0, 400).map(lambda age: T0 - age))
     return PoolMemory(
-        samples=tuple(sorted(samples)),
+        samples={"default": tuple(sorted(samples))},
         scale_out_cooldown=scale_out,
         scale_in_cooldown_started=scale_in,
     )
@@ -1212,3 +1210,191 @@ def test_last_action_is_kept_by_a_settled_write() -> None:
         Action.SCALE_IN, T0 - 30, "5 → 3, by a controller that stopped before recording it"
     )
     assert after.scale_in_cooldown_started == T0 - 30
+
+
+# --------------------------------------------------------------------------- several policies
+# [UG-TT] Application Auto Scaling User Guide, target tracking, "Multiple scaling policies":
+# scale out if any policy is ready to scale out; scale in only if all are ready to scale in;
+# [API-PSP] PutScalingPolicy: "precedence to the policy that provides the largest capacity".
+
+LATENCY = {"name": "latency", "metric": "queue_latency_seconds", "targetTracking": {}}
+
+
+def latency(target: float = 30, **tracking: Any) -> dict[str, Any]:
+    """A target tracking policy on queue latency, beside the pool's own backlog steps."""
+    return {**LATENCY, "targetTracking": {"targetValue": target, **tracking}}
+
+
+def burst(threshold: float = 100, adjustment: int = 5) -> dict[str, Any]:
+    """A scale-out-only step policy on queue depth (no scale-in part)."""
+    return {
+        "name": "burst",
+        "metric": "queue_depth",
+        "scaleOut": policy(threshold, step(0, None, adjustment)),
+    }
+
+
+def combined(*policies: dict[str, Any], **extra: Any) -> WorkerPoolSpec:
+    """DESIGN_OUT and DESIGN_IN on backlog_per_task (cooldowns 0), and `policies`."""
+    return make_pool(
+        scale_out={**DESIGN_OUT, "cooldown": 0},
+        scale_in={**DESIGN_IN, "cooldown": 0},
+        policies=list(policies),
+        **extra,
+    )
+
+
+def passes(
+    pool: WorkerPoolSpec,
+    metrics: dict[str, float],
+    current: int,
+    memory: PoolMemory | None = None,
+    now: float = T0,
+) -> tuple[Decision, PoolMemory]:
+    """One pass on every policy's metric; its write assumed to succeed."""
+    decision, memory, _, _ = plan_pass(
+        pool, observation(current), metrics, memory or PoolMemory(), now, interval=INTERVAL
+    )
+    return decision, after_scaling(pool, memory, decision, now)
+
+
+BACKLOG, LATENCY_S, DEPTH = "backlog_per_task", "queue_latency_seconds", "queue_depth"
+
+
+@pytest.mark.parametrize(
+    ("backlog", "latency_s", "desired", "decider"),
+    [
+        (12, 10, 5, "default"),  # only the backlog asks for more: +1
+        (5, 90, 12, "latency"),  # only latency: ceil(4 x 90 / 30)
+        (25, 40, 6, "default"),  # both ask for 6 (+2, ceil(5.33)): the first in order
+        (12, 90, 12, "latency"),  # both: the largest, 12 over 5
+        (1, 90, 12, "latency"),  # backlog would scale in; any scale-out wins
+    ],
+)
+def test_scale_out_goes_to_the_largest_proposal(
+    backlog: float, latency_s: float, desired: int, decider: str
+) -> None:
+    pool = combined(latency())
+    decision, _ = passes(pool, {BACKLOG: backlog, LATENCY_S: latency_s}, 4)
+    assert (decision.action, decision.desired) == (Action.SCALE_OUT, desired), decision.reason
+    assert decision.policy == decider
+    assert decision.reason.startswith(f"{decider}: ")
+
+
+@pytest.mark.parametrize(
+    ("backlog", "latency_s", "action", "desired", "decider"),
+    [
+        (1, 10, Action.SCALE_IN, 3, "default"),  # -1 → 3; latency ceil(4 x 10 / 30) = 2: 3 wins
+        (1, 0, Action.SCALE_IN, 3, "default"),  # the largest of the proposals, not the smallest
+        (1, 28, Action.HOLD, 4, "latency"),  # latency near its target: no scale-in
+        (5, 10, Action.HOLD, 4, "default"),  # backlog within thresholds: no scale-in
+    ],
+)
+def test_scale_in_only_when_every_policy_proposes_less(
+    backlog: float, latency_s: float, action: Action, desired: int, decider: str
+) -> None:
+    pool = combined(latency())
+    decision, _ = passes(pool, {BACKLOG: backlog, LATENCY_S: latency_s}, 4)
+    assert (decision.action, decision.desired) == (action, desired), decision.reason
+    assert decision.policy == decider
+
+
+def test_a_held_scale_in_says_what_each_policy_saw() -> None:
+    decision, _ = passes(combined(latency()), {BACKLOG: 1, LATENCY_S: 28}, 4)
+    assert decision.reason == (
+        "default: backlog_per_task 1 ≤ 2 (step (-inf, 0] → -1) proposes 3; "
+        "latency: queue_latency_seconds 28 is within 27 (0.9 * target) and target 30; "
+        "no scale-in until every policy that scales in proposes fewer tasks: holding at 4"
+    )
+    assert decision.value == 28, "the value of the policy that held the count"
+
+
+@pytest.mark.parametrize(
+    "other",
+    [latency(disableScaleIn=True), burst()],
+    ids=["disable-scale-in", "scale-out-only-steps"],
+)
+def test_a_policy_that_never_scales_in_does_not_hold_a_scale_in_back(
+    other: dict[str, Any],
+) -> None:
+    # [UG-TT]: "scales in only if all of the target tracking policies (with the scale-in
+    # portion enabled) are ready to scale in".
+    pool = combined(other)
+    decision, _ = passes(pool, {BACKLOG: 1, LATENCY_S: 28, DEPTH: 3}, 4)
+    assert (decision.action, decision.desired, decision.policy) == (
+        Action.SCALE_IN,
+        3,
+        "default",
+    )
+
+
+def test_a_scale_out_only_policy_scales_out_on_its_own_metric() -> None:
+    pool = combined(burst(100, 5))
+    decision, _ = passes(pool, {BACKLOG: 5, DEPTH: 150}, 4)
+    assert (decision.action, decision.desired, decision.policy) == (Action.SCALE_OUT, 9, "burst")
+    assert decision.reason == "burst: queue_depth 150 ≥ 100 (step [0, +inf) → +5): 4 → 9"
+    assert (decision.metric, decision.value) == (DEPTH, 150)
+
+
+def test_each_policy_keeps_its_own_window() -> None:
+    # The pool's own window is 0s (the latest sample); latency's is 60s of Maximum.
+    pool = combined({**latency(), "window": "60s", "statistic": "Maximum"})
+    memory = PoolMemory()
+    seen = []
+    for age, latency_s in ((0, 90), (15, 20), (30, 20), (45, 20)):
+        decision, memory = passes(pool, {BACKLOG: 5, LATENCY_S: latency_s}, 4, memory, T0 + age)
+        seen.append((decision.action, decision.policy))
+    # A new process: latency's window fills from 45s on (60s - 15s); until then it holds.
+    assert seen[:3] == [(Action.HOLD, "default")] * 3
+    assert seen[3] == (Action.SCALE_OUT, "latency"), "the Maximum still holds the 90"
+    assert [v for _, v in memory.samples["latency"]] == [90, 20, 20, 20]
+    assert [v for _, v in memory.samples["default"]] == [5]
+
+
+def test_a_policy_whose_window_is_not_full_blocks_scale_in_but_not_scale_out() -> None:
+    pool = combined({**latency(), "window": "60s"})
+    out, _ = passes(pool, {BACKLOG: 25, LATENCY_S: 0}, 4)
+    assert (out.action, out.desired) == (Action.SCALE_OUT, 6)
+    held, _ = passes(pool, {BACKLOG: 0, LATENCY_S: 0}, 4)
+    assert held.action is Action.HOLD
+    assert "latency: queue_latency_seconds: samples cover 0s of the 60s window" in held.reason
+
+
+def test_a_metric_one_policy_needs_and_cannot_read_fails_the_pass() -> None:
+    pool = combined(latency())
+    decision, memory, _, errors = plan_pass(
+        pool, observation(4), {BACKLOG: 25}, PoolMemory(), T0, interval=INTERVAL
+    )
+    assert errors == ("queue_latency_seconds could not be read this pass",)
+    assert (decision.action, decision.policy) == (Action.HOLD, None)
+    assert memory.samples == {}, "a failed pass records no sample"
+
+
+def test_a_scale_out_adds_to_the_cooldown_by_the_length_of_the_policy_that_decided() -> None:
+    # One scale-out cooldown per pool (its tags); each policy measures it with its own length.
+    pool = combined(latency(scaleOutCooldown="600s"))
+    memory = PoolMemory(scale_out_cooldown=ScaleOutCooldown(T0 - 100, 2))
+    # The pool's own policy (cooldown 0): its cooldown is over, a new one starts.
+    own, after = passes(pool, {BACKLOG: 12, LATENCY_S: 28}, 4, memory)
+    assert own.policy == "default"
+    assert after.scale_out_cooldown == ScaleOutCooldown(T0, 1)
+    # Latency's (600s): the running cooldown still counts the 2 it added, and adds to it.
+    tracked, after = passes(pool, {BACKLOG: 5, LATENCY_S: 90}, 4, memory)
+    assert (tracked.policy, tracked.desired) == ("latency", 6)  # ceil(2 x 90 / 30) from base 2
+    assert "2 already added in cooldown" in tracked.reason
+    assert after.scale_out_cooldown == ScaleOutCooldown(T0 - 100, 4)
+
+
+def test_the_longest_scale_in_cooldown_of_the_policies_that_scale_in_holds_a_scale_in() -> None:
+    pool = combined(latency(scaleInCooldown="300s"))
+    memory = PoolMemory(scale_in_cooldown_started=T0 - 100)
+    decision, _ = passes(pool, {BACKLOG: 0, LATENCY_S: 0}, 4, memory)
+    assert (decision.action, decision.desired) == (Action.HOLD, 4)
+    assert "scale-in cooldown has 200s left" in decision.reason
+
+
+def test_a_single_policy_pool_reasons_as_before() -> None:
+    # The pool's own policy alone is not named in its reasons (today's lines stay as they are).
+    decision, _ = passes(make_pool(), {BACKLOG: 12}, 4)
+    assert decision.reason == "backlog_per_task 12 ≥ 10 (step [0, 10) → +1): 4 → 5"
+    assert decision.policy == "default"

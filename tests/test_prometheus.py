@@ -127,7 +127,7 @@ def test_errors_and_applied_scaling_are_counted() -> None:
 
 
 def test_each_pool_exports_its_ecs_counts_bounds_thresholds_fallback_and_conditions() -> None:
-    spec = design_pool(fallback={"capacity": 4, "failureThreshold": 3}).spec
+    spec = design_pool(metric="queue_depth", fallback={"capacity": 4, "failureThreshold": 3}).spec
     metrics = ControllerMetrics(["p"], interval=15.0, specs={"p": spec})
     passed = report(0.0, {"p": observation([worker("w0")], {"q": 30}, desired=3)})
     held = ("WorkersUnreachable",)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -12,11 +13,13 @@ from celery_scaler.analysis.replay import (
     ReportError,
     Series,
     choose_period,
+    history_queries,
     minute_resolution,
     replay,
     report_window,
     summarize_capacity,
 )
+from celery_scaler.core.config import ControllerSpec, WorkerPool
 from celery_scaler.core.model import Action
 from tests.helpers import T0, design_pool, history
 
@@ -180,3 +183,45 @@ def test_window_from_start_and_end() -> None:
 def test_window_errors(since: str | None, start: str | None, end: str | None, message: str) -> None:
     with pytest.raises(ReportError, match=message):
         report_window(since, start, end, T0)
+
+
+# --------------------------------------------------------------------------- several policies
+
+
+def latency_pool() -> WorkerPool:
+    """DESIGN's backlog steps and a target tracking policy on latency (no cooldowns)."""
+    tracking = {"targetValue": 30, "scaleOutCooldown": "0s", "scaleInCooldown": "0s"}
+    return design_pool(
+        policies=[
+            {"name": "latency", "metric": "queue_latency_seconds", "targetTracking": tracking}
+        ]
+    )
+
+
+def test_each_policys_metric_is_read_once() -> None:
+    queries = history_queries(latency_pool(), ControllerSpec())
+    assert [(q.id, q.name, q.statistic) for q in queries][:2] == [
+        ("metric", "backlog_per_task", "Average"),
+        ("metric1", "queue_latency_seconds", "Average"),
+    ]
+
+
+def test_a_pool_with_two_policies_is_replayed_on_both_metrics() -> None:
+    backlog = history([5, 5, 5, None, 5])  # within the backlog's thresholds throughout
+    latency = Series(((T0, 10), (T0 + 15, 90), (T0 + 30, 20), (T0 + 45, 90)))
+    report = replay(latency_pool(), replace(backlog, others={"queue_latency_seconds": latency}))
+    # 10 asks for ceil(1 x 10 / 30) = 1, the count already; 90 scales out to
+    # ceil(1 x 90 / 30) = 3; 20 would take it to 2, but the backlog's policy does not
+    # agree; at 45 s the backlog is missing: a gap; at 60 s latency is: a gap too.
+    assert [s.capacity for s in report.steps] == [1, 3, 3, 3, 3]
+    assert [s.decision is None for s in report.steps] == [False, False, False, True, True]
+    (action,) = report.actions
+    assert action.decision is not None
+    assert action.decision.policy == "latency"
+    assert action.decision.reason.startswith("latency: queue_latency_seconds 90 > target 30")
+    assert [(t.policy, t.comparison, t.threshold, t.seconds) for t in report.thresholds] == [
+        ("scaleOut", "≥", 10, 0),
+        ("scaleIn", "≤", 2, 0),
+        ("latency targetTracking (queue_latency_seconds)", ">", 30, 30),
+        ("latency targetTracking (queue_latency_seconds)", "<", 27, 30),
+    ]

@@ -205,3 +205,22 @@ def test_arrivals_follow_segments() -> None:
     assert all(0 <= t < 60 for t in drawn.times[:30])
     assert drawn.times[30:] == [60.0] * 5
     assert sum(drawn.durations[:30]) / 30 < 4  # mean 2s, not the default 10s
+
+
+def test_a_pool_with_several_policies_is_simulated_through_both_paths() -> None:
+    # DESIGN's backlog steps, and queue latency tracked at 20 s: a step load far above
+    # what minCapacity serves makes both act, the controller and the alarm path.
+    latency = {
+        "name": "latency",
+        "metric": "queue_latency_seconds",
+        "targetTracking": {"targetValue": 20, "scaleOutCooldown": "60s"},
+    }
+    pool = design_pool(policies=[latency])
+    settings = SimSettings(interval=15, start_delay=30, mean_duration=10)
+    result = simulate(pool, step_load(600, 1800, 20.0), settings, alarm_path=AlarmPathSettings())
+    controller, alarms = result.runs
+    for run in (controller, alarms):
+        assert any(action.desired > action.current for action in run.actions)
+    named = {action.reason.partition(":")[0] for action in controller.actions}
+    assert named <= {"default", "latency"}, "each reason names the policy that decided"
+    assert any(action.reason.startswith("latency: ") for action in alarms.actions)

@@ -25,7 +25,7 @@ T = 1_763_700_000.0  # a whole second, as tags keep them
 
 def test_round_trip_keeps_everything_a_restart_needs() -> None:
     memory = PoolMemory(
-        samples=((T, 3.0),),
+        samples={"default": ((T, 3.0),)},
         scale_out_cooldown=ScaleOutCooldown(T - 30, 2),
         scale_in_cooldown_started=T - 100,
         last_desired=6,
@@ -38,7 +38,7 @@ def test_round_trip_keeps_everything_a_restart_needs() -> None:
     assert (back.last_desired, back.consecutive_failures) == (6, 2)
     assert back.last_action is not None
     assert (back.last_action.action, back.last_action.time) == (Action.SCALE_OUT, T - 30)
-    assert back.samples == ()  # the window starts anew after a restart
+    assert back.samples == {}  # the window starts anew after a restart
 
 
 def test_tag_values_keep_to_aws_alphabet_and_length() -> None:

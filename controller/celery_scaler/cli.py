@@ -413,7 +413,8 @@ def report(
         fail(str(exc), EXIT_POOL_FAILED)
     if not history.metric.points:
         fail(
-            f"no {chosen.spec.metric.value} datapoints for Pool={chosen.name} in CloudWatch "
+            f"no {chosen.spec.scaling_policies[0].metric.value} datapoints for "
+            f"Pool={chosen.name} in CloudWatch "
             f"namespace {settings.controller.cloudwatch.namespace} over that time: is the "
             "controller publishing its metrics there?",
             EXIT_POOL_FAILED,

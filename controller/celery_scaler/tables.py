@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from celery_scaler.core.config import DEFAULT_POLICY
 from celery_scaler.core.status import PoolStatus
 from celery_scaler.engine.reconcile import PassReport, PoolResult
 
@@ -39,12 +40,19 @@ def results_table(results: Sequence[PoolResult]) -> Table:
         table.add_row(
             Text(result.pool),
             Text(f"{result.cluster}/{result.service}"),
-            Text(result.metric),
+            Text(_metric(result)),
             "—" if result.value is None else f"{result.value:.4g}",
             count,
             Text(action, style=ACTION_STYLE.get(result.action, "")),
         )
     return table
+
+
+def _metric(result: PoolResult) -> str:
+    """The metric the decision read, and the policy that read it unless it is the pool's own."""
+    if result.policy is None or result.policy == DEFAULT_POLICY:
+        return result.metric
+    return f"{result.metric} ({result.policy})"
 
 
 def reasons(results: Sequence[PoolResult]) -> Text:

@@ -340,3 +340,59 @@ def test_status_shows_conditions_last_action_and_cooldowns(
     assert result.returncode == 1
     (status,) = json_lines(result.stdout)
     assert "ClusterNotFound" in str(status["error"])
+
+
+# --- set-ups that would flap are refused before anything runs ------------------------
+
+DEPTH_OUT = {
+    "threshold": 10,
+    "steps": [{"metricIntervalLowerBound": 0, "scalingAdjustment": 1}],
+}
+
+
+def scale_in_at(threshold: float, adjustment: int = -1) -> dict[str, object]:
+    return {
+        "threshold": threshold,
+        "steps": [{"metricIntervalUpperBound": 0, "scalingAdjustment": adjustment}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (
+            {"scaleOut": DEPTH_OUT, "scaleIn": scale_in_at(10)},
+            "spec.scaleIn.threshold: scales in at queue_depth (Average) ≤ 10, where this "
+            "policy scales out (≥ 10): the count would flap",
+        ),
+        (
+            {
+                "scaleOut": DEPTH_OUT,
+                "scaleIn": scale_in_at(0),
+                "policies": [
+                    {"name": "drain", "metric": "queue_depth", "scaleIn": scale_in_at(20)}
+                ],
+            },
+            "spec.policies.0.scaleIn.threshold: scales in at queue_depth (Average) ≤ 20, where "
+            "policy 'default' (scaleOut.threshold) scales out (≥ 10): the count would flap",
+        ),
+        (
+            {"scaleOut": DEPTH_OUT, "scaleIn": scale_in_at(0, adjustment=2)},
+            "spec.scaleIn.steps: a scaleIn step adds tasks (scalingAdjustment 2)",
+        ),
+        (
+            {"minCapacity": 0, "maxCapacity": 0},
+            "spec.maxCapacity: minCapacity and maxCapacity are both 0",
+        ),
+    ],
+    ids=["in-at-out", "across-policies", "positive-scale-in-step", "min-max-zero"],
+)
+def test_config_validate_refuses_set_ups_that_flap(
+    tmp_path: Path, spec: dict[str, object], expected: str
+) -> None:
+    path = write(tmp_path, pool_config("redis://127.0.0.1:6379/11", "c", "q", **spec))
+    result = run("config", "validate", "--config", str(path))
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {path}: document 2 (WorkerPool/p): "), line
+    assert expected in line, line

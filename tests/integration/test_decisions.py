@@ -262,3 +262,44 @@ def test_unanswered_workers_hold_scale_in_visibly_and_loudly_once_it_lasts(
         (pool_line,) = [entry for entry in logged if entry["event"] == "pool_reconciled"]
         assert pool_line["level"] == "warning"
     assert desired_count(aws, cluster) == 2
+
+
+# --- several policies: the second policy's metric scales the pool out -------------------
+
+
+def test_a_pool_with_two_policies_scales_out_on_the_second_and_the_line_names_it(
+    tmp_path: Path, aws: LocalAws, redis_url: str, unique: str, queue: str
+) -> None:
+    cluster = f"c-{unique}"
+    aws.create_service(cluster, "workers", desired=2)
+    publish(redis_url, queue, 30)  # 30 waiting: under the depth policy's 100
+    per_task = {
+        "name": "per-task",
+        "metric": "backlog_per_task",
+        "targetTracking": {"targetValue": 5},
+    }
+    text = pool_config(
+        redis_url,
+        cluster,
+        queue,
+        control_exchange=unique,
+        scaleOut={
+            "threshold": 100,
+            "steps": [{"metricIntervalLowerBound": 0, "scalingAdjustment": 1}],
+        },
+        policies=[per_task],
+    )
+    line = reconcile_once(write(tmp_path, text))
+    # 30 messages over 2 tasks: 15 a task, 3 times the target: ceil(2 x 15 / 5) = 6.
+    assert (line["action"], line["current"], line["desired"], line["applied"]) == (
+        "scale_out",
+        2,
+        6,
+        True,
+    ), line["reason"]
+    assert (line["policy"], line["metric"], line["value"]) == ("per-task", "backlog_per_task", 15)
+    assert line["reason"] == (
+        "per-task: backlog_per_task 15 > target 5 (ceil(2 * 15 / 5) = 6): 2 → 6"
+    )
+    assert desired_count(aws, cluster) == 6
+    assert service_tags(aws, cluster)[LAST_DESIRED] == "6"

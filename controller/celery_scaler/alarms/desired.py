@@ -522,15 +522,25 @@ def _pool_alarm(pool: _Pool, slug: str, body: Mapping[str, Any], *triggers: Poli
     )
 
 
+def scale_out_point(pool: WorkerPoolSpec) -> tuple[str, float | None]:
+    """The metric and the value at which the pool's first policy that scales out does: its
+    scaleOut threshold or its target. No such policy: the first policy's metric, None."""
+    for policy in pool.scaling_policies:
+        if policy.scale_out is not None:
+            return policy.metric.value, policy.scale_out.threshold
+        if policy.target_tracking is not None:
+            return policy.metric.value, policy.target_tracking.target_value
+    return pool.scaling_policies[0].metric.value, None
+
+
 def _not_keeping_up(pool: _Pool, notify: list[str], ok: list[str]) -> Resource | None:
     spec, pool_spec = pool.spec.not_keeping_up, pool.pool.spec
-    threshold = spec.threshold
-    if threshold is None and pool_spec.scale_out is not None:
-        threshold = pool_spec.scale_out.threshold
+    metric, threshold = scale_out_point(pool_spec)
+    if spec.threshold is not None:
+        threshold = spec.threshold
     if not spec.enabled or threshold is None:
         return None
     period, window = _window(spec, pool.period)
-    metric = pool_spec.metric.value
     maximum = pool_spec.max_capacity
     # Below the threshold when the pool is at maxCapacity: more work than the pool may
     # hold is a capacity matter, not the controller falling behind.
@@ -616,8 +626,9 @@ def _fallback(pool: _Pool, controller: ControllerSpec) -> list[Resource]:
 
     depth = fallback.queue_depth
     threshold = depth.threshold
-    if threshold is None and pool_spec.scale_out is not None:
-        threshold = pool_spec.scale_out.threshold * pool_spec.max_capacity
+    scales_out_at = scale_out_point(pool_spec)[1]
+    if threshold is None and scales_out_at is not None:
+        threshold = scales_out_at * pool_spec.max_capacity
     if pool.broker == "sqs" and depth.enabled and threshold is not None:
         period, window = _window(depth, 60)  # AWS/SQS publishes once a minute
         names = [sqs_queue_name(q, controller.sqs_queue_name_prefix) for q in pool_spec.queues]

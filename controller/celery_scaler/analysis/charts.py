@@ -60,8 +60,9 @@ def report_chart(report: ScalingReport) -> bytes:
     times = [_when(step.time) for step in report.steps]
     values = [math.nan if step.value is None else step.value for step in report.steps]
     metric_ax.plot(times, values, color="#333333", linewidth=1.0, label=report.metric)
-    for item in report.thresholds:
-        color = OUT_COLOR if item.policy == "scaleOut" else IN_COLOR
+    # Only the thresholds on the metric drawn: another policy's metric has its own scale.
+    for item in (t for t in report.thresholds if t.metric in ("", report.metric)):
+        color = OUT_COLOR if item.scales_out else IN_COLOR
         metric_ax.axhline(
             item.threshold,
             color=color,

@@ -4,7 +4,9 @@ The history is replayed pass by pass through the controller's own policy functio
 (`controller_pass`: policy.plan_pass, then after_scaling); the capacity a
 pass decides is the capacity the next pass sees, so cooldowns run as they would have.
 A period without a datapoint is a gap: the controller never scales on missing data, so
-the replay holds there, invents nothing, and the report says where data was missing.
+the replay holds there, invents nothing, and the report says where data was missing. A
+pool with several policies is replayed on each policy's metric (a gap when any is missing);
+a metric is read once, with the statistic of the first policy that reads it.
 
 CloudWatch's rules decide how finely history can be read (GetMetricData, MetricStat):
 data points under 60 s exist for 3 hours (only for metrics published with
@@ -16,11 +18,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from celery_scaler.core.config import ControllerSpec, WorkerPool, WorkerPoolSpec, parse_duration
+from celery_scaler.core.config import (
+    DEFAULT_POLICY,
+    ControllerSpec,
+    ScalingPolicySpec,
+    Statistic,
+    WorkerPool,
+    WorkerPoolSpec,
+    parse_duration,
+)
 from celery_scaler.core.model import Action, Decision, Observation, PoolMemory, ServiceObservation
 from celery_scaler.core.policy import after_scaling, plan_pass
 
@@ -159,7 +169,10 @@ def history_queries(pool: WorkerPool, controller: ControllerSpec) -> list[Metric
     by_pool = (("Pool", pool.name),)
     spec = pool.spec
     return [
-        MetricQuery("metric", namespace, spec.metric.value, by_pool, spec.statistic.value),
+        *(
+            MetricQuery(_metric_id(index), namespace, metric, by_pool, statistic.value)
+            for index, (metric, statistic) in enumerate(read_metrics(spec).items())
+        ),
         MetricQuery("current_capacity", namespace, "current_capacity", by_pool, "Average"),
         MetricQuery("desired_capacity", namespace, "desired_capacity", by_pool, "Average"),
         MetricQuery(
@@ -170,6 +183,20 @@ def history_queries(pool: WorkerPool, controller: ControllerSpec) -> list[Metric
             "Average",
         ),
     ]
+
+
+def read_metrics(spec: WorkerPoolSpec) -> dict[str, Statistic]:
+    """Each metric the pool's policies read, the first policy's first, with the statistic
+    of the first policy that reads it."""
+    found: dict[str, Statistic] = {}
+    for policy in spec.scaling_policies:
+        found.setdefault(policy.metric.value, policy.statistic)
+    return found
+
+
+def _metric_id(index: int) -> str:
+    # The first keeps its id of old; GetMetricData ids: a lower-case letter, then more.
+    return "metric" if index == 0 else f"metric{index}"
 
 
 def choose_period(interval: float, start: float, now: float) -> int:
@@ -203,8 +230,11 @@ class History:
     end: float
     period: int
     metric: Series
+    """The first policy's metric (the pool's own)."""
     real: Series | None = None
     real_source: str | None = None
+    others: Mapping[str, Series] = field(default_factory=dict)
+    """The other metrics the pool's policies read, by name."""
 
 
 def read_history(
@@ -231,6 +261,7 @@ def read_history(
         found = source.read(queries, start, end, period)
     real = next((name for name in REAL_COUNT_SOURCES if found.get(name, Series()).points), None)
     source_name = {query.id: f"{query.namespace} {query.name}" for query in queries}
+    metrics = list(read_metrics(pool.spec))
     return History(
         start=start,
         end=end,
@@ -238,6 +269,11 @@ def read_history(
         metric=found.get("metric", Series()),
         real=found[real] if real else None,
         real_source=source_name[real] if real else None,
+        others={
+            name: found.get(_metric_id(index), Series())
+            for index, name in enumerate(metrics)
+            if index > 0
+        },
     )
 
 
@@ -254,7 +290,7 @@ class ReplayStep:
 
     time: float
     value: float | None
-    """The metric's datapoint; None where data is missing (a gap)."""
+    """The (first policy's) metric's datapoint; None where data is missing (a gap)."""
     capacity: int
     """The replayed desired count after this pass."""
     real: float | None
@@ -271,13 +307,17 @@ class Gap:
 
 @dataclass(frozen=True)
 class ThresholdTime:
-    """How long the metric was at or beyond a policy's alarm threshold."""
+    """How long a metric was beyond a point where a policy acts (a step alarm's threshold,
+    a target, 0.9 of a target)."""
 
     policy: str
+    """`scaleOut`, `scaleIn`, `targetTracking`; another policy's with its name and metric."""
     comparison: str
     threshold: float
     seconds: float
     longest_seconds: float
+    metric: str = ""
+    scales_out: bool = True
 
 
 @dataclass(frozen=True)
@@ -344,10 +384,18 @@ def replay(pool: WorkerPool, history: History, *, initial: int | None = None) ->
     """Replay `history` pass by pass through the pool's rule table."""
     spec = pool.spec
     period = history.period
-    metric = spec.metric.value
+    metric = spec.scaling_policies[0].metric.value
     count = max(1, math.ceil((history.end - history.start) / period))
     grid = [history.start + index * period for index in range(count)]
-    values = _on_grid(history.metric, history.start, period, count)
+    by_metric = {
+        name: _on_grid(series, history.start, period, count)
+        for name, series in {metric: history.metric, **history.others}.items()
+    }
+    # A period where any policy's metric is missing is a gap: the pass would fail.
+    values = [
+        by_metric[metric][index] if all(v[index] is not None for v in by_metric.values()) else None
+        for index in range(count)
+    ]
     real = _carried_forward(history.real, grid) if history.real else [None] * count
 
     notes = [
@@ -356,6 +404,14 @@ def replay(pool: WorkerPool, history: History, *, initial: int | None = None) ->
         "busy workers (safeScaleIn), rollouts and inspect replies are not in the history; "
         "the replay cannot hold a scale-in for them as the controller would",
     ]
+    statistics = read_metrics(spec)
+    for policy in spec.scaling_policies:
+        if policy.statistic is not statistics[policy.metric.value]:
+            notes.append(
+                f"policy {policy.name} reads {policy.metric.value} ({policy.statistic.value}); "
+                f"it is replayed from the {statistics[policy.metric.value].value} recorded for "
+                "another policy"
+            )
     if initial is None:
         initial = round(real[0]) if real[0] is not None else spec.min_capacity
         why = f"the real count ({history.real_source})" if real[0] is not None else "minCapacity"
@@ -364,14 +420,13 @@ def replay(pool: WorkerPool, history: History, *, initial: int | None = None) ->
     capacity = initial
     memory = PoolMemory()
     steps: list[ReplayStep] = []
-    for time, value, known in zip(grid, values, real, strict=True):
+    for index, (time, value, known) in enumerate(zip(grid, values, real, strict=True)):
         if value is None:
             steps.append(ReplayStep(time, None, capacity, known, None))
             continue
         obs = Observation(broker=None, workers=None, service=service_at(capacity))
-        decision, memory = controller_pass(
-            spec, obs, {metric: value}, memory, time, interval=period
-        )
+        recorded = {name: v for name, on in by_metric.items() if (v := on[index]) is not None}
+        decision, memory = controller_pass(spec, obs, recorded, memory, time, interval=period)
         capacity = decision.desired
         steps.append(ReplayStep(time, value, capacity, known, decision))
 
@@ -393,7 +448,11 @@ def replay(pool: WorkerPool, history: History, *, initial: int | None = None) ->
         initial=initial,
         steps=tuple(steps),
         gaps=gaps,
-        thresholds=_threshold_times(spec, values, period),
+        thresholds=tuple(
+            found
+            for policy in spec.scaling_policies
+            for found in _threshold_times(policy, by_metric[policy.metric.value], period)
+        ),
         replayed=summarize_capacity(
             [(s.time, float(s.capacity)) for s in steps], history.end, low, high
         ),
@@ -442,22 +501,36 @@ def _gaps(grid: Sequence[float], values: Sequence[float | None], period: int) ->
 
 
 def _threshold_times(
-    spec: WorkerPoolSpec, values: Sequence[float | None], period: int
+    policy: ScalingPolicySpec, values: Sequence[float | None], period: int
 ) -> tuple[ThresholdTime, ...]:
+    metric = policy.metric.value
+    tracking = policy.target_tracking
+    points: list[tuple[str, str, float, bool]] = []  # (rule, comparison, threshold, out)
+    if policy.scale_out is not None:
+        points.append(("scaleOut", "≥", policy.scale_out.threshold, True))
+    if policy.scale_in is not None:
+        points.append(("scaleIn", "≤", policy.scale_in.threshold, False))
+    if tracking is not None:
+        points.append(("targetTracking", ">", tracking.target_value, True))
+        if not tracking.disable_scale_in:
+            points.append(("targetTracking", "<", tracking.scale_in_below, False))
     found: list[ThresholdTime] = []
-    for name, policy, comparison in (
-        ("scaleOut", spec.scale_out, "≥"),
-        ("scaleIn", spec.scale_in, "≤"),
-    ):
-        if policy is None:
-            continue
+    for rule, comparison, threshold, out in points:
         total = longest = run = 0.0
         for value in values:
-            beyond = value is not None and (
-                value >= policy.threshold if comparison == "≥" else value <= policy.threshold
-            )
+            beyond = value is not None and _beyond(value, comparison, threshold)
             run = run + period if beyond else 0.0
             total += period if beyond else 0.0
             longest = max(longest, run)
-        found.append(ThresholdTime(name, comparison, policy.threshold, total, longest))
+        name = rule if policy.name == DEFAULT_POLICY else f"{policy.name} {rule} ({metric})"
+        found.append(ThresholdTime(name, comparison, threshold, total, longest, metric, out))
     return tuple(found)
+
+
+def _beyond(value: float, comparison: str, threshold: float) -> bool:
+    return {
+        "≥": value >= threshold,
+        "≤": value <= threshold,
+        ">": value > threshold,
+        "<": value < threshold,
+    }[comparison]

@@ -12,8 +12,8 @@ it starts) to the moment it is stopped.
 
 Actors act on the service at their own times through the same decision functions as
 the real thing: the controller (`controller_pass` every interval), the original setup
-(`AlarmPathActor`: a metric published every minute, a CloudWatch alarm, an Application
-Auto Scaling step policy). Several actors may share one service, so a fallback that
+(`AlarmPathActor`: metrics published every minute, CloudWatch alarms, Application
+Auto Scaling policies). Several actors may share one service, so a fallback that
 scales out beside the controller fits in as another actor.
 """
 
@@ -29,7 +29,7 @@ from typing import Protocol
 
 from celery_scaler.analysis.replay import HOUR, controller_pass, summarize_capacity
 from celery_scaler.analysis.workload import Arrivals, Workload, arrivals
-from celery_scaler.core.config import WorkerPool, WorkerPoolSpec
+from celery_scaler.core.config import Statistic, WorkerPool, WorkerPoolSpec
 from celery_scaler.core.metrics import compute_metrics
 from celery_scaler.core.model import (
     Action,
@@ -110,15 +110,66 @@ class ControllerActor:
         return decision
 
 
-class AlarmPathActor:
-    """CloudWatch alarms invoking Application Auto Scaling step policies.
+@dataclass(frozen=True)
+class _Alarm:
+    """One CloudWatch alarm of the original setup, and the policy it invokes."""
 
-    The metric is published every `publish_interval`; at the end of each period the
-    alarm looks at the last `evaluation_periods` datapoints and is in ALARM when
-    `datapoints_to_alarm` of them breach (a missing datapoint does not breach). While an
-    alarm is in ALARM its policy is invoked every period with the latest datapoint, and
-    the policy's steps and cooldowns are the controller's own (`controller_pass`). No
-    safeScaleIn: Application Auto Scaling knows nothing of busy workers.
+    metric: str
+    statistic: Statistic
+    comparison: str
+    threshold: float
+    spec: WorkerPoolSpec
+    """The pool with that policy alone, only the side this alarm invokes, and no window:
+    Application Auto Scaling takes the step from the alarm's datapoint."""
+
+    def breached(self, value: float) -> bool:
+        if self.comparison == "≥":
+            return value >= self.threshold
+        if self.comparison == "≤":
+            return value <= self.threshold
+        return value > self.threshold if self.comparison == ">" else value < self.threshold
+
+
+def _alarms(spec: WorkerPoolSpec) -> list[_Alarm]:
+    """Each policy's alarms: a step table's, or the two AWS makes for target tracking."""
+    found = []
+    for policy in spec.scaling_policies:
+        sides: list[tuple[str, float, dict[str, object]]] = []
+        if policy.scale_out is not None:
+            sides.append(("≥", policy.scale_out.threshold, {"scale_in": None}))
+        if policy.scale_in is not None:
+            sides.append(("≤", policy.scale_in.threshold, {"scale_out": None}))
+        tracking = policy.target_tracking
+        if tracking is not None:
+            sides.append((">", tracking.target_value, {}))
+            if not tracking.disable_scale_in:
+                sides.append(("<", tracking.scale_in_below, {}))
+        for comparison, threshold, without in sides:
+            alone = policy.model_copy(update={"window": 0.0, **without})
+            only = spec.model_copy(
+                update={
+                    "scale_out": None,
+                    "scale_in": None,
+                    "target_tracking": None,
+                    "policies": (alone,),
+                }
+            )
+            metric, statistic = policy.metric.value, policy.statistic
+            found.append(_Alarm(metric, statistic, comparison, threshold, only))
+    return found
+
+
+class AlarmPathActor:
+    """CloudWatch alarms invoking Application Auto Scaling policies.
+
+    The metrics are published every `publish_interval`; at the end of each period each
+    alarm looks at the last `evaluation_periods` datapoints of its metric and is in ALARM
+    when `datapoints_to_alarm` of them breach (a missing datapoint does not breach). While
+    alarms are in ALARM their policies are invoked every period with the latest datapoint;
+    the steps, the target tracking formula, cooldowns and the largest-capacity rule are the
+    controller's own (`controller_pass` on the pool with just those policies). No
+    safeScaleIn: Application Auto Scaling knows nothing of busy workers. Target tracking's
+    alarms are simplified to the same evaluation settings as the step policies'.
     """
 
     name = "alarm-path"
@@ -127,17 +178,9 @@ class AlarmPathActor:
         self.spec = spec
         self.settings = settings
         self.start = start
-        # Each alarm triggers its own policy; the step is chosen from its datapoint alone.
-        self.policies = [
-            (policy, spec.model_copy(update={"scale_in": None, "window": 0.0}), "≥")
-            for policy in [spec.scale_out]
-            if policy is not None
-        ] + [
-            (policy, spec.model_copy(update={"scale_out": None, "window": 0.0}), "≤")
-            for policy in [spec.scale_in]
-            if policy is not None
-        ]
-        self.samples: dict[int, list[float]] = {}
+        self.alarms = _alarms(spec)
+        self.samples: dict[str, dict[int, list[float]]] = {}
+        """Metric → period → the values published in it."""
         self.memory = PoolMemory()
         self.next_publish = start
         self.next_evaluation = start + settings.period
@@ -150,9 +193,10 @@ class AlarmPathActor:
         settings = self.settings
         if now >= self.next_publish:
             self.next_publish += settings.publish_interval
-            value = self.published(now, obs)
-            if value is not None:
-                self.samples.setdefault(self._period_of(now), []).append(value)
+            for metric, value in self.published(now, obs).items():
+                self.samples.setdefault(metric, {}).setdefault(self._period_of(now), []).append(
+                    value
+                )
         decision = None
         if now >= self.next_evaluation:
             self.next_evaluation += settings.period
@@ -160,9 +204,12 @@ class AlarmPathActor:
         self.next_time = min(self.next_publish, self.next_evaluation)
         return decision
 
-    def published(self, now: float, obs: Observation) -> float | None:
-        """The datapoint published at `now`: the pool's metric (the fallback's differs)."""
-        return compute_metrics(obs).get(self.spec.metric.value)
+    def published(self, now: float, obs: Observation) -> dict[str, float]:
+        """The datapoints published at `now`, by metric: the ones the alarms watch."""
+        metrics = compute_metrics(obs)
+        return {
+            alarm.metric: metrics[alarm.metric] for alarm in self.alarms if alarm.metric in metrics
+        }
 
     def _period_of(self, time: float) -> int:
         return math.floor((time - self.start) / self.settings.period)
@@ -170,29 +217,33 @@ class AlarmPathActor:
     def _evaluate(self, now: float, obs: Observation) -> Decision | None:
         settings = self.settings
         latest = self._period_of(now) - 1
-        datapoints = [
-            aggregate([(0.0, v) for v in self.samples[index]], self.spec.statistic)
-            for index in range(latest - settings.evaluation_periods + 1, latest + 1)
-            if index in self.samples
-        ]
-        for stale in [index for index in self.samples if index < latest - 100]:
-            del self.samples[stale]
-        if not datapoints:
+        for periods in self.samples.values():
+            for stale in [index for index in periods if index < latest - 100]:
+                del periods[stale]
+        invoked: list[_Alarm] = []
+        datapoint: dict[str, float] = {}
+        for alarm in self.alarms:
+            periods = self.samples.get(alarm.metric, {})
+            datapoints = [
+                aggregate([(0.0, v) for v in periods[index]], alarm.statistic)
+                for index in range(latest - settings.evaluation_periods + 1, latest + 1)
+                if index in periods
+            ]
+            breaching = sum(alarm.breached(value) for value in datapoints)
+            if datapoints and breaching >= settings.datapoints_to_alarm:
+                invoked.append(alarm)
+                datapoint.setdefault(alarm.metric, datapoints[-1])
+        if not invoked:
             return None
-        for policy, spec, comparison in self.policies:
-            breaching = sum(
-                value >= policy.threshold if comparison == "≥" else value <= policy.threshold
-                for value in datapoints
-            )
-            if breaching >= settings.datapoints_to_alarm:
-                aas_view = Observation(broker=None, workers=None, service=obs.service)
-                metrics = {self.spec.metric.value: datapoints[-1]}
-                # Invoked once a period, each time on that period's datapoint.
-                decision, self.memory = controller_pass(
-                    spec, aas_view, metrics, self.memory, now, interval=settings.period
-                )
-                return decision
-        return None
+        # Every alarm in ALARM invokes its policy, once a period on that period's
+        # datapoint; AWS applies the one giving the largest capacity.
+        policies = tuple(p for alarm in invoked for p in alarm.spec.policies)
+        spec = invoked[0].spec.model_copy(update={"policies": policies})
+        aas_view = Observation(broker=None, workers=None, service=obs.service)
+        decision, self.memory = controller_pass(
+            spec, aas_view, datapoint, self.memory, now, interval=settings.period
+        )
+        return decision
 
 
 # --------------------------------------------------------------------------- results

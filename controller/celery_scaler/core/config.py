@@ -11,9 +11,10 @@ import itertools
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
@@ -225,6 +226,206 @@ def describe_interval(step: StepAdjustment, *, below_threshold: bool = False) ->
     lower = "-inf" if step.metric_interval_lower_bound is None else f"{step.lower:g}"
     upper = "+inf" if step.metric_interval_upper_bound is None else f"{step.upper:g}"
     return f"({lower}, {upper}]" if below_threshold else f"[{lower}, {upper})"
+
+
+TRACKING_SCALE_IN_RATIO = 0.9
+"""Target tracking scales in only once its metric is below this share of the target: AWS
+scales in gradually, on a metric clearly below the target (docs/semantics.md)."""
+
+
+class TargetTracking(_Spec):
+    """One Application Auto Scaling target tracking policy; the fields are those of AWS's
+    TargetTrackingScalingPolicyConfiguration (the metric is the policy's own)."""
+
+    target_value: float = Field(gt=0)
+    """The value the policy keeps its metric at (AWS: above 0)."""
+    scale_out_cooldown: Duration = 300.0
+    """AWS's default for an ECS service."""
+    scale_in_cooldown: Duration = 300.0
+    """AWS's default for an ECS service."""
+    disable_scale_in: bool = False
+    """Never remove tasks; another policy may (AWS's DisableScaleIn)."""
+
+    @property
+    def scale_in_below(self) -> float:
+        """The value below which the policy scales in."""
+        return TRACKING_SCALE_IN_RATIO * self.target_value
+
+
+DEFAULT_POLICY = "default"
+"""The name of the policy a pool's own metric, scaleOut, scaleIn and targetTracking make."""
+
+POLICY_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class ScalingPolicySpec(_Spec):
+    """One scaling policy of a pool: its metric, window, and step tables or target tracking.
+
+    A pool's own top-level fields make the first, named `default` (`WorkerPoolSpec.
+    scaling_policies`); `spec.policies` lists the others.
+    """
+
+    name: str = Field(pattern=POLICY_NAME, max_length=63)
+    metric: Metric
+    statistic: Statistic = Statistic.AVERAGE
+    window: Duration = 0.0
+    scale_out: StepPolicy | None = None
+    scale_in: StepPolicy | None = None
+    target_tracking: TargetTracking | None = None
+
+    @field_validator("metric", mode="before")
+    @classmethod
+    def _known_metric(cls, value: object) -> object:
+        return _known_metric(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ScalingPolicySpec:
+        if not (self.scale_out or self.scale_in or self.target_tracking):
+            raise ValueError("a policy needs scaleOut, scaleIn (or both), or targetTracking")
+        problem = _rules_problem(self)
+        if problem is not None:
+            raise problem
+        return self
+
+    @property
+    def scales_out(self) -> bool:
+        return self.scale_out is not None or self.target_tracking is not None
+
+    @property
+    def scales_in(self) -> bool:
+        """Whether the policy can remove tasks: a pool scales in only when all such agree."""
+        tracking = self.target_tracking
+        return self.scale_in is not None or (tracking is not None and not tracking.disable_scale_in)
+
+    @property
+    def scale_out_cooldown(self) -> float:
+        """How long this policy counts a scale-out cooldown (0 when it never scales out)."""
+        if self.target_tracking is not None:
+            return self.target_tracking.scale_out_cooldown
+        return self.scale_out.cooldown if self.scale_out is not None else 0.0
+
+    @property
+    def scale_in_cooldown(self) -> float:
+        """How long this policy waits after a scale-in (0 when it never scales in)."""
+        if not self.scales_in:
+            return 0.0
+        if self.target_tracking is not None:
+            return self.target_tracking.scale_in_cooldown
+        return self.scale_in.cooldown if self.scale_in is not None else 0.0
+
+
+def _known_metric(value: object) -> object:
+    names = [metric.value for metric in Metric]
+    if isinstance(value, str) and value not in names:
+        raise ValueError(f"unknown metric {value!r}{_suggest(value, names)}")
+    return value
+
+
+def _rules_problem(policy: ScalingPolicySpec) -> _FieldError | None:
+    """What is wrong with one policy's rules on their own, if anything."""
+    if policy.target_tracking is not None and (policy.scale_out or policy.scale_in):
+        return _FieldError(
+            "targetTracking",
+            "a policy is step scaling (scaleOut, scaleIn) or target tracking, not both; put "
+            "the other in spec.policies under a name of its own",
+        )
+    for field, table, sign in (("scaleOut", policy.scale_out, 1), ("scaleIn", policy.scale_in, -1)):
+        # ExactCapacity names a count, not a change: its direction depends on the count
+        # then (a step pointing against its policy holds, docs/semantics.md).
+        if table is None or table.adjustment_type is AdjustmentType.EXACT_CAPACITY:
+            continue
+        wrong = next((s for s in table.steps if s.scaling_adjustment * sign < 0), None)
+        if wrong is not None:
+            does, takes = ("removes", "0 or more") if sign > 0 else ("adds", "0 or less")
+            return _FieldError(
+                f"{field}.steps",
+                f"a {field} step {does} tasks (scalingAdjustment {wrong.scaling_adjustment}); "
+                f"{field} steps take {takes}",
+            )
+    return None
+
+
+@dataclass(frozen=True)
+class _Reach:
+    """Where on its metric one side of a policy acts: beyond `bound` (at it, if inclusive)."""
+
+    bound: float
+    inclusive: bool
+    field: str
+    text: str
+
+
+def _acting_steps(table: StepPolicy) -> list[StepAdjustment]:
+    """The steps that change the count: a 0 step (AWS's band around a threshold) does not;
+    an ExactCapacity step may, whatever its number."""
+    exact = table.adjustment_type is AdjustmentType.EXACT_CAPACITY
+    return [step for step in table.steps if exact or step.scaling_adjustment != 0]
+
+
+def _scale_out_reach(policy: ScalingPolicySpec) -> _Reach | None:
+    if policy.scale_out is not None:
+        acting = _acting_steps(policy.scale_out)
+        if not acting:
+            return None
+        # The alarm fires at the threshold; the first step that adds may start above it.
+        value = policy.scale_out.threshold + max(0.0, min(step.lower for step in acting))
+        return _Reach(value, True, "scaleOut.threshold", f"≥ {value:g}")
+    if policy.target_tracking is not None:
+        target = policy.target_tracking.target_value
+        return _Reach(target, False, "targetTracking.targetValue", f"> {target:g}")
+    return None
+
+
+def _scale_in_reach(policy: ScalingPolicySpec) -> _Reach | None:
+    if policy.scale_in is not None:
+        acting = _acting_steps(policy.scale_in)
+        if not acting:
+            return None
+        value = policy.scale_in.threshold + min(0.0, max(step.upper for step in acting))
+        return _Reach(value, True, "scaleIn.threshold", f"≤ {value:g}")
+    tracking = policy.target_tracking
+    if tracking is not None and not tracking.disable_scale_in:
+        below = tracking.scale_in_below
+        return _Reach(below, False, "targetTracking.targetValue", f"< {below:g}")
+    return None
+
+
+def _flapping(policies: tuple[ScalingPolicySpec, ...], paths: Mapping[str, str]) -> None:
+    """Refuse a scale-in that acts at a value where a scale-out acts, on one metric.
+
+    Within a policy and across policies that read the same metric with the same statistic:
+    the count would go out on one pass and in on a later one at the same load. Where a
+    step table acts is where its first step that changes the count starts, so AWS's own
+    example (both thresholds at 50, 0 steps within 10 of them) is no overlap. `paths`
+    gives each policy's field path prefix ("" for the pool's own, "policies.1.").
+    """
+    for scaling_in in policies:
+        inward = _scale_in_reach(scaling_in)
+        if inward is None:
+            continue
+        for scaling_out in policies:
+            outward = _scale_out_reach(scaling_out)
+            same = (scaling_out.metric, scaling_out.statistic) == (
+                scaling_in.metric,
+                scaling_in.statistic,
+            )
+            if outward is None or not same:
+                continue
+            if outward.bound < inward.bound or (
+                outward.bound == inward.bound and outward.inclusive and inward.inclusive
+            ):
+                whose = (
+                    "this policy"
+                    if scaling_out is scaling_in
+                    else f"policy {scaling_out.name!r} ({paths[scaling_out.name]}{outward.field})"
+                )
+                metric = f"{scaling_in.metric.value} ({scaling_in.statistic.value})"
+                raise _FieldError(
+                    paths[scaling_in.name] + inward.field,
+                    f"scales in at {metric} {inward.text}, where {whose} scales out "
+                    f"({outward.text}): the count would flap; keep every scale-in below "
+                    "every scale-out on the same metric",
+                )
 
 
 class EcsTarget(_Spec):
@@ -452,6 +653,12 @@ class WorkerPoolSpec(_Spec):
     window: Duration = 0.0
     scale_out: StepPolicy | None = None
     scale_in: StepPolicy | None = None
+    target_tracking: TargetTracking | None = None
+    policies: tuple[ScalingPolicySpec, ...] = Field(
+        default=(),
+        description="More scaling policies, each on its own metric and window; with the "
+        "pool's own (named default) they combine as AWS combines a target's policies.",
+    )
     safe_scale_in: bool = True
     protect_busy_tasks: bool = False
     """Keep ECS task scale-in protection on tasks whose worker is busy (see protection.py)."""
@@ -464,10 +671,7 @@ class WorkerPoolSpec(_Spec):
     @field_validator("metric", mode="before")
     @classmethod
     def _known_metric(cls, value: object) -> object:
-        names = [metric.value for metric in Metric]
-        if isinstance(value, str) and value not in names:
-            raise ValueError(f"unknown metric {value!r}{_suggest(value, names)}")
-        return value
+        return _known_metric(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> WorkerPoolSpec:
@@ -477,8 +681,11 @@ class WorkerPoolSpec(_Spec):
                 f"minCapacity ({self.min_capacity}) is greater than "
                 f"maxCapacity ({self.max_capacity})",
             )
-        if self.scale_out is None and self.scale_in is None:
-            raise ValueError("a pool needs a scaleOut policy, a scaleIn policy, or both")
+        if self.max_capacity == 0:
+            raise _FieldError(
+                "maxCapacity", "minCapacity and maxCapacity are both 0: the pool could never run"
+            )
+        self._check_policies()
         if (
             self.fallback.capacity is not None
             and not self.min_capacity <= self.fallback.capacity <= self.max_capacity
@@ -493,6 +700,68 @@ class WorkerPoolSpec(_Spec):
                 "taskProtection", "ECS protects a task for 1 minute to 48 hours (1m to 48h)"
             )
         return self
+
+    def _check_policies(self) -> None:
+        own = self.scale_out or self.scale_in or self.target_tracking
+        if own:
+            # The pool's own rules, checked as an entry of `policies` checks itself.
+            problem = _rules_problem(self._own_policy())
+            if problem is not None:
+                raise problem
+        else:
+            unread = [f for f in ("metric", "statistic", "window") if f in self.model_fields_set]
+            if unread and self.policies:
+                raise _FieldError(
+                    unread[0],
+                    "no policy reads it: the pool has no scaleOut, scaleIn or targetTracking "
+                    "of its own, and each entry of policies names its own",
+                )
+        if not own and not self.policies:
+            raise ValueError(
+                "a pool needs a policy: scaleOut, scaleIn (or both), targetTracking, or an "
+                "entry in policies"
+            )
+        paths = {DEFAULT_POLICY: ""}
+        for index, policy in enumerate(self.policies):
+            if policy.name in paths:
+                taken = (
+                    "names the pool's own policy"
+                    if policy.name == DEFAULT_POLICY
+                    else ("is taken by another policy")
+                )
+                raise _FieldError(f"policies.{index}.name", f"{policy.name!r} {taken}")
+            paths[policy.name] = f"policies.{index}."
+        _flapping(self.scaling_policies, paths)
+
+    def _own_policy(self) -> ScalingPolicySpec:
+        return ScalingPolicySpec.model_construct(
+            name=DEFAULT_POLICY,
+            metric=self.metric,
+            statistic=self.statistic,
+            window=self.window,
+            scale_out=self.scale_out,
+            scale_in=self.scale_in,
+            target_tracking=self.target_tracking,
+        )
+
+    @cached_property
+    def scaling_policies(self) -> tuple[ScalingPolicySpec, ...]:
+        """Every policy of the pool in order: its own (`default`) first, when it has one.
+
+        Cached: the simulator and the report replay decide thousands of passes.
+        """
+        own = self.scale_out or self.scale_in or self.target_tracking
+        return ((self._own_policy(),) if own else ()) + self.policies
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        # pydantic copies the instance's __dict__, where `scaling_policies` is cached: a
+        # copy with other rules must work its policies out anew.
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop("scaling_policies", None)
+        return copied
+
+    def scaling_policy(self, name: str | None) -> ScalingPolicySpec | None:
+        return next((p for p in self.scaling_policies if p.name == name), None)
 
 
 class Metadata(_Spec):
@@ -778,29 +1047,14 @@ def _transport_option_problem(kind: str, name: str, value: object) -> str | None
 
 def _check_broker_can_give(controller: ControllerSpec, pool: WorkerPool, label: str) -> None:
     kind = controller.broker_kind
-    metric = pool.spec.metric
-    if metric is Metric.UNACKED_TASKS and kind == "amqp" and not controller.rabbitmq_management_url:
-        raise ConfigError(
-            f"{label}: spec.metric: unacked_tasks is read from RabbitMQ's management API; "
-            "set the Controller's rabbitmqManagementUrl"
-        )
-    only_on = {Metric.DELAYED_TASKS: "sqs", Metric.UNSTAMPED_MESSAGES: "redis"}
-    if metric in only_on and kind != only_on[metric]:
-        raise ConfigError(
-            f"{label}: spec.metric: {metric.value} is read on {only_on[metric]} only; "
-            f"the {kind} broker cannot give it"
-        )
-    # Latency first: on SQS its reason is the missing stamps, not the missing inspect.
-    if metric in LATENCY_METRICS and kind != "redis":
-        raise ConfigError(
-            f"{label}: spec.metric: {metric.value} is read from message stamps on Redis only; "
-            f"the {kind} broker cannot give it"
-        )
-    if kind == "sqs" and metric not in BROKER_ONLY_METRICS:
-        raise ConfigError(
-            f"{label}: spec.metric: {metric.value} needs Celery's remote control (inspect), "
-            "which the SQS transport does not have; use queue_depth or backlog_per_task"
-        )
+    spec = pool.spec
+    read = [(f"spec.policies.{index}.metric", p.metric) for index, p in enumerate(spec.policies)]
+    if spec.scaling_policies[0].name == DEFAULT_POLICY:
+        read.insert(0, ("spec.metric", spec.metric))
+    for path, metric in read:
+        problem = _metric_problem(controller, metric)
+        if problem:
+            raise ConfigError(f"{label}: {path}: {problem}")
     if kind == "sqs" and "safe_scale_in" in pool.spec.model_fields_set and pool.spec.safe_scale_in:
         raise ConfigError(
             f"{label}: spec.safeScaleIn: needs Celery's remote control (inspect) to see busy "
@@ -811,6 +1065,31 @@ def _check_broker_can_give(controller: ControllerSpec, pool: WorkerPool, label: 
             f"{label}: spec.protectBusyTasks: needs Celery's remote control (inspect) to see "
             "busy workers, which the SQS transport does not have"
         )
+
+
+def _metric_problem(controller: ControllerSpec, metric: Metric) -> str | None:
+    """Why this broker cannot give `metric`, if it cannot."""
+    kind = controller.broker_kind
+    if metric is Metric.UNACKED_TASKS and kind == "amqp" and not controller.rabbitmq_management_url:
+        return (
+            "unacked_tasks is read from RabbitMQ's management API; set the Controller's "
+            "rabbitmqManagementUrl"
+        )
+    only_on = {Metric.DELAYED_TASKS: "sqs", Metric.UNSTAMPED_MESSAGES: "redis"}
+    if metric in only_on and kind != only_on[metric]:
+        return f"{metric.value} is read on {only_on[metric]} only; the {kind} broker cannot give it"
+    # Latency first: on SQS its reason is the missing stamps, not the missing inspect.
+    if metric in LATENCY_METRICS and kind != "redis":
+        return (
+            f"{metric.value} is read from message stamps on Redis only; the {kind} broker "
+            "cannot give it"
+        )
+    if kind == "sqs" and metric not in BROKER_ONLY_METRICS:
+        return (
+            f"{metric.value} needs Celery's remote control (inspect), which the SQS transport "
+            "does not have; use queue_depth or backlog_per_task"
+        )
+    return None
 
 
 def _first_error(exc: ValidationError, model: type[BaseModel]) -> str:

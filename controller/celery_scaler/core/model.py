@@ -195,8 +195,8 @@ class PendingWrite:
 class PoolMemory:
     """What the controller remembers about a pool between passes."""
 
-    samples: tuple[tuple[float, float], ...] = ()
-    """(time, metric value) pairs still inside the pool's window (not persisted)."""
+    samples: Mapping[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)
+    """Policy name → the (time, metric value) pairs still inside its window (not persisted)."""
     scale_out_cooldown: ScaleOutCooldown | None = None
     scale_in_cooldown_started: float | None = None
     last_desired: int | None = None
@@ -213,6 +213,24 @@ class PoolMemory:
 
 
 @dataclass(frozen=True)
+class Proposal:
+    """What one scaling policy asks of its pool in one pass, before the pool combines them."""
+
+    policy: str
+    metric: str
+    value: float | None
+    """The windowed value the policy read; None while its window fills."""
+    premise: str
+    """What it saw (`backlog_per_task 12 ≥ 10`), or why it does not act."""
+    desired: int | None = None
+    """The count it asks for, before [minCapacity, maxCapacity]; None when it does not act."""
+    rule: str | None = None
+    """The rule that gave `desired`: a step, or the target tracking formula."""
+    notes: tuple[str, ...] = ()
+    """What changed the rule's count on the way (a cooldown, the policy's direction)."""
+
+
+@dataclass(frozen=True)
 class Decision:
     """The outcome of the pure policy for one pool and one pass."""
 
@@ -224,7 +242,11 @@ class Decision:
     reason: str
     """A sentence for a person: what was seen, which rule matched, what follows."""
     step: str | None = None
-    """The matching step, as `[lower, upper) → +n`, when one matched."""
+    """The rule that gave the count, when one did: the matching step, as
+    `step [lower, upper) → +n`, or the target tracking formula."""
+    policy: str | None = None
+    """The scaling policy whose proposal the count follows (or that held it); None when no
+    policy was asked (paused, a failed pass, the fallback)."""
     conditions: Mapping[str, str] = field(default_factory=dict)
     """Conditions the policy raised while deciding (name → sentence), see core/conditions.py."""
     warnings: tuple[str, ...] = ()

@@ -1,33 +1,25 @@
-"""Step scaling with exactly AWS Application Auto Scaling's semantics (pure).
+"""The decision of one pass: each scaling policy proposes, the pool combines (pure).
 
 No I/O, no clock, no logging: every function takes time as an argument and returns
 values, so the controller, the report replay and the simulator share one decision.
 
-The rules, from AWS's step scaling documentation:
+A pool has one or more scaling policies (its own, named `default`, and `spec.policies`),
+each step scaling (core/step_scaling.py) or target tracking (core/target_tracking.py) on
+its own metric and window. They combine as AWS combines a scalable target's policies:
+scale out to the largest proposal when any proposes more than the count; scale in only
+when every policy that can scale in proposes less, to the largest of those proposals.
 
-- Step bounds are offsets from the policy's threshold. Above the threshold the lower
-  bound is inclusive and the upper exclusive; below it the lower bound is exclusive
-  and the upper inclusive. At the threshold itself the side is the policy's: a
-  scale-out alarm (>=) is above, a scale-in alarm (<=) is below.
-- PercentChangeInCapacity rounds as AWS does: > 1 down, 0..1 to 1, -1..0 to -1,
-  < -1 up toward zero; then at least minAdjustmentMagnitude.
-- While a scale-out cooldown runs, the capacity that cooldown already added counts
-  toward the next scale-out (the adjustment is taken from the capacity the cooldown
-  started at). No scale-in while a scale-in cooldown runs; a scale-out ends it.
-
-Beyond AWS: a scale-out policy never lowers the count and a scale-in policy never raises
-it (AWS would apply an ExactCapacity step either way); a count outside [minCapacity,
-maxCapacity] is always brought back, whatever cooldown, rollout or failed read is running;
-a policy acts only once its window holds a window's worth of samples; a count someone
-else lowered no longer counts as added by a running scale-out cooldown.
+Beyond AWS: a count outside [minCapacity, maxCapacity] is always brought back, whatever
+cooldown, rollout or failed read is running; a policy acts only once its window holds a
+window's worth of samples; a count someone else lowered no longer counts as added by a
+running scale-out cooldown; a scale-in waits for rollouts, unanswered workers and busy
+ones (safeScaleIn).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from enum import Enum
 
 from celery_scaler.core.conditions import (
     Condition,
@@ -36,13 +28,12 @@ from celery_scaler.core.conditions import (
     overdue_conditions,
 )
 from celery_scaler.core.config import (
-    AdjustmentType,
+    DEFAULT_POLICY,
+    ScalingPolicySpec,
     Statistic,
-    StepAdjustment,
-    StepPolicy,
     WorkerPoolSpec,
 )
-from celery_scaler.core.config import describe_interval as describe_interval
+from celery_scaler.core.cooldowns import running_scale_out, scale_in_cooldown_left
 from celery_scaler.core.metrics import BROKER_ONLY_METRICS, busy_workers, unanswered_workers
 from celery_scaler.core.model import (
     Action,
@@ -51,26 +42,29 @@ from celery_scaler.core.model import (
     Observation,
     PendingWrite,
     PoolMemory,
+    Proposal,
     ScaleOutCooldown,
 )
 from celery_scaler.core.state import PAUSED, is_paused
+from celery_scaler.core.step_scaling import step_proposal
+from celery_scaler.core.target_tracking import tracking_proposal
+
+Samples = tuple[tuple[float, float], ...]
 
 
-class Direction(Enum):
-    OUT = "out"
-    IN = "in"
-
-
-def record_sample(memory: PoolMemory, now: float, value: float, window: float) -> PoolMemory:
-    """Add a metric sample and drop the ones that fell out of the window (0 keeps one)."""
-    kept = tuple((t, v) for t, v in memory.samples if window > 0 and t >= now - window)
-    return memory.evolve(samples=(*kept, (now, value)))
+def record_sample(
+    memory: PoolMemory, now: float, value: float, window: float, policy: str = DEFAULT_POLICY
+) -> PoolMemory:
+    """Add a sample to a policy's window and drop the ones that fell out (0 keeps one)."""
+    samples = memory.samples.get(policy, ())
+    kept = tuple((t, v) for t, v in samples if window > 0 and t >= now - window)
+    return memory.evolve(samples={**memory.samples, policy: (*kept, (now, value))})
 
 
 def window_shortfall(
-    pool: WorkerPoolSpec, memory: PoolMemory, now: float, interval: float
+    policy: ScalingPolicySpec, samples: Samples, now: float, interval: float
 ) -> str | None:
-    """Why the window does not hold enough samples yet for a policy to act, if it does not.
+    """Why a policy's window does not hold enough samples yet for it to act, if it does not.
 
     Each sample stands for the `interval` up to the next pass, so the window holds enough
     once its oldest kept sample is at least `window - interval` old; a window of one
@@ -78,12 +72,12 @@ def window_shortfall(
     all aged out while its passes failed, starts short: a Minimum over one lone sample
     is not a Minimum over the window.
     """
-    needed = pool.window - interval
-    if not memory.samples or now - memory.samples[0][0] >= needed:
+    needed = policy.window - interval
+    if not samples or now - samples[0][0] >= needed:
         return None
-    count, held = len(memory.samples), now - memory.samples[0][0]
+    count, held = len(samples), now - samples[0][0]
     return (
-        f"{pool.metric.value}: samples cover {held:.0f}s of the {pool.window:g}s window so "
+        f"{policy.metric.value}: samples cover {held:.0f}s of the {policy.window:g}s window so "
         f"far ({count} sample{'s' if count > 1 else ''}); a policy acts once they reach back "
         f"{needed:g}s"
     )
@@ -96,78 +90,6 @@ def aggregate(samples: Sequence[tuple[float, float]], statistic: Statistic) -> f
     if statistic is Statistic.MAXIMUM:
         return max(values)
     return sum(values) / len(values)
-
-
-def match_step(policy: StepPolicy, value: float, direction: Direction) -> StepAdjustment | None:
-    """The step whose interval holds `value`, with AWS's inclusivity rules."""
-    offset = value - policy.threshold
-    above = offset > 0 or (offset == 0 and direction is Direction.OUT)
-    for step in policy.ordered_steps:
-        inside = step.lower <= offset < step.upper if above else step.lower < offset <= step.upper
-        if inside:
-            return step
-    return None
-
-
-def percent_change(capacity: int, percent: int, min_magnitude: int | None) -> int:
-    """A percentage of `capacity` as a whole change, rounded as AWS rounds it."""
-    change = capacity * percent / 100
-    if change > 1:
-        whole = math.floor(change)
-    elif change > 0:
-        whole = 1
-    elif change < -1:
-        whole = math.ceil(change)
-    elif change < 0:
-        whole = -1
-    else:
-        whole = 0
-    # The step's sign, not the rounded change's: a percentage of 0 tasks is 0, and a
-    # pool scaled to zero must still be able to leave it when a magnitude is set.
-    if min_magnitude is not None and percent != 0 and abs(whole) < min_magnitude:
-        whole = min_magnitude if percent > 0 else -min_magnitude
-    return whole
-
-
-def adjusted_capacity(policy: StepPolicy, step: StepAdjustment, capacity: int) -> int:
-    """The capacity a step asks for when applied to `capacity` (before clamping)."""
-    adjustment = step.scaling_adjustment
-    if policy.adjustment_type is AdjustmentType.EXACT_CAPACITY:
-        return adjustment
-    if policy.adjustment_type is AdjustmentType.PERCENT_CHANGE_IN_CAPACITY:
-        return capacity + percent_change(capacity, adjustment, policy.min_adjustment_magnitude)
-    return capacity + adjustment
-
-
-def describe_step(
-    policy: StepPolicy, step: StepAdjustment, direction: Direction = Direction.OUT
-) -> str:
-    """`step [0, 10) → +1`, bracketed as the bounds apply on the policy's side."""
-    adjustment = step.scaling_adjustment
-    if policy.adjustment_type is AdjustmentType.EXACT_CAPACITY:
-        effect = f"={adjustment}"
-    elif policy.adjustment_type is AdjustmentType.PERCENT_CHANGE_IN_CAPACITY:
-        effect = f"{adjustment:+d}%"
-    else:
-        effect = f"{adjustment:+d}"
-    interval = describe_interval(step, below_threshold=direction is Direction.IN)
-    return f"step {interval} → {effect}"
-
-
-def scale_out_cooldown_left(memory: PoolMemory, policy: StepPolicy, now: float) -> float:
-    """Seconds the running scale-out cooldown has left (0 when none runs)."""
-    cooldown = memory.scale_out_cooldown
-    return 0.0 if cooldown is None else max(0.0, cooldown.started + policy.cooldown - now)
-
-
-def scale_out_cooldown_active(memory: PoolMemory, policy: StepPolicy, now: float) -> bool:
-    return scale_out_cooldown_left(memory, policy, now) > 0
-
-
-def scale_in_cooldown_left(memory: PoolMemory, policy: StepPolicy, now: float) -> float:
-    """Seconds the running scale-in cooldown has left (0 when none runs)."""
-    started = memory.scale_in_cooldown_started
-    return 0.0 if started is None else max(0.0, started + policy.cooldown - now)
 
 
 def fallback_active(pool: WorkerPoolSpec, failures: int) -> bool:
@@ -185,14 +107,14 @@ def decide(
     *,
     interval: float,
 ) -> Decision:
-    """The desired count for one pool: the step tables applied to the windowed metric.
+    """The desired count for one pool: its policies' proposals, combined.
 
     `memory` must already hold this pass's sample (see `record_sample`); `interval` is
     the time between passes. The steps, in order: pause and failed observation hold (or
-    fall back); a window not yet full holds; the windowed value picks the breached policy
-    and its step; the step proposes a capacity (cooldown, direction); the bounds clamp
-    it; a scale-in is then held back by what makes it unsafe. Whatever the path, workers
-    that do not answer raise WorkersUnreachable where they block scale-in.
+    fall back); each policy proposes a count from its own windowed metric (none while its
+    window fills); the proposals combine as AWS combines them (`_chosen`); the bounds
+    clamp the result; a scale-in is then held back by what makes it unsafe. Whatever the
+    path, workers that do not answer raise WorkersUnreachable where they block scale-in.
     """
     decision = _decide(pool, obs, metrics, memory, now, interval)
     unreachable = workers_unreachable(pool, obs)
@@ -214,7 +136,8 @@ def _decide(
     now: float,
     interval: float,
 ) -> Decision:
-    metric = pool.metric.value
+    policies = pool.scaling_policies
+    metric = policies[0].metric.value
     service = obs.service
     current = service.desired if service is not None else 0
 
@@ -222,25 +145,21 @@ def _decide(
         return _hold(current, metric, f"paused by the tag {PAUSED}=true: holding at {current}")
     if obs.errors or service is None:
         return _without_data(pool, obs, memory, current)
-    if metric not in metrics or not memory.samples:
-        return _hold(current, metric, f"holding at {current}: {metric} could not be read this pass")
-    short = window_shortfall(pool, memory, now, interval)
-    if short is not None:
-        return _bring_into_range(pool, current, metric, None, short)
+    for policy in policies:
+        read = policy.metric.value
+        if read not in metrics or not memory.samples.get(policy.name):
+            return _hold(current, read, f"holding at {current}: {read} could not be read this pass")
 
-    value, shown = _windowed_value(pool, memory)
-    breached = _breached_policy(pool, value)
-    if breached is None:
-        return _bring_into_range(pool, current, metric, value, f"{shown} is within thresholds")
-    policy, direction = breached
-    comparison = "≥" if direction is Direction.OUT else "≤"
-    premise = f"{shown} {comparison} {policy.threshold:g}"
-    step = match_step(policy, value, direction)
-    if step is None:
-        return _bring_into_range(pool, current, metric, value, f"{premise} but no step matches")
-    rule = describe_step(policy, step, direction)
-
-    proposed, notes = _proposed_capacity(policy, step, direction, memory, current, now)
+    proposals = [_propose(policy, memory, current, now, interval) for policy in policies]
+    chosen = _chosen(pool, proposals, current)
+    if chosen is None:
+        held = _holding(pool, proposals, current)
+        premise = _premises(pool, proposals, current)
+        return _bring_into_range(pool, current, held.metric, held.value, premise, held.policy)
+    assert chosen.desired is not None
+    label = "" if _alone(policies) else f"{chosen.policy}: "
+    premise, rule, proposed = label + chosen.premise, chosen.rule, chosen.desired
+    notes = list(chosen.notes)
     desired = min(max(proposed, pool.min_capacity), pool.max_capacity)
     if desired != proposed:
         limit = "maxCapacity" if desired < proposed else "minCapacity"
@@ -253,7 +172,76 @@ def _decide(
     reason = f"{premise} ({rule}): {current} → {desired}{detail}"
     if action is Action.HOLD:
         reason = f"{premise} ({rule}): holding at {current}{detail}"
-    return Decision(action, current, desired, metric, value, reason, step=rule)
+    return Decision(
+        action, current, desired, chosen.metric, chosen.value, reason, rule, chosen.policy
+    )
+
+
+def _propose(
+    policy: ScalingPolicySpec, memory: PoolMemory, current: int, now: float, interval: float
+) -> Proposal:
+    """What one policy asks for, from its own window of samples."""
+    samples = memory.samples.get(policy.name, ())
+    short = window_shortfall(policy, samples, now, interval)
+    if short is not None:
+        return Proposal(policy.name, policy.metric.value, None, short)
+    value, shown = _windowed_value(policy, samples)
+    if policy.target_tracking is not None:
+        return tracking_proposal(policy, policy.target_tracking, value, shown, memory, current, now)
+    return step_proposal(policy, value, shown, memory, current, now)
+
+
+def _chosen(pool: WorkerPoolSpec, proposals: Sequence[Proposal], current: int) -> Proposal | None:
+    """The proposal the count follows, as AWS combines a target's policies; None: none.
+
+    Any policy asking for more than the count scales out, to the largest such proposal
+    (AWS: "the policy that provides the largest capacity"). A scale-in needs every policy
+    that can scale in (a scaleIn table, or target tracking without disableScaleIn) to ask
+    for less, and goes to the largest of those proposals (AWS's rule for several target
+    tracking policies, here for step policies as well). Otherwise a policy that asks for
+    the count itself holds it.
+    """
+    acting = [p for p in proposals if p.desired is not None]
+    out = [p for p in acting if p.desired is not None and p.desired > current]
+    if out:
+        return max(out, key=_desired)  # the first of equals: policies in their order
+    lower = {p.policy: p for p in acting if p.desired is not None and p.desired < current}
+    if lower and all(p.name in lower for p in pool.scaling_policies if p.scales_in):
+        return max(lower.values(), key=_desired)
+    return next((p for p in acting if p.desired == current), None)
+
+
+def _desired(proposal: Proposal) -> int:
+    return proposal.desired if proposal.desired is not None else -1
+
+
+def _holding(pool: WorkerPoolSpec, proposals: Sequence[Proposal], current: int) -> Proposal:
+    """The policy a hold is put down to: one that kept a scale-in back, else the first."""
+    lower = {p.policy for p in proposals if p.desired is not None and p.desired < current}
+    if lower:
+        keeping = [p.name for p in pool.scaling_policies if p.scales_in and p.name not in lower]
+        return next(p for p in proposals if p.policy in keeping)
+    return proposals[0]
+
+
+def _alone(policies: Sequence[ScalingPolicySpec]) -> bool:
+    """The pool's own policy and no other: its reasons name no policy, as they always did."""
+    return len(policies) == 1 and policies[0].name == DEFAULT_POLICY
+
+
+def _premises(pool: WorkerPoolSpec, proposals: Sequence[Proposal], current: int) -> str:
+    """What each policy saw, when none moves the count (the pool's own alone: as it is)."""
+    if _alone(pool.scaling_policies):
+        return proposals[0].premise
+    said = []
+    for proposal in proposals:
+        text = f"{proposal.policy}: {proposal.premise}"
+        if proposal.desired is not None:
+            text += f" ({proposal.rule}) proposes {proposal.desired}"
+        said.append(text)
+    if any(p.desired is not None and p.desired < current for p in proposals):
+        said.append("no scale-in until every policy that scales in proposes fewer tasks")
+    return "; ".join(said)
 
 
 def _hold(current: int, metric: str, reason: str) -> Decision:
@@ -276,7 +264,7 @@ def _without_data(
     A count outside [minCapacity, maxCapacity] is brought back all the same: the bounds
     need no metric, only the count, and that was read. Nothing else lowers the count.
     """
-    metric = pool.metric.value
+    metric = pool.scaling_policies[0].metric.value
     problems = "; ".join(obs.errors) or "the ECS service was not read"
     failures = memory.consecutive_failures
     if obs.service is None:
@@ -301,54 +289,14 @@ def _without_data(
     return Decision(_action(current, desired), current, desired, metric, None, f"{why}: {problems}")
 
 
-def _windowed_value(pool: WorkerPoolSpec, memory: PoolMemory) -> tuple[float, str]:
+def _windowed_value(policy: ScalingPolicySpec, samples: Samples) -> tuple[float, str]:
     """The window's statistic, and how to say it in a reason."""
-    metric = pool.metric.value
-    value = aggregate(memory.samples, pool.statistic)
-    if pool.window > 0 and len(memory.samples) > 1:
-        statistic = pool.statistic.value.lower()
-        return value, f"{metric} {statistic} {value:g} over {len(memory.samples)} samples"
+    metric = policy.metric.value
+    value = aggregate(samples, policy.statistic)
+    if policy.window > 0 and len(samples) > 1:
+        statistic = policy.statistic.value.lower()
+        return value, f"{metric} {statistic} {value:g} over {len(samples)} samples"
     return value, f"{metric} {value:g}"
-
-
-def _breached_policy(pool: WorkerPoolSpec, value: float) -> tuple[StepPolicy, Direction] | None:
-    """The policy whose alarm `value` breaches; scale-out wins when both do."""
-    if pool.scale_out is not None and value >= pool.scale_out.threshold:
-        return pool.scale_out, Direction.OUT
-    if pool.scale_in is not None and value <= pool.scale_in.threshold:
-        return pool.scale_in, Direction.IN
-    return None
-
-
-def _proposed_capacity(
-    policy: StepPolicy,
-    step: StepAdjustment,
-    direction: Direction,
-    memory: PoolMemory,
-    current: int,
-    now: float,
-) -> tuple[int, list[str]]:
-    """The capacity the step asks for, before the bounds, and notes for the reason."""
-    notes: list[str] = []
-    if direction is Direction.OUT and scale_out_cooldown_active(memory, policy, now):
-        # AWS: what this cooldown already added counts toward the new step.
-        assert memory.scale_out_cooldown is not None
-        added = memory.scale_out_cooldown.added
-        proposed = max(current, adjusted_capacity(policy, step, current - added))
-        if added:
-            notes.append(f"{added} already added in cooldown")
-    else:
-        proposed = adjusted_capacity(policy, step, current)
-    # Each policy keeps to its direction (an ExactCapacity step can point the other way):
-    # a scale-out below the count would remove tasks past every scale-in guard. Only
-    # [minCapacity, maxCapacity] may override.
-    if direction is Direction.OUT and proposed < current:
-        notes.append(f"{proposed} is below {current}; a scale-out policy never removes tasks")
-        proposed = current
-    elif direction is Direction.IN and proposed > current:
-        notes.append(f"{proposed} is above {current}; a scale-in policy never adds tasks")
-        proposed = current
-    return proposed, notes
 
 
 def _guard_scale_in(
@@ -386,10 +334,13 @@ def _scale_in_blocked(
     unreachable = workers_unreachable(pool, obs)
     if unreachable is not None:
         return unreachable
-    if pool.scale_in is not None:
-        left = scale_in_cooldown_left(memory, pool.scale_in, now)
-        if left > 0:
-            return f"scale-in cooldown has {left:.0f}s left"
+    # Every policy that scales in must agree to a scale-in, so each one's cooldown holds it.
+    left = max(
+        (scale_in_cooldown_left(memory, p.scale_in_cooldown, now) for p in pool.scaling_policies),
+        default=0.0,
+    )
+    if left > 0:
+        return f"scale-in cooldown has {left:.0f}s left"
     return None
 
 
@@ -399,9 +350,11 @@ def workers_unreachable(pool: WorkerPoolSpec, obs: Observation) -> str | None:
     A running task whose worker did not answer may be busy, and its work is missing from
     a metric read through inspect and from the safeScaleIn floor: never scale in on
     missing data. A pool that scales on a broker-only metric without safeScaleIn reads
-    neither, so for it AWS's step semantics hold exactly and nothing waits.
+    neither, so for it AWS's step semantics hold exactly and nothing waits (every policy's
+    metric must be broker-only for that).
     """
-    if pool.metric in BROKER_ONLY_METRICS and not pool.safe_scale_in:
+    broker_only = all(p.metric in BROKER_ONLY_METRICS for p in pool.scaling_policies)
+    if broker_only and not pool.safe_scale_in:
         return None
     missing = unanswered_workers(obs)
     if not missing or obs.service is None:
@@ -411,31 +364,23 @@ def workers_unreachable(pool: WorkerPoolSpec, obs: Observation) -> str | None:
 
 
 def _bring_into_range(
-    pool: WorkerPoolSpec, current: int, metric: str, value: float | None, premise: str
+    pool: WorkerPoolSpec,
+    current: int,
+    metric: str,
+    value: float | None,
+    premise: str,
+    policy: str | None = None,
 ) -> Decision:
     """No policy acts; only a count outside [min, max] is corrected."""
     desired = min(max(current, pool.min_capacity), pool.max_capacity)
     if desired > current:
-        return Decision(
-            Action.SCALE_OUT,
-            current,
-            desired,
-            metric,
-            value,
-            f"{premise}; {current} is below minCapacity: {current} → {desired}",
-        )
-    if desired < current:
-        return Decision(
-            Action.SCALE_IN,
-            current,
-            desired,
-            metric,
-            value,
-            f"{premise}; {current} is above maxCapacity: {current} → {desired}",
-        )
-    return Decision(
-        Action.HOLD, current, current, metric, value, f"{premise}: holding at {current}"
-    )
+        reason = f"{premise}; {current} is below minCapacity: {current} → {desired}"
+    elif desired < current:
+        reason = f"{premise}; {current} is above maxCapacity: {current} → {desired}"
+    else:
+        reason = f"{premise}: holding at {current}"
+    action = _action(current, desired)
+    return Decision(action, current, desired, metric, value, reason, policy=policy)
 
 
 def plan_pass(
@@ -454,15 +399,19 @@ def plan_pass(
     The controller, the report's replay and the simulator all decide through here.
     A condition held longer than its bound (conditions.OVERDUE_AFTER) adds a warning.
     """
-    value = metrics.get(pool.metric.value)
+    policies = pool.scaling_policies
+    unread = dict.fromkeys(p.metric.value for p in policies if p.metric.value not in metrics)
     errors = obs.errors
-    if value is None and not errors and obs.service is not None:
-        errors = (f"{pool.metric.value} could not be read this pass",)
+    if unread and not errors and obs.service is not None:
+        errors = tuple(f"{metric} could not be read this pass" for metric in unread)
         obs = replace(obs, errors=errors)
     memory = settle_pending(pool, memory, obs)
     memory, events = note_pass(memory, obs, now)
-    if value is not None and not errors:
-        memory = record_sample(memory, now, value, pool.window)
+    if not errors:
+        for policy in policies:
+            value = metrics.get(policy.metric.value)
+            if value is not None:
+                memory = record_sample(memory, now, value, policy.window, policy.name)
     decision = decide(pool, obs, metrics, memory, now, interval=interval)
     holding: dict[str, str] = {**observed_conditions(obs), **decision.conditions}
     memory, condition_events = note_conditions(memory, holding, now)
@@ -490,9 +439,8 @@ def settle_pending(pool: WorkerPoolSpec, memory: PoolMemory, obs: Observation) -
     reason = (
         f"{pending.current} → {pending.desired}, by a controller that stopped before recording it"
     )
-    decision = Decision(
-        pending.action, pending.current, pending.desired, pool.metric.value, None, reason
-    )
+    metric = pool.scaling_policies[0].metric.value
+    decision = Decision(pending.action, pending.current, pending.desired, metric, None, reason)
     return after_scaling(pool, memory, decision, pending.time)
 
 
@@ -537,7 +485,12 @@ def before_scaling(memory: PoolMemory, decision: Decision, now: float) -> PoolMe
 def after_scaling(
     pool: WorkerPoolSpec, memory: PoolMemory, decision: Decision, now: float
 ) -> PoolMemory:
-    """The memory once `decision` has been applied: cooldowns start or accumulate."""
+    """The memory once `decision` has been applied: cooldowns start or accumulate.
+
+    A scale-out adds to the running scale-out cooldown when it still runs by the length of
+    the policy that decided (by the longest of the pool's, for a scaling no policy asked
+    for: the fallback, minCapacity), else starts a new one.
+    """
     if decision.action is Action.HOLD:
         return memory
     change = decision.desired - decision.current
@@ -546,12 +499,15 @@ def after_scaling(
         last_action=LastAction(decision.action, now, decision.reason),
     )
     if decision.action is Action.SCALE_OUT:
-        policy = pool.scale_out
-        if policy is not None and scale_out_cooldown_active(memory, policy, now):
-            assert memory.scale_out_cooldown is not None
-            cooldown = ScaleOutCooldown(
-                memory.scale_out_cooldown.started, memory.scale_out_cooldown.added + change
-            )
+        policy = pool.scaling_policy(decision.policy)
+        length = (
+            policy.scale_out_cooldown
+            if policy is not None
+            else max(p.scale_out_cooldown for p in pool.scaling_policies)
+        )
+        running = running_scale_out(memory, length, now)
+        if running is not None:
+            cooldown = ScaleOutCooldown(running.started, running.added + change)
         else:
             cooldown = ScaleOutCooldown(now, change)
         # AWS: a scale-out ends a running scale-in cooldown.

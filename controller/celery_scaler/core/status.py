@@ -6,13 +6,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from celery_scaler.core.conditions import Condition
-from celery_scaler.core.config import WorkerPool
-from celery_scaler.core.model import ServiceObservation
-from celery_scaler.core.policy import (
-    fallback_active,
-    scale_in_cooldown_left,
-    scale_out_cooldown_left,
-)
+from celery_scaler.core.config import WorkerPool, WorkerPoolSpec
+from celery_scaler.core.cooldowns import scale_in_cooldown_left, scale_out_cooldown_left
+from celery_scaler.core.model import PoolMemory, ServiceObservation
+from celery_scaler.core.policy import fallback_active
 from celery_scaler.core.state import is_paused, memory_from_tags
 
 CONDITIONS = (
@@ -48,6 +45,29 @@ class PoolStatus:
         return asdict(self)
 
 
+def _cooldowns_left(spec: WorkerPoolSpec, memory: PoolMemory, now: float) -> dict[str, float]:
+    """Seconds left of each cooldown that runs: `scale_out`, `scale_in`.
+
+    Each policy measures the pool's cooldowns with its own length; where the policies'
+    lengths give different times, each is shown as `<policy>/scale_out`.
+    """
+    left: dict[str, dict[str, float]] = {"scale_out": {}, "scale_in": {}}
+    for policy in spec.scaling_policies:
+        if policy.scales_out:
+            out = scale_out_cooldown_left(memory, policy.scale_out_cooldown, now)
+            left["scale_out"][policy.name] = round(out, 1)
+        if policy.scales_in:
+            in_ = scale_in_cooldown_left(memory, policy.scale_in_cooldown, now)
+            left["scale_in"][policy.name] = round(in_, 1)
+    cooldowns: dict[str, float] = {}
+    for kind, by_policy in left.items():
+        if len(set(by_policy.values())) > 1:
+            cooldowns.update({f"{name}/{kind}": s for name, s in by_policy.items() if s})
+        elif by_policy and (seconds := next(iter(by_policy.values()))):
+            cooldowns[kind] = seconds
+    return cooldowns
+
+
 def pool_status(
     pool: WorkerPool,
     service: ServiceObservation | None,
@@ -66,13 +86,7 @@ def pool_status(
         )
     memory = memory_from_tags(service.tags)
     failures = memory.consecutive_failures
-    cooldowns: dict[str, float] = {}
-    if spec.scale_out is not None and (
-        left := scale_out_cooldown_left(memory, spec.scale_out, now)
-    ):
-        cooldowns["scale_out"] = round(left, 1)
-    if spec.scale_in is not None and (left := scale_in_cooldown_left(memory, spec.scale_in, now)):
-        cooldowns["scale_in"] = round(left, 1)
+    cooldowns = _cooldowns_left(spec, memory, now)
     conditions = {
         "Ready": failures == 0,
         "Scaling": service.deploying or service.running + service.pending != service.desired,

@@ -62,6 +62,9 @@ class PoolResult:
     failures: int = 0
     """Passes in a row that could not observe the pool, this one included (the failures tag):
     with fallback.capacity, the fallback applies from fallback.failureThreshold on."""
+    policy: str | None = None
+    """The scaling policy the count follows (`default`: the pool's own metric and rules),
+    or that held it; None when no policy was asked (paused, a failed pass)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -330,6 +333,7 @@ class Reconciler:
             conditions=tuple(sorted(memory.conditions)),
             warnings=decision.warnings,
             failures=memory.consecutive_failures,
+            policy=decision.policy,
         )
 
     def _protect_busy_tasks(
@@ -381,7 +385,7 @@ def _unreconciled(pool: WorkerPool, error: str, dry_run: bool) -> PoolResult:
         pool=pool.name,
         cluster=pool.spec.ecs.cluster,
         service=pool.spec.ecs.service,
-        metric=pool.spec.metric.value,
+        metric=pool.spec.scaling_policies[0].metric.value,
         value=None,
         current=None,
         desired=None,

@@ -44,7 +44,7 @@ from celery_scaler.telemetry.samples import METRICS, Sample
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
 
-    from celery_scaler.core.config import WorkerPoolSpec
+    from celery_scaler.core.config import ScalingPolicySpec, WorkerPoolSpec
     from celery_scaler.engine.reconcile import PassReport
 
 PREFIX = "celery_scaler_"
@@ -69,8 +69,16 @@ POOL_SERIES: Mapping[str, PoolSeries] = {
         "The value of the pool's metric its last decision read (over its window).",
         ("pool", "metric"),
     ),
-    "scale_out_threshold": PoolSeries("The pool's scaleOut.threshold.", ("pool", "metric")),
-    "scale_in_threshold": PoolSeries("The pool's scaleIn.threshold.", ("pool", "metric")),
+    "scale_out_threshold": PoolSeries(
+        "Where the pool scales out on the metric: a policy's scaleOut.threshold or "
+        "targetTracking.targetValue (the first policy's, when several read the metric).",
+        ("pool", "metric"),
+    ),
+    "scale_in_threshold": PoolSeries(
+        "Where the pool scales in on the metric: a policy's scaleIn.threshold or 0.9 x "
+        "targetTracking.targetValue (the first policy's, when several read the metric).",
+        ("pool", "metric"),
+    ),
     "fallback_active": PoolSeries(
         "1 while the pool is held at its fallback.capacity after fallback.failureThreshold "
         "failed passes in a row, else 0."
@@ -83,6 +91,15 @@ POOL_SERIES: Mapping[str, PoolSeries] = {
 
 PoolRow = tuple[str, tuple[str, ...], float]
 """A sample of `POOL_SERIES`: the series' name, its label values, its value."""
+
+
+def policy_thresholds(policy: ScalingPolicySpec) -> tuple[float | None, float | None]:
+    """Where a policy scales out and where it scales in, when it does."""
+    tracking = policy.target_tracking
+    if tracking is not None:
+        return tracking.target_value, None if tracking.disable_scale_in else tracking.scale_in_below
+    out, in_ = policy.scale_out, policy.scale_in
+    return (out.threshold if out else None), (in_.threshold if in_ else None)
 
 
 def pool_rows(report: PassReport, specs: Mapping[str, WorkerPoolSpec]) -> list[PoolRow]:
@@ -101,12 +118,14 @@ def pool_rows(report: PassReport, specs: Mapping[str, WorkerPoolSpec]) -> list[P
         if spec is not None:
             rows.append(("min_capacity", (pool,), spec.min_capacity))
             rows.append(("max_capacity", (pool,), spec.max_capacity))
-            for name, policy in (
-                ("scale_out_threshold", spec.scale_out),
-                ("scale_in_threshold", spec.scale_in),
-            ):
-                if policy is not None:
-                    rows.append((name, (pool, metric), policy.threshold))
+            # Labelled with each policy's own metric, which the decision may not have read.
+            thresholds: dict[tuple[str, str], float] = {}
+            for policy in spec.scaling_policies:
+                out, in_ = policy_thresholds(policy)
+                for name, threshold in (("scale_out_threshold", out), ("scale_in_threshold", in_)):
+                    if threshold is not None:
+                        thresholds.setdefault((name, policy.metric.value), threshold)
+            rows += [(name, (pool, on), value) for (name, on), value in thresholds.items()]
             active = fallback_active(spec, result.failures)
             rows.append(("fallback_active", (pool,), float(active)))
         # Every condition, held or not: a rule reads `== 1` and never needs absent().
