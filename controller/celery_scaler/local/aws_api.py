@@ -71,8 +71,16 @@ class LocalAws:
 
 @contextmanager
 def local_aws(region: str = "us-east-1") -> Iterator[LocalAws]:
-    """Start moto's server on a free loopback port for the duration of the block."""
+    """Start moto's server on a free loopback port for the duration of the block.
+
+    Its ECS endpoint also serves what moto lacks (task scale-in protection, ListTasks by
+    service, deployments that roll out): see `celery_scaler.local.ecs_api`.
+    """
     from moto.server import ThreadedMotoServer
+
+    from celery_scaler.local import ecs_api
+
+    ecs_api.install()
 
     # One log line per request would bury the output of whatever runs against it.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -12,9 +12,12 @@ from __future__ import annotations
 import json
 import os
 import time
+from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import task_postrun, task_prerun, worker_init
+
+from celery_scaler.local.ledger import LEDGER_KEY_ENV, LEDGER_URL_ENV, Entry, Event
 
 SLEEP_TASK = "celery_scaler.demo.sleep"
 
@@ -28,6 +31,10 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     control_exchange=os.environ.get("CELERY_CONTROL_EXCHANGE", "celery"),
     worker_hijack_root_logger=False,
+    # CELERY_SCALER_ACKS_LATE=1: acknowledge after the task ran, so a task cut short by a
+    # SIGKILL is delivered again (on Redis once the visibility timeout has passed).
+    task_acks_late=os.environ.get("CELERY_SCALER_ACKS_LATE") == "1",
+    broker_transport_options=json.loads(os.environ.get("CELERY_BROKER_TRANSPORT_OPTIONS") or "{}"),
 )
 
 
@@ -65,3 +72,30 @@ def wait_for_start(**_: object) -> None:
     start_at = os.environ.get("CELERY_SCALER_START_AT")
     if start_at:
         time.sleep(max(0.0, float(start_at) - time.time()))
+
+
+_ledger: Any = None
+
+
+def _write_ledger(event: Event, task_id: str | None, task: Any) -> None:
+    """One line in the fate ledger (local/ledger.py), when the fleet asked for one."""
+    global _ledger
+    url, key = os.environ.get(LEDGER_URL_ENV), os.environ.get(LEDGER_KEY_ENV)
+    if not url or not key or task_id is None:
+        return
+    import redis
+
+    if _ledger is None:
+        _ledger = redis.Redis.from_url(url)
+    worker = str(getattr(getattr(task, "request", None), "hostname", None) or "")
+    _ledger.rpush(key, Entry(task_id, event, worker, time.time()).dumps())
+
+
+@task_prerun.connect  # type: ignore[untyped-decorator]
+def _started(task_id: str | None = None, task: Any = None, **_: object) -> None:
+    _write_ledger("started", task_id, task)
+
+
+@task_postrun.connect  # type: ignore[untyped-decorator]
+def _finished(task_id: str | None = None, task: Any = None, **_: object) -> None:
+    _write_ledger("finished", task_id, task)

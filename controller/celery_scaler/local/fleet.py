@@ -1,25 +1,15 @@
 """A local worker fleet that plays ECS's part: desiredCount in, real `celery worker` processes out.
 
-Every `poll_interval` the supervisor reads the service's desiredCount through the ECS
-API (the local AWS API in the demo, the end-to-end tests and the benchmark) and starts
-or stops `celery worker` processes to match, as the ECS service scheduler would:
+`LocalFleet` is the ECS service scheduler and agent for one service of the local AWS API,
+as harsh as ECS: it registers each task through the ECS API, stops tasks on scale-in
+chosen without regard to what Celery is doing (only scale-in protection spares a task),
+gives a stopping worker SIGTERM and then SIGKILL after the task's stopTimeout, replaces
+tasks in deployments within minimumHealthyPercent and maximumPercent, and records what
+became of every Celery task the workers ran (`local/ledger.py`). `schedule` is its choice
+of tasks to start and stop, a pure function.
 
-- a new task starts `start_delay` seconds after it is asked for (ECS tasks take 30-60 s
-  to pull and start; the demo compresses that), each worker with a unique node name.
-  The process is launched at once and boots while the delay runs; it takes tasks once
-  `CELERY_SCALER_START_AT` has passed (the demo app waits for it in `worker_init`), so a
-  task starts after max(delay, boot time), as on ECS, where the delay includes the boot;
-- a worker that exits by itself (a crash, a SIGKILL) is replaced, as ECS replaces a
-  stopped task of a service;
-- on scale-in, tasks not started yet are stopped first, then idle workers (by their
-  inspect replies) are stopped before ones that did not answer and before busy ones,
-  newest first, with a warm shutdown: SIGTERM to the worker's main process, which
-  finishes its running task, and SIGKILL of its process group after `stop_timeout`,
-  as ECS does after a task's stopTimeout.
-
-What happened is kept as `FleetEvent`s a caller can read and render. No process
-outlives the fleet: each worker runs in its own process group, `close()` (also on an
-exception or Ctrl-C, through the context manager) stops them all with bounded waits,
+No process outlives the fleet: each worker runs in its own process group, `close()` (also
+on an exception or Ctrl-C, through the context manager) stops them all with bounded waits,
 and an atexit hook kills any group still alive when the interpreter exits.
 """
 
@@ -27,7 +17,9 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import math
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -35,16 +27,16 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 from celery.utils.nodenames import host_format
 
+from celery_scaler.adapters.aws import AWS_ERRORS
 from celery_scaler.core.errors import AdapterError
-from celery_scaler.core.model import ServiceObservation, WorkerSnapshot
-from celery_scaler.core.ports import ExpectedWorkers
+from celery_scaler.local.ledger import Fates, TaskLedger, WorkerEnd, fates
 
 if TYPE_CHECKING:
     from celery_scaler.local.aws_api import LocalAws
@@ -122,16 +114,18 @@ def spawn_worker(
     concurrency: int = 1,
     pool: Pool = "threads",
     cwd: Path | None = None,
+    host: str = "%h",
 ) -> WorkerProcess:
-    """Start `celery -A app_module worker` as node `node@%h`, in a process group of its own.
+    """Start `celery -A app_module worker` as node `node@host`, in a process group of its own.
 
     `env` is the worker's whole environment (the broker and control exchange are read
-    from it by the app module). Output goes to `log_dir/node.log`.
+    from it by the app module). Output goes to `log_dir/node.log`. `host` defaults to
+    Celery's `%h` (this machine's name); the local fleet puts the ECS task id there.
     """
     log_path = log_dir / f"{node}.log"
     command = [
         sys.executable, "-m", "celery", "-A", app_module, "worker",
-        "-n", f"{node}@%h",
+        "-n", f"{node}@{host}",
         "-Q", ",".join(queues),
         "-P", pool,
         "-c", str(concurrency),
@@ -154,7 +148,7 @@ def spawn_worker(
     with _live_lock:
         _live_groups.add(process.pid)
     return WorkerProcess(
-        name=host_format(f"{node}@%h"), queues=tuple(queues), process=process, log_path=log_path
+        name=host_format(f"{node}@{host}"), queues=tuple(queues), process=process, log_path=log_path
     )
 
 
@@ -186,10 +180,96 @@ def reap(worker: WorkerProcess) -> None:
         _live_groups.discard(worker.process.pid)
 
 
+# --- the ECS service scheduler's choices (pure) ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """One of the service's tasks as the scheduler sees it: no Celery in sight."""
+
+    arn: str
+    definition: str
+    running: bool
+    """Started (RUNNING); False while it is still starting (PENDING)."""
+
+
+@dataclass(frozen=True)
+class SchedulerStep:
+    start: int = 0
+    """New tasks to launch (of the service's current task definition)."""
+    stop: tuple[str, ...] = ()
+    """Task ARNs to stop."""
+    waiting_on: tuple[str, ...] = ()
+    """Protected tasks the scheduler would have stopped: scale-in or the deployment waits."""
+
+
+def schedule(
+    desired: int,
+    definition: str,
+    tasks: Sequence[TaskView],
+    protected: Collection[str],
+    rng: random.Random,
+    *,
+    minimum_healthy_percent: int = 100,
+    maximum_percent: int = 200,
+) -> SchedulerStep:
+    """What the ECS service scheduler does next with a service's tasks (not those stopping).
+
+    As on ECS: a task with scale-in protection is never stopped, neither on scale-in nor
+    to replace it in a deployment; which unprotected task stops is chosen at random
+    (`rng`, seeded: reproducible), never by what the task is doing. During a deployment
+    (tasks of another definition than `definition` run) new tasks start while at most
+    `maximum_percent` of desired run or start, and old tasks stop while at least
+    `minimum_healthy_percent` of desired stay RUNNING; old tasks still starting stop at once.
+    """
+    old = [task for task in tasks if task.definition != definition]
+    new = [task for task in tasks if task.definition == definition]
+    if not old:
+        if len(tasks) <= desired:
+            return SchedulerStep(start=desired - len(tasks))
+        return _pick(tasks, len(tasks) - desired, protected, rng)
+    max_total = desired * maximum_percent // 100
+    min_running = math.ceil(desired * minimum_healthy_percent / 100)
+    start = max(0, min(desired - len(new), max_total - len(tasks)))
+    running = sum(1 for task in tasks if task.running)
+    # Old tasks that have not started cost no capacity; running ones stop while enough run.
+    starting = [task for task in old if not task.running]
+    room = max(0, running - min_running, len(tasks) - max_total)
+    first = _pick(starting, len(starting), protected, rng)
+    rest = _pick([t for t in old if t.running], room, protected, rng)
+    extra = _pick(new, max(0, len(new) - desired), protected, rng)
+    return SchedulerStep(
+        start=start,
+        stop=first.stop + rest.stop + extra.stop,
+        waiting_on=tuple(sorted({*first.waiting_on, *rest.waiting_on, *extra.waiting_on})),
+    )
+
+
+def _pick(
+    tasks: Sequence[TaskView], count: int, protected: Collection[str], rng: random.Random
+) -> SchedulerStep:
+    if count <= 0:
+        return SchedulerStep()
+    free = sorted(task.arn for task in tasks if task.arn not in protected)
+    held = tuple(sorted(task.arn for task in tasks if task.arn in protected))
+    chosen = tuple(sorted(rng.sample(free, min(count, len(free)))))
+    return SchedulerStep(stop=chosen, waiting_on=held if len(chosen) < count else ())
+
+
 # --- the supervisor ---------------------------------------------------------------------
 
 
-EventKind = Literal["requested", "started", "stopping", "stopped", "exited", "cancelled", "error"]
+EventKind = Literal[
+    "requested",
+    "started",
+    "stopping",
+    "stopped",
+    "killed",
+    "exited",
+    "cancelled",
+    "protected",
+    "error",
+]
 
 
 @dataclass(frozen=True)
@@ -200,7 +280,7 @@ class FleetEvent:
     """Wall-clock seconds."""
     kind: EventKind
     worker: str | None
-    """The worker's node name (None for an error)."""
+    """The worker's node name (None for an error or a service-wide event)."""
     detail: str = ""
 
     def describe(self) -> str:
@@ -218,43 +298,71 @@ class FleetCounts:
     stopping: int
 
 
-class ServiceReader(Protocol):
-    def describe(self, cluster: str, service: str) -> ServiceObservation: ...
-
-
-class BusyReader(Protocol):
-    def inspect(self, expected: ExpectedWorkers) -> tuple[WorkerSnapshot, ...]: ...
-
-
-@dataclass(frozen=True)
-class _Pending:
-    worker: WorkerProcess
-    start_at: float
+TaskState = Literal["pending", "running", "stopping"]
 
 
 @dataclass
-class _Lifetime:
+class _Task:
+    arn: str
+    worker: WorkerProcess
+    definition: str
     requested: float
+    start_at: float
+    state: TaskState = "pending"
+    deadline: float = math.inf
+    """When a stopping task is killed."""
     ended: float | None = None
+
+
+@dataclass(frozen=True)
+class _Service:
+    desired: int
+    definition: str
+    deployment: str
+    minimum_healthy_percent: int
+    maximum_percent: int
 
 
 @dataclass
 class LocalFleet:
-    """Keeps as many `celery worker` processes running as the ECS service's desiredCount.
+    """Plays the ECS service scheduler and agent for one service of the local AWS API.
 
-        with LocalFleet(EcsService(aws.client("ecs")), "demo", "workers", broker, ["q"]) as fleet:
-            ...  # fleet.events(), fleet.counts(), fleet.worker_seconds()
+        with local_fleet(aws, "demo", "workers", broker, ["q"]) as fleet:
+            ...  # fleet.events(), fleet.counts(), fleet.worker_seconds(), fleet.fates()
 
-    `inspector`, when given, tells busy from idle workers on scale-in (idle ones stop
-    first); without one, the newest workers stop first.
+    Every `poll_interval` it reads the service (DescribeServices) and, as ECS would:
+
+    - starts tasks up to desiredCount: each is registered through RunTask (group
+      `service:<name>`, startedBy the deployment id, so ListTasks, DescribeTasks and task
+      protection see it) and runs one `celery worker` process named `<prefix>-<n>@<task id>`,
+      taking tasks `start_delay` seconds after it was asked for (ECS tasks take 30-60 s to
+      pull and start). The process boots while the delay runs, so a task starts after
+      max(delay, boot time), as on ECS, where the delay includes the container's boot;
+    - on scale-in stops tasks chosen at random (seeded by `seed`) among those without
+      task scale-in protection, which it reads through GetTaskProtection; protected tasks
+      are never stopped, so the service may stay above desiredCount until protection ends.
+      Stopping is StopTask, then SIGTERM to the worker's main process (the container's
+      PID 1: Celery's warm shutdown, which stops consuming and finishes its running tasks)
+      and SIGKILL of everything after `stop_timeout` (the task's stopTimeout: 30 s by
+      default, at most 120 s on Fargate). A task still running then is interrupted;
+    - replaces tasks when the service's task definition changes (a deployment), within
+      `minimumHealthyPercent` and `maximumPercent`, waiting for protected tasks;
+    - replaces a task whose worker exits by itself (a crash, a SIGKILL).
+
+    It knows nothing of Celery. Which Celery task ran where comes from the demo app's
+    ledger (`local/ledger.py`): `fates()` says which were completed, interrupted,
+    redelivered or lost. No process outlives the fleet: each worker runs in its own
+    process group, `close()` (also on an exception or Ctrl-C, through the context manager)
+    stops them all with bounded waits, and an atexit hook kills any group still alive
+    when the interpreter exits.
     """
 
-    ecs: ServiceReader
+    ecs: Any
+    """A boto3 ECS client of the local AWS API."""
     cluster: str
     service: str
     broker_url: str
     queues: Sequence[str]
-    inspector: BusyReader | None = None
     app_module: str = DEMO_APP
     control_exchange: str = "celery"
     start_delay: float = 0.0
@@ -266,6 +374,10 @@ class LocalFleet:
     env: Mapping[str, str] = field(default_factory=dict)
     """Added to this process's environment for the workers."""
     cwd: Path | None = None
+    seed: int = 0
+    """Seeds the scheduler's choice of tasks to stop."""
+    ledger_url: str | None = None
+    """The Redis the workers write their ledger to; default the broker, if it is Redis."""
     clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
@@ -274,13 +386,18 @@ class LocalFleet:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._events: list[FleetEvent] = []
-        self._pending: list[_Pending] = []
-        self._running: list[WorkerProcess] = []
-        self._stopping: dict[str, tuple[WorkerProcess, float]] = {}
-        self._lifetimes: dict[str, _Lifetime] = {}
+        self._tasks: dict[str, _Task] = {}
+        self._ended: list[_Task] = []
+        self._worker_ends: dict[str, WorkerEnd] = {}
         self._desired: int | None = None
         self._changes: list[tuple[float, int, int]] = []
+        self._waiting_on: tuple[str, ...] = ()
         self._sequence = 0
+        self._rng = random.Random(self.seed)
+        url = self.ledger_url or (self.broker_url if self.broker_url.startswith("redis") else None)
+        key = f"celery-scaler-ledger.{self.name_prefix}.{uuid.uuid4().hex[:8]}"
+        self._ledger = TaskLedger(url, key) if url else None
+        self._final_fates: Fates | None = None
 
     # -- life cycle
 
@@ -302,18 +419,22 @@ class LocalFleet:
         if self._thread is not None:
             self._thread.join(timeout)
         with self._lock:
-            workers = [p.worker for p in self._pending] + self._running
-            workers += [worker for worker, _ in self._stopping.values()]
-            self._running, self._stopping, self._pending = [], {}, []
-        stop_workers(workers, timeout)
-        close_inspector = getattr(self.inspector, "close", None)
-        if close_inspector is not None:
-            close_inspector()
+            tasks, self._tasks = list(self._tasks.values()), {}
+        stop_workers([task.worker for task in tasks], timeout)
         now = self.clock()
         with self._lock:
-            for lifetime in self._lifetimes.values():
-                if lifetime.ended is None:
-                    lifetime.ended = now
+            for task in tasks:
+                task.ended = now
+                self._worker_ends.setdefault(task.worker.name, "closed")
+                self._ended.append(task)
+        for task in tasks:
+            with contextlib.suppress(*AWS_ERRORS):
+                self.ecs.stop_task(cluster=self.cluster, task=task.arn, reason="fleet closed")
+        if self._ledger is not None and self._final_fates is None:
+            self._final_fates = self.fates()
+            with contextlib.suppress(Exception):
+                self._ledger.clear()
+            self._ledger.close()
 
     def __enter__(self) -> LocalFleet:
         return self.start()
@@ -337,11 +458,12 @@ class LocalFleet:
 
     def counts(self) -> FleetCounts:
         with self._lock:
+            states = [task.state for task in self._tasks.values()]
             return FleetCounts(
                 desired=self._desired,
-                pending=len(self._pending),
-                running=len(self._running),
-                stopping=len(self._stopping),
+                pending=states.count("pending"),
+                running=states.count("running"),
+                stopping=states.count("stopping"),
             )
 
     def desired_changes(self) -> list[tuple[float, int, int]]:
@@ -351,80 +473,186 @@ class LocalFleet:
 
     @property
     def workers(self) -> list[WorkerProcess]:
-        """Running workers (not those shutting down), oldest first."""
+        """Running workers (not those starting or shutting down), oldest first."""
         with self._lock:
-            return list(self._running)
+            return [task.worker for task in self._tasks.values() if task.state == "running"]
+
+    def task_of(self, worker: str) -> str | None:
+        """The ECS task ARN a worker runs in (while the fleet runs it)."""
+        with self._lock:
+            return next((t.arn for t in self._tasks.values() if t.worker.name == worker), None)
 
     def worker_seconds(self, now: float | None = None) -> float:
         """Task-seconds used so far, counted as ECS bills them: from request to stop."""
         now = self.clock() if now is None else now
         with self._lock:
-            return sum(
-                (now if life.ended is None else life.ended) - life.requested
-                for life in self._lifetimes.values()
-            )
+            every = [*self._tasks.values(), *self._ended]
+            return sum((now if t.ended is None else t.ended) - t.requested for t in every)
 
-    # -- one reconcile of processes against desiredCount
+    def fates(self) -> Fates:
+        """Every Celery task the workers started: completed, interrupted, redelivered, lost."""
+        if self._final_fates is not None:
+            return self._final_fates
+        if self._ledger is None:
+            return Fates()
+        with self._lock:
+            ends = dict(self._worker_ends)
+        return fates(self._ledger.entries(), ends)
+
+    # -- one pass of the scheduler
 
     def tick(self, *, immediate: bool = False) -> None:
-        """Reap, read desiredCount, start or stop workers to match; one pass.
+        """Reap, read the service, start or stop tasks as ECS would; one pass.
 
-        `immediate` starts new workers without the start delay.
+        `immediate` starts new tasks without the start delay.
         """
         now = self.clock()
         self._reap(now)
         try:
-            desired = self.ecs.describe(self.cluster, self.service).desired
-        except AdapterError as exc:
+            service = self._describe()
+        except AWS_ERRORS as exc:
             # As on ECS: the tasks keep running while the control plane cannot be read.
-            self._event("error", None, str(exc))
+            self._event("error", None, f"ECS DescribeServices: {exc}")
             return
         with self._lock:
-            if self._desired is not None and desired != self._desired:
-                self._changes.append((now, self._desired, desired))
-            self._desired = desired
-            for pending in [p for p in self._pending if p.start_at <= now]:
-                self._pending.remove(pending)
-                self._running.append(pending.worker)
-                self._event("started", pending.worker.name, f"pid {pending.worker.pid}")
-            have = len(self._running) + len(self._pending)
-            for _ in range(desired - have):
-                self._request(now, 0.0 if immediate else self.start_delay)
-        if desired < have:
-            self._scale_in(have - desired, now)
+            if self._desired is not None and service.desired != self._desired:
+                self._changes.append((now, self._desired, service.desired))
+            self._desired = service.desired
+            for task in self._tasks.values():
+                if task.state == "pending" and task.start_at <= now:
+                    task.state = "running"
+                    self._event("started", task.worker.name, f"pid {task.worker.pid}")
+            active = [task for task in self._tasks.values() if task.state != "stopping"]
+        views = [TaskView(t.arn, t.definition, t.state == "running") for t in active]
+        step = schedule(
+            service.desired,
+            service.definition,
+            views,
+            (),
+            random.Random(0),
+            minimum_healthy_percent=service.minimum_healthy_percent,
+            maximum_percent=service.maximum_percent,
+        )
+        if step.stop:
+            # Only now is protection read: ECS consults it when it has tasks to stop.
+            try:
+                protected = self._protected([task.arn for task in active])
+            except AWS_ERRORS as exc:
+                self._event("error", None, f"ECS GetTaskProtection: {exc}")
+                return
+            step = schedule(
+                service.desired,
+                service.definition,
+                views,
+                protected,
+                self._rng,
+                minimum_healthy_percent=service.minimum_healthy_percent,
+                maximum_percent=service.maximum_percent,
+            )
+        if step.waiting_on != self._waiting_on:
+            self._waiting_on = step.waiting_on
+            if step.waiting_on:
+                names = [self._name(arn) for arn in step.waiting_on]
+                self._event("protected", None, f"waiting on protected tasks: {', '.join(names)}")
+        deployment = any(view.definition != service.definition for view in views)
+        for arn in step.stop:
+            self._stop_task(arn, now, "deployment" if deployment else "scale-in")
+        for _ in range(step.start):
+            self._request(now, 0.0 if immediate else self.start_delay, service)
+
+    def _describe(self) -> _Service:
+        described = self.ecs.describe_services(cluster=self.cluster, services=[self.service])
+        found = described.get("services") or []
+        if not found:
+            raise AdapterError(f"ECS service {self.service!r} in cluster {self.cluster!r}: missing")
+        service = found[0]
+        primary: dict[str, Any] = next(
+            (d for d in service.get("deployments", []) if d.get("status") == "PRIMARY"), {}
+        )
+        configuration = service.get("deploymentConfiguration") or {}
+        return _Service(
+            desired=int(service.get("desiredCount", 0)),
+            definition=str(service.get("taskDefinition", "")),
+            deployment=str(primary.get("id", "")),
+            minimum_healthy_percent=int(configuration.get("minimumHealthyPercent", 100)),
+            maximum_percent=int(configuration.get("maximumPercent", 200)),
+        )
+
+    def _protected(self, arns: Sequence[str]) -> set[str]:
+        protected: set[str] = set()
+        for start in range(0, len(arns), 100):
+            response = self.ecs.get_task_protection(
+                cluster=self.cluster, tasks=list(arns[start : start + 100])
+            )
+            protected |= {
+                task["taskArn"]
+                for task in response.get("protectedTasks", [])
+                if task.get("protectionEnabled")
+            }
+        return protected
 
     def _reap(self, now: float) -> None:
         with self._lock:
-            for pending in [p for p in self._pending if not p.worker.alive]:
-                self._pending.remove(pending)
-                self._running.append(pending.worker)  # reported and replaced below
-            for worker in [w for w in self._running if not w.alive]:
-                self._running.remove(worker)
-                code = worker.process.returncode
-                reap(worker)
-                self._ended(worker.name, now)
-                self._event("exited", worker.name, f"exit code {code}; ECS replaces it")
-            for name, (worker, deadline) in list(self._stopping.items()):
-                if worker.alive and now < deadline:
+            tasks = list(self._tasks.values())
+        for task in tasks:
+            worker = task.worker
+            if task.state == "stopping":
+                if worker.alive and now < task.deadline:
                     continue
                 forced = worker.alive
                 reap(worker)
-                del self._stopping[name]
-                self._ended(name, now)
-                self._event("stopped", name, "killed after the stop timeout" if forced else "")
+                self._end(task, now, "killed" if forced else "stopped")
+                if forced:
+                    cut = self.fates().interrupted_on(worker.name)
+                    detail = f"SIGKILL after the stop timeout ({self.stop_timeout:g}s)"
+                    if cut:
+                        detail += f": {len(cut)} running task(s) interrupted"
+                    self._event("killed", worker.name, detail)
+                else:
+                    self._event("stopped", worker.name, "")
+            elif not worker.alive:
+                code = worker.process.returncode
+                reap(worker)
+                self._end(task, now, "crashed")
+                with contextlib.suppress(*AWS_ERRORS):
+                    self.ecs.stop_task(
+                        cluster=self.cluster, task=task.arn, reason="Essential container exited"
+                    )
+                self._event("exited", worker.name, f"exit code {code}; ECS replaces it")
 
-    def _request(self, now: float, delay: float) -> None:
+    def _end(self, task: _Task, now: float, how: WorkerEnd) -> None:
+        with self._lock:
+            self._tasks.pop(task.arn, None)
+            task.ended = now
+            self._ended.append(task)
+            self._worker_ends[task.worker.name] = how
+
+    def _request(self, now: float, delay: float, service: _Service) -> None:
+        try:
+            launched = self.ecs.run_task(
+                cluster=self.cluster,
+                taskDefinition=service.definition,
+                count=1,
+                launchType="FARGATE",
+                group=f"service:{self.service}",
+                startedBy=service.deployment[:128],
+            )
+            arn = str(launched["tasks"][0]["taskArn"])
+        except (*AWS_ERRORS, KeyError, IndexError) as exc:
+            self._event("error", None, f"ECS RunTask: {exc}")
+            return
         self._sequence += 1
-        node = f"{self.name_prefix}-{self._sequence}"
         env = {
             **os.environ,
             **self.env,
+            **(self._ledger.env if self._ledger is not None else {}),
             "CELERY_BROKER_URL": self.broker_url,
             "CELERY_CONTROL_EXCHANGE": self.control_exchange,
             "CELERY_SCALER_START_AT": repr(now + delay),
+            "ECS_TASK_ARN": arn,
         }
         worker = spawn_worker(
-            node,
+            f"{self.name_prefix}-{self._sequence}",
             self.queues,
             log_dir=self.log_dir,
             env=env,
@@ -432,63 +660,48 @@ class LocalFleet:
             concurrency=self.concurrency,
             pool=self.pool,
             cwd=self.cwd,
+            host=arn.rpartition("/")[2],
         )
-        self._lifetimes[worker.name] = _Lifetime(requested=now)
-        if delay:
-            self._event("requested", worker.name, f"starts in {delay:g}s")
-            self._pending.append(_Pending(worker, now + delay))
-        else:
-            self._running.append(worker)
-            self._event("started", worker.name, f"pid {worker.pid}")
-
-    def _scale_in(self, surplus: int, now: float) -> None:
+        task = _Task(arn, worker, service.definition, requested=now, start_at=now + delay)
         with self._lock:
-            # Tasks not started yet go first, newest first: nothing to stop.
-            while surplus and self._pending:
-                worker = self._pending.pop().worker
-                reap(worker)  # it has taken no task yet
-                self._ended(worker.name, now)
-                self._event("cancelled", worker.name, "not started yet")
-                surplus -= 1
-            candidates = list(self._running)
-        if not surplus:
+            self._tasks[arn] = task
+            if delay:
+                self._event("requested", worker.name, f"starts in {delay:g}s")
+            else:
+                task.state = "running"
+                self._event("started", worker.name, f"pid {worker.pid}")
+
+    def _stop_task(self, arn: str, now: float, why: str) -> None:
+        with self._lock:
+            task = self._tasks.get(arn)
+        if task is None:
             return
-        for worker in self._stop_order(candidates)[:surplus]:
-            with self._lock:
-                if worker not in self._running:
-                    continue
-                self._running.remove(worker)
-                worker.warm_shutdown()
-                self._stopping[worker.name] = (worker, now + self.stop_timeout)
-            self._event("stopping", worker.name, "warm shutdown (SIGTERM)")
-
-    def _stop_order(self, workers: list[WorkerProcess]) -> list[WorkerProcess]:
-        """Idle first, then those that did not answer, then busy ones; newest first in each."""
-        newest_first = list(reversed(workers))
-        if self.inspector is None:
-            return newest_first
-        try:
-            expected = {frozenset(self.queues): len(workers)}
-            replies = {w.name: w for w in self.inspector.inspect(expected)}
-        except AdapterError:
-            return newest_first
-
-        def rank(worker: WorkerProcess) -> int:
-            reply = replies.get(worker.name)
-            if reply is None:
-                return 1
-            return 2 if reply.active else 0
-
-        return sorted(newest_first, key=rank)
-
-    def _ended(self, name: str, now: float) -> None:
-        lifetime = self._lifetimes.get(name)
-        if lifetime is not None and lifetime.ended is None:
-            lifetime.ended = now
-
-    def _event(self, kind: EventKind, worker: str | None, detail: str = "") -> None:
+        with contextlib.suppress(*AWS_ERRORS):
+            self.ecs.stop_task(cluster=self.cluster, task=arn, reason=f"Scaling activity ({why})")
+        if task.state == "pending":
+            reap(task.worker)  # still starting: it has taken no task yet
+            self._end(task, now, "stopped")
+            self._event("cancelled", task.worker.name, f"{why}: not started yet")
+            return
+        task.worker.warm_shutdown()
+        sent = self.clock()
         with self._lock:
-            self._events.append(FleetEvent(self.clock(), kind, worker, detail))
+            task.state = "stopping"
+            task.deadline = sent + self.stop_timeout
+        self._event("stopping", task.worker.name, f"{why}: SIGTERM", at=sent)
+
+    def _name(self, arn: str) -> str:
+        with self._lock:
+            task = self._tasks.get(arn)
+        return task.worker.name if task is not None else arn.rpartition("/")[2]
+
+    def _event(
+        self, kind: EventKind, worker: str | None, detail: str = "", at: float | None = None
+    ) -> None:
+        with self._lock:
+            self._events.append(
+                FleetEvent(self.clock() if at is None else at, kind, worker, detail)
+            )
 
 
 def local_fleet(
@@ -497,25 +710,10 @@ def local_fleet(
     service: str,
     broker_url: str,
     queues: Sequence[str],
-    *,
-    control_exchange: str = "celery",
-    inspect_timeout: float = 0.5,
     **options: Any,
 ) -> LocalFleet:
-    """A LocalFleet for a service of the local AWS API that stops idle workers first.
+    """A LocalFleet for a service of the local AWS API.
 
-    `options` are LocalFleet's own (start_delay, stop_timeout, poll_interval, ...).
+    `options` are LocalFleet's own (start_delay, stop_timeout, poll_interval, seed, ...).
     """
-    from celery_scaler.adapters.celery_inspect import inspector_for
-    from celery_scaler.adapters.ecs import EcsService
-
-    return LocalFleet(
-        EcsService(aws.client("ecs")),
-        cluster,
-        service,
-        broker_url,
-        queues,
-        inspector=inspector_for(broker_url, inspect_timeout, control_exchange=control_exchange),
-        control_exchange=control_exchange,
-        **options,
-    )
+    return LocalFleet(aws.client("ecs"), cluster, service, broker_url, queues, **options)
