@@ -7,7 +7,12 @@ from dataclasses import dataclass, field
 
 from celery_scaler.core.config import WorkerPool
 from celery_scaler.core.errors import AdapterError
-from celery_scaler.core.model import BrokerObservation, ServiceObservation, WorkerSnapshot
+from celery_scaler.core.model import (
+    BrokerObservation,
+    ScalableTarget,
+    ServiceObservation,
+    WorkerSnapshot,
+)
 from celery_scaler.core.protection import TaskInfo
 
 
@@ -127,3 +132,21 @@ class FakeElection:
 
     def release_all(self) -> None:
         pass
+
+
+@dataclass
+class FakeScaling:
+    """A ScalingSource: fixed scalable targets by resource id, or an AdapterError with
+    `failing`; each read is counted in `reads`."""
+
+    targets: dict[str, ScalableTarget] = field(default_factory=dict)
+    failing: bool = False
+    reads: int = 0
+
+    def scalable_targets(self) -> Mapping[str, ScalableTarget]:
+        self.reads += 1
+        if self.failing:
+            raise AdapterError(
+                "Application Auto Scaling DescribeScalableTargets failed: AccessDeniedException"
+            )
+        return dict(self.targets)

@@ -16,7 +16,6 @@ from celery_scaler.alarms.desired import (
     CONTROLLER,
     MANAGED_BY,
     POOL,
-    SCALABLE_TARGET,
     UNKNOWN,
     Actual,
     AlarmsError,
@@ -30,6 +29,7 @@ from celery_scaler.alarms.desired import (
     wanted_body,
 )
 from celery_scaler.alarms.formats import export_json, plan_json, plan_view, terraform
+from celery_scaler.core.autoscaling import SCALABLE_TARGET
 from celery_scaler.core.config import Config, parse_config
 from celery_scaler.core.errors import ConfigError
 from tests.helpers import DESIGN_SPEC

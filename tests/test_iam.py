@@ -35,6 +35,17 @@ def test_the_least_a_configuration_can_need() -> None:
         "Version": "2012-10-17",
         "Statement": [
             {
+                # Every pass looks for other autoscalers on the pools' services (Conflict);
+                # the Describe calls take no resource.
+                "Sid": "AnyResource",
+                "Effect": "Allow",
+                "Action": [
+                    "application-autoscaling:DescribeScalableTargets",
+                    "application-autoscaling:DescribeScalingPolicies",
+                ],
+                "Resource": ["*"],
+            },
+            {
                 "Sid": "EcsServiceStateTags",
                 "Effect": "Allow",
                 "Action": ["ecs:TagResource", "ecs:UntagResource"],
@@ -124,7 +135,21 @@ def test_report_reads_metric_history() -> None:
     settings = config()
     assert "cloudwatch:GetMetricData" not in actions(policy(settings, aws_adapters(settings)))
     with_report = policy(settings, aws_adapters(settings, [Tool.REPORT]))
-    assert statements(with_report)["AnyResource"]["Action"] == ["cloudwatch:GetMetricData"]
+    assert "cloudwatch:GetMetricData" in statements(with_report)["AnyResource"]["Action"]
+
+
+def test_takeover_registers_only_ecs_scalable_targets() -> None:
+    settings = config("cloudwatch: {enabled: false}")
+    register = "application-autoscaling:RegisterScalableTarget"
+    assert register not in actions(policy(settings, aws_adapters(settings)))
+    found = statements(policy(settings, aws_adapters(settings, [Tool.TAKEOVER]), HERE))
+    assert found["EcsScalableTargets"]["Action"] == [register]
+    assert found["EcsScalableTargets"]["Condition"] == {
+        "StringEquals": {
+            "application-autoscaling:service-namespace": "ecs",
+            "application-autoscaling:scalable-dimension": "ecs:service:DesiredCount",
+        }
+    }
 
 
 def test_clusters_given_as_arns_keep_their_account_and_region() -> None:

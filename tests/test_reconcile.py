@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
+from celery_scaler.core.autoscaling import SCALABLE_TARGET
 from celery_scaler.core.config import Config, parse_config
 from celery_scaler.core.errors import AdapterError
-from celery_scaler.core.model import ServiceObservation, WorkerSnapshot
-from celery_scaler.engine.reconcile import Reconciler
-from tests.fakes import FakeBroker, FakeEcs, FakeElection, FakeInspector, FakeProtector
+from celery_scaler.core.model import (
+    ScalableTarget,
+    ScalingPolicy,
+    ServiceObservation,
+    WorkerSnapshot,
+)
+from celery_scaler.engine.reconcile import SCALING_REFRESH, Reconciler
+from tests.fakes import (
+    FakeBroker,
+    FakeEcs,
+    FakeElection,
+    FakeInspector,
+    FakeProtector,
+    FakeScaling,
+)
 
 CONFIG = """
 apiVersion: celery-scaler/v1
@@ -405,3 +418,87 @@ def test_the_lease_is_checked_only_before_a_write_and_a_lost_one_writes_nothing(
     assert (result.action, result.applied) == ("scale_out", False)
     assert "lease on pool 'images' was lost" in str(result.error)
     assert ecs.writes == []
+
+
+# --- another autoscaler on a pool's service: a conflict, not a co-driver -----------------
+
+FOREIGN = ScalableTarget(
+    "service/prod/images", 1, 10, policies=(ScalingPolicy("images-out", "StepScaling"),)
+)
+
+
+def test_a_foreign_autoscaler_holds_the_pool_even_past_the_fallback() -> None:
+    config = parse_config(FALLBACK, "test.yaml")
+    reconciler, ecs, _ = make(config, {"images": 80}, {"images": 3, "emails": 1})
+    reconciler.scaling = FakeScaling({FOREIGN.resource_id: FOREIGN})
+    images, emails = reconciler.reconcile(0.0).results
+    assert (images.action, images.desired, images.applied) == ("hold", 3, False)
+    assert "Conflict" in images.conditions
+    assert "'images-out' (StepScaling)" in str(images.error)
+    assert images.failures == 0  # a conflict is no failed read
+    assert (emails.action, emails.error) == ("hold", None)
+    # Failed reads count as usual, yet the fallback capacity is not applied either: two
+    # drivers of one count would undo each other's changes.
+    reconciler.broker = FakeBroker({}, failing=True)
+    for now in (15.0, 30.0):
+        (images,) = reconciler.reconcile(now, only=[config.pool("images")]).results
+    assert (images.action, images.desired, images.failures) == ("hold", 3, 2)
+    assert ecs.writes == []
+    assert "Conflict=" in ecs.tags["images"]["celery-scaler.io/conditions"]
+
+
+def test_the_controllers_own_fallback_target_is_no_conflict(config: Config) -> None:
+    reconciler, ecs, _ = make(config, {"images": 80}, {"images": 4, "emails": 1})
+    own = ScalableTarget(
+        "service/prod/images",
+        1,
+        10,
+        scale_in_suspended=True,
+        policies=(ScalingPolicy("celery-scaler/images/fallback-cpu", "StepScaling"),),
+    )
+    ecs.tags["images"] = {SCALABLE_TARGET: "celery-scaler/images"}
+    reconciler.scaling = FakeScaling({own.resource_id: own})
+    images, _ = reconciler.reconcile(0.0).results
+    assert (images.action, images.applied, images.error) == ("scale_out", True, None)
+    assert "Conflict" not in images.conditions
+
+
+def test_application_auto_scaling_is_read_once_a_refresh_for_every_pool(config: Config) -> None:
+    reconciler, _, _ = make(config, {"images": 80}, {"images": 4, "emails": 1})
+    scaling = FakeScaling({FOREIGN.resource_id: FOREIGN})
+    reconciler.scaling = scaling
+    for now in (0.0, 15.0, SCALING_REFRESH - 1):
+        images, _ = reconciler.reconcile(now).results
+        assert "Conflict" in images.conditions
+    assert scaling.reads == 1  # one read serves both pools and every pass until the refresh
+    scaling.targets = {FOREIGN.resource_id: replace(FOREIGN, scale_out_suspended=True)}
+    images, _ = reconciler.reconcile(SCALING_REFRESH - 1).results
+    assert "Conflict" in images.conditions  # the change is not seen before the refresh
+    scaling.targets = {
+        FOREIGN.resource_id: replace(FOREIGN, scale_in_suspended=True, scale_out_suspended=True)
+    }
+    images, _ = reconciler.reconcile(SCALING_REFRESH).results
+    assert scaling.reads == 2
+    assert (images.action, images.error) == ("scale_out", None)
+    assert "Conflict" not in images.conditions
+    assert any(event == "Conflict cleared" for event in images.events)
+
+
+def test_unreadable_application_auto_scaling_is_reported_and_scaling_goes_on(
+    config: Config,
+) -> None:
+    reconciler, _, _ = make(config, {"images": 80}, {"images": 4, "emails": 1})
+    scaling = FakeScaling(failing=True)
+    reconciler.scaling = scaling
+    images, _ = reconciler.reconcile(0.0).results
+    assert (images.action, images.applied, images.failures) == ("scale_out", True, 0)
+    assert "AccessDeniedException" in str(images.error)
+    assert "none is known, so none is assumed" in str(images.error)
+    # Once read, a later failure keeps the last answer, and says how old it is.
+    scaling.failing, scaling.targets = False, {FOREIGN.resource_id: FOREIGN}
+    reconciler.reconcile(SCALING_REFRESH)
+    scaling.failing = True
+    images, _ = reconciler.reconcile(2 * SCALING_REFRESH).results
+    assert "Conflict" in images.conditions
+    assert "the answer of 60s ago is used" in str(images.error)
+    assert scaling.reads == 3

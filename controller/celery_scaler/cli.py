@@ -578,8 +578,8 @@ def iam_policy(
         list[Tool] | None,
         typer.Option(
             "--with",
-            metavar="<report|alarms>",
-            help="Also what this command needs: report, alarms; repeat for both.",
+            metavar="<report|alarms|takeover>",
+            help="Also what this command needs: report, alarms, takeover; repeatable.",
         ),
     ] = None,
     account_id: Annotated[
@@ -750,6 +750,46 @@ def alarms_export(
         print(json.dumps(export_json(resources), indent=2, sort_keys=True, ensure_ascii=False))
     else:
         sys.stdout.write(terraform(resources))
+
+
+@app.command()
+def takeover(
+    config: ConfigOption = None,
+    pool: Annotated[
+        str | None,
+        typer.Option(
+            "--pool",
+            metavar="<name>",
+            help="The WorkerPool whose ECS service to take over; needed when there are several.",
+        ),
+    ] = None,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Do it; without it, say what would be done.")
+    ] = False,
+    undo: Annotated[
+        bool,
+        typer.Option("--undo", help="Restore the dynamic scaling a takeover suspended."),
+    ] = False,
+) -> None:
+    """Suspend another autoscaler's dynamic scaling on a pool's service (a dry run without
+    --apply); its policies and alarms are kept."""
+    from celery_scaler.alarms import takeover as handover
+    from celery_scaler.compose import build_takeover
+
+    settings = load_config(config)
+    chosen = one_pool(settings, pool)
+    prefix = settings.controller.alarms.name_prefix
+    try:
+        targets, services = build_takeover(settings)
+        target, service = handover.read(chosen, targets, services)
+        planned = handover.plan(chosen, prefix, target, service, time.time(), undo=undo)
+        if apply:
+            handover.apply(planned, targets, services)
+    except AdapterError as exc:
+        fail(f"{exc} (run takeover again: what was done stays)", EXIT_POOL_FAILED)
+    region = settings.controller.region
+    for line in handover.describe(planned, applied=apply, region=region):
+        stdout.print(Text(line), soft_wrap=True)
 
 
 @config_app.command()

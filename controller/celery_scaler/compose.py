@@ -12,6 +12,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import boto3
 
+from celery_scaler.adapters.autoscaling import ScalableTargets, ScalingSuspension
 from celery_scaler.adapters.aws import AWS_ERRORS, client_config, describe_aws_error
 from celery_scaler.adapters.broker import KombuQueueDepth, SqsQueueDepth
 from celery_scaler.adapters.celery_inspect import inspector_for
@@ -44,7 +45,8 @@ def aws_adapters(config: Config, tools: Iterable[Tool] = ()) -> list[Grant]:
     from it and `iam-policy` grants what its adapters declare, so the two cannot drift.
     """
     controller = config.controller
-    found: list[Grant] = [Grant(EcsService, config.pools)]
+    # ScalableTargets: every pass looks for other autoscalers on the pools' services.
+    found: list[Grant] = [Grant(EcsService, config.pools), Grant(ScalableTargets, config.pools)]
     protected = tuple(pool for pool in config.pools if pool.spec.protect_busy_tasks)
     if protected:
         found.append(Grant(EcsTaskProtection, protected))
@@ -60,6 +62,8 @@ def aws_adapters(config: Config, tools: Iterable[Tool] = ()) -> list[Grant]:
         from celery_scaler.alarms.aws import AutoScalingFallback, CloudWatchAlarms
 
         found += [Grant(CloudWatchAlarms, config.pools), Grant(AutoScalingFallback, config.pools)]
+    if Tool.TAKEOVER in set(tools):
+        found.append(Grant(ScalingSuspension, config.pools))
     return found
 
 
@@ -117,6 +121,15 @@ def build_alarm_stores(
     return alarms, AutoScalingFallback(autoscaling, build_ecs(config, session=session))
 
 
+def build_takeover(
+    config: Config, *, session: boto3.Session | None = None
+) -> tuple[ScalingSuspension, EcsService]:
+    """The adapters of `takeover`; raises AdapterError like `build`."""
+    session = session or boto3.Session(region_name=config.controller.region)
+    autoscaling = aws_client(config, "application-autoscaling", session)
+    return ScalingSuspension(autoscaling), build_ecs(config, session=session)
+
+
 def build(config: Config, *, session: boto3.Session | None = None) -> Reconciler:
     """A Reconciler for `config`; nothing connects until the first pass.
 
@@ -152,6 +165,9 @@ def build(config: Config, *, session: boto3.Session | None = None) -> Reconciler
         inspector=inspector,
         election=build_leases(config, session=session) if uses(config, DynamoLeases) else None,
         protector=EcsTaskProtection(ecs) if uses(config, EcsTaskProtection) else None,
+        scaling=ScalableTargets(
+            aws_client(config, "application-autoscaling", session, in_pass=True)
+        ),
     )
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery_scaler.adapters.permissions import DeclaresIam, IamResource
-from celery_scaler.alarms.desired import DESIRED_COUNT
+from celery_scaler.core.autoscaling import DESIRED_COUNT
 from celery_scaler.core.config import Config, WorkerPool
 from celery_scaler.core.names import sqs_queue_name
 from celery_scaler.core.state import PREFIX

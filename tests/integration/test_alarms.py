@@ -17,13 +17,13 @@ from celery_scaler.alarms.desired import (
     CONTROLLER,
     MANAGED_BY,
     POOL,
-    SCALABLE_TARGET,
     Kind,
     Op,
     Plan,
 )
 from celery_scaler.alarms.sync import apply, plan
 from celery_scaler.compose import build_alarm_stores
+from celery_scaler.core.autoscaling import SCALABLE_TARGET
 from celery_scaler.core.config import Config, parse_config
 from celery_scaler.local.aws_api import LocalAws
 from tests.helpers import DESIGN_SPEC, run

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from celery_scaler.adapters.autoscaling import ScalableTargets, ScalingSuspension
 from celery_scaler.adapters.broker import SqsQueueDepth
 from celery_scaler.adapters.ecs import EcsService
 from celery_scaler.adapters.leases import DynamoLeases
@@ -92,6 +93,8 @@ def test_each_aws_adapter_declares_exactly_what_it_calls(aws: LocalAws, unique: 
             (SqsQueueDepth, "sqs"),
             (CloudWatchMetrics, "cloudwatch"),
             (CloudWatchHistory, "cloudwatch"),
+            (ScalableTargets, "application-autoscaling"),
+            (ScalingSuspension, "application-autoscaling"),
         ]
     }
     called = {adapter: recording(client) for adapter, client in clients.items()}
@@ -116,5 +119,18 @@ def test_each_aws_adapter_declares_exactly_what_it_calls(aws: LocalAws, unique: 
         time.time(),
         60,
     )
+    rid = f"service/{cluster}/workers"
+    aws.client("application-autoscaling").register_scalable_target(
+        ServiceNamespace="ecs",
+        ResourceId=rid,
+        ScalableDimension="ecs:service:DesiredCount",
+        MinCapacity=1,
+        MaxCapacity=4,
+    )
+    assert rid in ScalableTargets(clients[ScalableTargets]).scalable_targets()
+    suspension = ScalingSuspension(clients[ScalingSuspension])
+    found = suspension.target(rid)
+    assert found is not None
+    suspension.set_suspended(found, True, True)
     for adapter, operations in called.items():
         assert set(operations) == set(adapter.iam_actions), adapter.__name__

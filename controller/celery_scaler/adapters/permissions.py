@@ -61,3 +61,4 @@ class Tool(StrEnum):
 
     REPORT = "report"
     ALARMS = "alarms"
+    TAKEOVER = "takeover"

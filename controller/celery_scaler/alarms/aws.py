@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from celery_scaler.adapters.autoscaling import ScalableTargets
 from celery_scaler.adapters.aws import AWS_ERRORS, describe_aws_error
 from celery_scaler.adapters.ecs import EcsService
 from celery_scaler.adapters.permissions import IamActions, IamResource
@@ -87,16 +88,14 @@ class CloudWatchAlarms:
             raise describe_aws_error("CloudWatch DeleteAlarms", exc) from None
 
 
-class AutoScalingFallback:
+class AutoScalingFallback(ScalableTargets):
     """Scalable targets and step policies of ECS services, and the service tag that says
     which of them this controller owns (Application Auto Scaling keeps no tags that
     every implementation of its API can read back; operator state lives on the service, see
-    docs/faults.md)."""
+    docs/faults.md). The reads are `ScalableTargets`'."""
 
     iam_actions: ClassVar[IamActions] = {
-        # The Describe calls take no resource and no condition key: `*`.
-        "application-autoscaling:DescribeScalableTargets": IamResource.ANY,
-        "application-autoscaling:DescribeScalingPolicies": IamResource.ANY,
+        **ScalableTargets.iam_actions,
         # Scalable target ARNs are random ids, unknown before registration: the writes are
         # held to ECS services' desired counts by condition instead.
         "application-autoscaling:RegisterScalableTarget": IamResource.ECS_SCALABLE_TARGETS,
@@ -112,32 +111,8 @@ class AutoScalingFallback:
     }
 
     def __init__(self, client: ApplicationAutoScalingClient, ecs: EcsService) -> None:
-        self._client = client
+        super().__init__(client)
         self._ecs = ecs
-
-    def targets(self) -> list[dict[str, Any]]:
-        """Every ECS service's scalable target in the region."""
-        try:
-            pages = self._client.get_paginator("describe_scalable_targets").paginate(
-                ServiceNamespace="ecs"
-            )
-            return [dict(t) for page in pages for t in page.get("ScalableTargets", [])]
-        except AWS_ERRORS as exc:
-            raise describe_aws_error(
-                "Application Auto Scaling DescribeScalableTargets", exc
-            ) from None
-
-    def policies(self, resource_id: str) -> list[dict[str, Any]]:
-        """The scaling policies of one ECS service's target."""
-        try:
-            pages = self._client.get_paginator("describe_scaling_policies").paginate(
-                ServiceNamespace="ecs", ResourceId=resource_id
-            )
-            return [dict(p) for page in pages for p in page.get("ScalingPolicies", [])]
-        except AWS_ERRORS as exc:
-            raise describe_aws_error(
-                "Application Auto Scaling DescribeScalingPolicies", exc
-            ) from None
 
     def services(
         self, cluster: str, names: Sequence[str]

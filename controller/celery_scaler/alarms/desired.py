@@ -28,6 +28,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from celery_scaler.core import autoscaling
+from celery_scaler.core.autoscaling import (
+    DESIRED_COUNT,
+    ECS_NAMESPACE,
+    SCALABLE_TARGET,
+    target_marker,
+)
 from celery_scaler.core.config import (
     AlarmSpec,
     AlarmsSpec,
@@ -43,13 +50,9 @@ from celery_scaler.core.config import (
 from celery_scaler.core.names import sqs_queue_name
 from celery_scaler.core.state import PREFIX
 
-ECS_NAMESPACE = "ecs"
-DESIRED_COUNT = "ecs:service:DesiredCount"
 MANAGED_BY = PREFIX + "managed-by"
 CONTROLLER = PREFIX + "controller"
 POOL = PREFIX + "pool"
-SCALABLE_TARGET = PREFIX + "scalable-target"
-"""On the ECS service: `<namePrefix>/<pool>` whose fallback owns its scalable target."""
 MANAGED_BY_VALUE = "celery-scaler"
 MANAGED_NOTE = "Managed by celery-scaler (`alarms apply`): edits are reverted."
 """Ends every alarm's description, so people who find it in the console know."""
@@ -118,22 +121,8 @@ def owns_alarm(prefix: str, tags: Mapping[str, str]) -> bool:
     return tags.get(MANAGED_BY) == MANAGED_BY_VALUE and tags.get(CONTROLLER) == prefix
 
 
-def target_marker(prefix: str, pool: str) -> str:
-    return f"{prefix}/{pool}"
-
-
-def marked_pool(prefix: str, service_tags: Mapping[str, str]) -> str | None:
-    """The pool whose fallback owns the service's scalable target, if this controller's."""
-    owner, _, pool = service_tags.get(SCALABLE_TARGET, "").partition("/")
-    return pool if owner == prefix and pool else None
-
-
 def resource_id(pool: WorkerPool) -> str:
-    return f"service/{_name(pool.spec.ecs.cluster)}/{_name(pool.spec.ecs.service)}"
-
-
-def _name(name_or_arn: str) -> str:
-    return name_or_arn.rpartition("/")[2] if name_or_arn.startswith("arn:") else name_or_arn
+    return autoscaling.resource_id(pool.spec.ecs.cluster, pool.spec.ecs.service)
 
 
 def metric_period(interval: float) -> int:

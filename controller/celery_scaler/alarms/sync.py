@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from celery_scaler.alarms.desired import (
-    SCALABLE_TARGET,
     Actual,
     Change,
     Kind,
@@ -21,7 +20,6 @@ from celery_scaler.alarms.desired import (
     Resource,
     desired,
     diff,
-    marked_pool,
     normalize_alarm,
     normalize_policy,
     normalize_target,
@@ -29,6 +27,7 @@ from celery_scaler.alarms.desired import (
     resource_id,
     wanted_body,
 )
+from celery_scaler.core.autoscaling import SCALABLE_TARGET, marked_pool
 from celery_scaler.core.config import Config, WorkerPool
 from celery_scaler.core.errors import AdapterError
 from celery_scaler.core.model import ServiceObservation

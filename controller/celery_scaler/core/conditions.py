@@ -2,11 +2,12 @@
 
 A condition is something a person must see because it bends a decision or hides work:
 a queue the broker says does not exist, a publisher whose clock runs ahead, workers that
-hoard prefetched messages, workers that do not answer inspect. Each pass computes the
-conditions that hold (`observed_conditions` from the observation, plus those the policy
-raised while deciding); `note_conditions` remembers since when each holds, so an event is
-emitted when one appears or clears rather than every pass, and the controller keeps them
-on the service as a tag (core/state.py) for `celery-scaler status`.
+hoard prefetched messages, workers that do not answer inspect, another autoscaler on the
+same service. Each pass computes the conditions that hold (`observed_conditions` from the
+observation, plus those the policy raised while deciding); `note_conditions` remembers
+since when each holds, so an event is emitted when one appears or clears rather than
+every pass, and the controller keeps them on the service as a tag (core/state.py) for
+`celery-scaler status`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 
+from celery_scaler.core.autoscaling import conflict_sentence
 from celery_scaler.core.metrics import hoarded_tasks, prefetch_hoarders
 from celery_scaler.core.model import Observation, PoolMemory, WorkerSnapshot
 
@@ -30,6 +32,9 @@ class Condition(StrEnum):
     pool's queues are empty (core/metrics.py `prefetch_hoarders`)."""
     WORKERS_UNREACHABLE = "WorkersUnreachable"
     """Fewer workers answered inspect than ECS runs, and that blocks scale-in."""
+    CONFLICT = "Conflict"
+    """Application Auto Scaling policies this controller did not create can change the
+    service's count too (core/autoscaling.py): the pool holds and the pass fails."""
 
 
 Conditions = Mapping[str, str]
@@ -74,6 +79,8 @@ def observed_conditions(obs: Observation) -> dict[str, str]:
     hoarders = prefetch_hoarders(obs)
     if hoarders:
         found[Condition.PREFETCH_HOARDING] = _hoarding(hoarders, hoarded_tasks(obs) or 0)
+    if obs.foreign_scaling is not None:
+        found[Condition.CONFLICT] = conflict_sentence(obs.foreign_scaling)
     return found
 
 

@@ -150,6 +150,33 @@ class ServiceObservation:
 
 
 @dataclass(frozen=True)
+class ScalingPolicy:
+    """An Application Auto Scaling scaling policy, as far as the controller cares."""
+
+    name: str
+    policy_type: str
+    """`StepScaling`, `TargetTrackingScaling` or `PredictiveScaling`."""
+    alarms: tuple[str, ...] = ()
+    """The CloudWatch alarms that trigger it, by name, where AWS lists them."""
+
+
+@dataclass(frozen=True)
+class ScalableTarget:
+    """An ECS service's Application Auto Scaling scalable target and its scaling policies."""
+
+    resource_id: str
+    """`service/CLUSTER/SERVICE`."""
+    min_capacity: int
+    max_capacity: int
+    scale_in_suspended: bool = False
+    """SuspendedState.DynamicScalingInSuspended: no policy removes capacity."""
+    scale_out_suspended: bool = False
+    """SuspendedState.DynamicScalingOutSuspended: no policy adds capacity."""
+    scheduled_suspended: bool = False
+    policies: tuple[ScalingPolicy, ...] = ()
+
+
+@dataclass(frozen=True)
 class Observation:
     """Everything read for one pool in one pass; `errors` lists what could not be read."""
 
@@ -157,6 +184,9 @@ class Observation:
     workers: tuple[WorkerSnapshot, ...] | None
     service: ServiceObservation | None
     errors: tuple[str, ...] = ()
+    foreign_scaling: ScalableTarget | None = None
+    """The service's scalable target, with only the policies this controller did not create,
+    when they can still change the count (core/autoscaling.py `foreign_scaling`): a conflict."""
 
 
 @dataclass(frozen=True)

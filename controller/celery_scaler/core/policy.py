@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
+from celery_scaler.core.autoscaling import conflict_sentence
 from celery_scaler.core.conditions import (
     Condition,
     note_conditions,
@@ -110,11 +111,12 @@ def decide(
     """The desired count for one pool: its policies' proposals, combined.
 
     `memory` must already hold this pass's sample (see `record_sample`); `interval` is
-    the time between passes. The steps, in order: pause and failed observation hold (or
-    fall back); each policy proposes a count from its own windowed metric (none while its
-    window fills); the proposals combine as AWS combines them (`_chosen`); the bounds
-    clamp the result; a scale-in is then held back by what makes it unsafe. Whatever the
-    path, workers that do not answer raise WorkersUnreachable where they block scale-in.
+    the time between passes. The steps, in order: another autoscaler on the service,
+    pause and failed observation hold (or fall back); each policy proposes a count from
+    its own windowed metric (none while its window fills); the proposals combine as AWS
+    combines them (`_chosen`); the bounds clamp the result; a scale-in is then held back
+    by what makes it unsafe. Whatever the path, workers that do not answer raise
+    WorkersUnreachable where they block scale-in.
     """
     decision = _decide(pool, obs, metrics, memory, now, interval)
     unreachable = workers_unreachable(pool, obs)
@@ -141,6 +143,11 @@ def _decide(
     service = obs.service
     current = service.desired if service is not None else 0
 
+    if service is not None and obs.foreign_scaling is not None:
+        # Two drivers of one count undo each other: not even the bounds or the fallback
+        # capacity are applied while the other one is live (its own range applies).
+        target = obs.foreign_scaling.resource_id
+        return _hold(current, metric, f"another autoscaler drives {target}: holding at {current}")
     if service is not None and is_paused(service.tags):
         return _hold(current, metric, f"paused by the tag {PAUSED}=true: holding at {current}")
     if obs.errors or service is None:
@@ -398,6 +405,7 @@ def plan_pass(
     `interval` is the time between passes (the window rule, `window_shortfall`).
     The controller, the report's replay and the simulator all decide through here.
     A condition held longer than its bound (conditions.OVERDUE_AFTER) adds a warning.
+    Another autoscaler on the service (`Conflict`) adds an error, and the pool holds.
     """
     policies = pool.scaling_policies
     unread = dict.fromkeys(p.metric.value for p in policies if p.metric.value not in metrics)
@@ -418,6 +426,9 @@ def plan_pass(
     warnings = overdue_conditions(memory, holding, now)
     if warnings:
         decision = replace(decision, warnings=decision.warnings + warnings)
+    if obs.foreign_scaling is not None:
+        # An error, so `--once` exits 1; not a failed read, so no fallback capacity.
+        errors += (conflict_sentence(obs.foreign_scaling),)
     return decision, memory, events + condition_events, errors
 
 

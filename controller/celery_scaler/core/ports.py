@@ -7,7 +7,12 @@ from typing import Protocol
 
 from celery_scaler.core.config import WorkerPool
 from celery_scaler.core.errors import AdapterError
-from celery_scaler.core.model import BrokerObservation, ServiceObservation, WorkerSnapshot
+from celery_scaler.core.model import (
+    BrokerObservation,
+    ScalableTarget,
+    ServiceObservation,
+    WorkerSnapshot,
+)
 from celery_scaler.core.protection import TaskInfo
 
 
@@ -51,6 +56,15 @@ class ServiceClient(Protocol):
 
     def write_tags(self, arn: str, tags: Mapping[str, str], remove: Sequence[str]) -> None:
         """Set and remove tags on the service; raises AdapterError."""
+        ...
+
+
+class ScalingSource(Protocol):
+    """Application Auto Scaling, read to find autoscalers the controller would fight."""
+
+    def scalable_targets(self) -> Mapping[str, ScalableTarget]:
+        """Every ECS service's scalable target with its policies, by resource id
+        (`service/CLUSTER/SERVICE`); raises AdapterError."""
         ...
 
 

@@ -8,6 +8,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
+from celery_scaler.core.autoscaling import foreign_scaling, resource_id
 from celery_scaler.core.config import Config, WorkerPool
 from celery_scaler.core.errors import AdapterError
 from celery_scaler.core.metrics import compute_metrics, workers_in_pool
@@ -16,6 +17,7 @@ from celery_scaler.core.model import (
     BrokerObservation,
     Observation,
     PoolMemory,
+    ScalableTarget,
     ServiceObservation,
     WorkerSnapshot,
 )
@@ -23,6 +25,7 @@ from celery_scaler.core.policy import after_scaling, before_scaling, plan_pass
 from celery_scaler.core.ports import (
     Election,
     QueueDepthSource,
+    ScalingSource,
     ServiceClient,
     TaskProtector,
     WorkerInspector,
@@ -34,6 +37,12 @@ T = TypeVar("T")
 
 MAX_THREADS = 32
 """Pools reconciled at once; AWS calls dominate and release the GIL while they wait."""
+
+SCALING_REFRESH = 60.0
+"""Seconds one read of Application Auto Scaling (every ECS target and policy of the region,
+two paginated calls) serves the passes for: at 500 pools and 15 s passes that is about
+20 requests a minute, not 2 per pool per pass. A foreign autoscaler added, or suspended by
+`takeover`, shows within this much and one pass; a new process reads at its first pass."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +104,11 @@ class Reconciler:
     """Set when replicas share the pools (leader election): only held pools are reconciled."""
     protector: TaskProtector | None = None
     """Set when a pool has protectBusyTasks."""
+    scaling: ScalingSource | None = None
+    """Application Auto Scaling, read for autoscalers the pools would fight (`Conflict`)."""
+    scaling_targets: Mapping[str, ScalableTarget] = field(default_factory=dict)
+    """The last read of `scaling`, by resource id, and when it was read (`now` of a pass)."""
+    scaling_read_at: float | None = None
     memory: dict[str, PoolMemory] = field(default_factory=dict)
     protected_by_us: dict[str, set[str]] = field(default_factory=dict)
     """Pool → task ARNs this process protected (others' protection is never released)."""
@@ -128,7 +142,7 @@ class Reconciler:
         for pool in pools:
             by_cluster.setdefault(pool.spec.ecs.cluster, []).append(pool.spec.ecs.service)
         queues = [queue for pool in pools for queue in pool.spec.queues]
-        threads = min(MAX_THREADS, len(by_cluster) + len(pools) + 2)
+        threads = min(MAX_THREADS, len(by_cluster) + len(pools) + 3)
         executor = ThreadPoolExecutor(threads, thread_name_prefix="reconcile")
         try:
             # Submitted first, so they run before the pool passes that wait on them.
@@ -138,6 +152,7 @@ class Reconciler:
             }
             broker = executor.submit(self._observe_broker, queues)
             workers = executor.submit(self._inspect, pools, describes)
+            scaling = executor.submit(self._read_scaling, now)
             passes = [
                 executor.submit(
                     self._pool_pass,
@@ -145,6 +160,7 @@ class Reconciler:
                     describes[pool.spec.ecs.cluster],
                     broker,
                     workers,
+                    scaling,
                     now,
                     dry_run,
                     deadline,
@@ -171,6 +187,7 @@ class Reconciler:
         described: Future[Mapping[str, ServiceObservation | AdapterError]],
         broker: Future[BrokerObservation | str],
         inspected: Future[tuple[tuple[WorkerSnapshot, ...] | None, str | None]],
+        scaling: Future[tuple[Mapping[str, ScalableTarget], str | None]],
         now: float,
         dry_run: bool,
         deadline: float,
@@ -199,13 +216,27 @@ class Reconciler:
         )
         if inspect_error:
             errors.append(inspect_error)
+        read = self._in_time(scaling, deadline, "Application Auto Scaling")
+        targets, scaling_error = (
+            (self.scaling_targets, _unread_scaling(str(read), self.scaling_read_at, now))
+            if isinstance(read, AdapterError)
+            else read
+        )
+        described_service = service if isinstance(service, ServiceObservation) else None
+        foreign = None
+        if described_service is not None:
+            target = targets.get(resource_id(pool.spec.ecs.cluster, pool.spec.ecs.service))
+            prefix = self.config.controller.alarms.name_prefix
+            foreign = foreign_scaling(target, described_service.tags, prefix)
         observation = Observation(
             broker=queues if isinstance(queues, BrokerObservation) else None,
             workers=workers_in_pool(workers, pool.spec.queues) if workers is not None else None,
-            service=service if isinstance(service, ServiceObservation) else None,
+            service=described_service,
             errors=tuple(errors),
+            foreign_scaling=foreign,
         )
-        return self._reconcile_pool(pool, observation, now, dry_run), observation
+        result = self._reconcile_pool(pool, observation, now, dry_run, scaling_error)
+        return result, observation
 
     def _in_time(self, future: Future[T], deadline: float, what: str) -> T | AdapterError:
         """The future's result, or the error that it was not in by the pass deadline."""
@@ -238,6 +269,21 @@ class Reconciler:
         except AdapterError as exc:
             return None, str(exc)
 
+    def _read_scaling(self, now: float) -> tuple[Mapping[str, ScalableTarget], str | None]:
+        """Application Auto Scaling's targets, read again once `SCALING_REFRESH` has passed;
+        on failure the last answer and why it could not be read anew."""
+        if self.scaling is None:
+            return {}, None
+        last = self.scaling_read_at
+        if last is not None and 0 <= now - last < SCALING_REFRESH:
+            return self.scaling_targets, None
+        try:
+            self.scaling_targets = self.scaling.scalable_targets()
+        except AdapterError as exc:
+            return self.scaling_targets, _unread_scaling(str(exc), last, now)
+        self.scaling_read_at = now
+        return self.scaling_targets, None
+
     def _observe_broker(self, queues: Sequence[str]) -> BrokerObservation | str:
         try:
             return self.broker.observe(list(dict.fromkeys(queues)))
@@ -245,7 +291,12 @@ class Reconciler:
             return str(exc)
 
     def _reconcile_pool(
-        self, pool: WorkerPool, obs: Observation, now: float, dry_run: bool
+        self,
+        pool: WorkerPool,
+        obs: Observation,
+        now: float,
+        dry_run: bool,
+        scaling_error: str | None = None,
     ) -> PoolResult:
         spec = pool.spec
         metrics = compute_metrics(obs)
@@ -260,6 +311,10 @@ class Reconciler:
 
         applied = False
         errors = list(observe_errors)
+        if scaling_error is not None:
+            # Reported, yet the pool decided: Application Auto Scaling being unreadable
+            # (throttled, a policy without its Describe actions) must not stop scaling.
+            errors.append(scaling_error)
         service = obs.service
         threshold = spec.fallback.failure_threshold
         writes = not dry_run and service is not None
@@ -377,6 +432,16 @@ class Reconciler:
         if pool.name in self.memory:
             return self.memory[pool.name]
         return memory_from_tags(obs.service.tags) if obs.service is not None else PoolMemory()
+
+
+def _unread_scaling(error: str, last: float | None, now: float) -> str:
+    """Why other autoscalers could not be looked for, and what the pass went by instead."""
+    known = (
+        f"the answer of {now - last:.0f}s ago is used"
+        if last is not None
+        else "none is known, so none is assumed"
+    )
+    return f"{error} (looking for other autoscalers on the pools' services: {known})"
 
 
 def _unreconciled(pool: WorkerPool, error: str, dry_run: bool) -> PoolResult:
