@@ -690,3 +690,97 @@ def promql_series(expr: str) -> set[str]:
 
     promql_parser.walk(promql_parser.parse(expr), visit)
     return names
+
+
+# --- an existing AWS set-up, as Terraform writes it (config import, takeover) -------------
+
+TERRAFORM_STEP_SETUP = """\
+variable "cluster" {
+  type = string
+}
+
+variable "service" {
+  type    = string
+  default = "celery-worker"
+}
+
+resource "aws_appautoscaling_target" "worker" {
+  service_namespace  = "ecs"
+  resource_id        = "service/${var.cluster}/${var.service}"
+  scalable_dimension = "ecs:service:DesiredCount"
+  min_capacity       = 2
+  max_capacity       = 30
+}
+
+resource "aws_appautoscaling_policy" "scale_out" {
+  name               = "celery-worker-scale-out"
+  policy_type        = "StepScaling"
+  resource_id        = aws_appautoscaling_target.worker.resource_id
+  scalable_dimension = aws_appautoscaling_target.worker.scalable_dimension
+  service_namespace  = aws_appautoscaling_target.worker.service_namespace
+
+  step_scaling_policy_configuration {
+    adjustment_type         = "ChangeInCapacity"
+    cooldown                = 60
+    metric_aggregation_type = "Average"
+
+    step_adjustment {
+      metric_interval_lower_bound = 0
+      metric_interval_upper_bound = 20
+      scaling_adjustment          = 1
+    }
+
+    step_adjustment {
+      metric_interval_lower_bound = 20
+      scaling_adjustment          = 3
+    }
+  }
+}
+
+resource "aws_appautoscaling_policy" "scale_in" {
+  name               = "celery-worker-scale-in"
+  policy_type        = "StepScaling"
+  resource_id        = aws_appautoscaling_target.worker.resource_id
+  scalable_dimension = aws_appautoscaling_target.worker.scalable_dimension
+  service_namespace  = aws_appautoscaling_target.worker.service_namespace
+
+  step_scaling_policy_configuration {
+    adjustment_type         = "ChangeInCapacity"
+    cooldown                = 300
+    metric_aggregation_type = "Average"
+
+    step_adjustment {
+      metric_interval_upper_bound = 0
+      scaling_adjustment          = -1
+    }
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "busy" {
+  alarm_name          = "celery-worker-busy"
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  evaluation_periods  = 2
+  metric_name         = "active_tasks"
+  namespace           = "CeleryMetrics"
+  period              = 60
+  statistic           = "Average"
+  threshold           = 10
+  alarm_actions       = [aws_appautoscaling_policy.scale_out.arn, aws_sns_topic.oncall.arn]
+}
+
+resource "aws_cloudwatch_metric_alarm" "idle" {
+  alarm_name          = "celery-worker-idle"
+  comparison_operator = "LessThanOrEqualToThreshold"
+  evaluation_periods  = 2
+  metric_name         = "active_tasks"
+  namespace           = "CeleryMetrics"
+  period              = 60
+  statistic           = "Average"
+  threshold           = 2
+  alarm_actions       = [aws_appautoscaling_policy.scale_in.arn]
+}
+"""
+"""The hand-wired set-up the controller replaces: a scalable target on the workers' service,
+a step policy each way, and the CloudWatch alarms on the custom metric the application
+published that trigger them (`alarm_actions` naming each policy's ARN); `terraform fmt`
+leaves it as it is."""

@@ -814,5 +814,66 @@ def example() -> None:
     sys.stdout.write(files("celery_scaler").joinpath("example.yaml").read_text(encoding="utf-8"))
 
 
+@config_app.command("import")
+def import_setup(
+    terraform: Annotated[
+        list[Path],
+        typer.Option(
+            "--terraform",
+            metavar="<file.tf>",
+            help="A Terraform file of the setup; repeat for the files of one module.",
+            show_default=False,
+        ),
+    ],
+    variables: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--var",
+            metavar="<name=value>",
+            help="A variable's value (or any reference's: data.x.y.name=value); repeatable.",
+        ),
+    ] = None,
+) -> None:
+    """Print WorkerPool documents for an Application Auto Scaling setup in Terraform."""
+    from celery_scaler.analysis.terraform_import import (
+        TerraformImportError,
+        import_terraform,
+        parse_vars,
+    )
+
+    try:
+        import hcl2
+        from lark.exceptions import LarkError
+    except ModuleNotFoundError:
+        fail(
+            "config import --terraform reads HCL with python-hcl2: "
+            "pip install 'celery-scaler[import]'",
+            EXIT_USAGE,
+        )
+    parsed = []
+    for path in terraform:
+        try:
+            parsed.append(hcl2.loads(path.read_text(encoding="utf-8")))
+        except OSError as exc:
+            fail(f"cannot read {path}: {exc.strerror}", EXIT_USAGE)
+        except (LarkError, UnicodeDecodeError) as exc:
+            fail(f"{path}: not HCL that Terraform reads: {str(exc).splitlines()[0]}", EXIT_USAGE)
+    try:
+        text = import_terraform(
+            parsed, parse_vars(variables or ()), ", ".join(str(path) for path in terraform)
+        )
+    except TerraformImportError as exc:
+        fail(str(exc), EXIT_USAGE)
+    sys.stdout.write(text)
+    from celery_scaler.core.config import parse_config
+
+    try:
+        # What `config validate` would say of it: an AWS step table the configuration
+        # refuses, say. The documents are printed all the same, to be fixed by hand.
+        parse_config(text, "the imported documents", env={})
+    except ConfigError as exc:
+        fail(f"{exc} (edit the documents above by hand)", EXIT_USAGE)
+
+
 def main() -> None:
     app()

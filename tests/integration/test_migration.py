@@ -3,7 +3,8 @@ Redis: an Application Auto Scaling target with a step policy and its alarm, regi
 Terraform would, is a conflict (the pool holds, `Conflict` names the policy, exit 1);
 `takeover` changes nothing without --apply, suspends that dynamic scaling with it (after
 which a pass has no conflict) and `--undo --apply` restores it; the controller's own
-fallback is no conflict."""
+fallback is no conflict; and `config import --terraform` turns a typical set-up into
+documents `config validate` accepts."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from celery_scaler.core.autoscaling import TAKEOVER
 from celery_scaler.local.aws_api import LocalAws
 from tests.helpers import (
+    TERRAFORM_STEP_SETUP,
     desired_count,
     json_lines,
     pool_config,
@@ -183,3 +185,29 @@ def test_takeover_exit_codes(tmp_path: Path, aws: LocalAws, redis_url: str) -> N
     assert down.returncode == 1
     assert down.stderr.startswith("error: ")
     assert "Traceback" not in down.stderr
+
+
+def test_a_typical_terraform_setup_imports_as_documents_config_validate_accepts(
+    tmp_path: Path,
+) -> None:
+    setup = tmp_path / "autoscaling.tf"
+    setup.write_text(TERRAFORM_STEP_SETUP, encoding="utf-8")
+    missing = run("config", "import", "--terraform", str(setup))
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == (
+        "error: aws_appautoscaling_target.worker: resource_id: var.cluster has no value in "
+        "the files: pass --var cluster=VALUE"
+    )
+    result = run("config", "import", "--terraform", str(setup), "--var", "cluster=prod")
+    assert result.returncode == 0, result.stderr
+    assert "metric: active_tasks\n" in result.stdout
+    assert "Consider metric:" in result.stdout  # active_tasks cannot see the backlog
+    path = write(tmp_path, result.stdout)
+    checked = run("config", "validate", "--config", str(path))
+    assert checked.returncode == 0, checked.stderr
+    assert "1 pool(s): celery-worker" in checked.stdout
+    broken = tmp_path / "broken.tf"
+    broken.write_text('resource "aws_appautoscaling_target" "t" {\n  min_capacity =\n}\n')
+    bad = run("config", "import", "--terraform", str(broken))
+    assert bad.returncode == 2
+    assert bad.stderr.startswith(f"error: {broken}: not HCL that Terraform reads: ")
