@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -243,3 +244,28 @@ def test_a_deployment_replaces_every_task_and_a_protected_one_delays_it(
         protect(aws, fleet, kept.name, enabled=False)
         wait_for(lambda: not deploying(), 15, "the deployment to complete")
         assert not {w.name for w in fleet.workers} & old
+
+
+def test_a_task_protects_itself_through_the_ecs_agent_endpoint(
+    aws: LocalAws, redis_url: str, unique: str, cleanup: None
+) -> None:
+    fleet = fleet_for(aws, redis_url, unique, 2)
+    with fleet:
+        kept = fleet.workers[0]
+        arn = fleet.task_of(kept.name)
+        assert arn is not None
+        # What the worker's container finds in its environment, and calls.
+        agent = fleet.agent.env(arn)["ECS_AGENT_URI"]
+        request = urllib.request.Request(
+            f"{agent}/task-protection/v1/state",
+            data=json.dumps({"ProtectionEnabled": True, "ExpiresInMinutes": 5}).encode(),
+            method="PUT",
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            protection = json.loads(response.read())["protection"]
+        assert (protection["ProtectionEnabled"], protection["TaskArn"]) == (True, arn)
+        with urllib.request.urlopen(f"{agent}/task", timeout=5) as response:
+            assert json.loads(response.read())["DesiredStatus"] == "RUNNING"
+        set_desired(aws, fleet, 1)
+        wait_for(lambda: fleet.counts().stopping == 0 and fleet.counts().running == 1, 15, "1")
+        assert fleet.workers == [kept]

@@ -36,6 +36,7 @@ from celery.utils.nodenames import host_format
 
 from celery_scaler.adapters.aws import AWS_ERRORS
 from celery_scaler.core.errors import AdapterError
+from celery_scaler.local.ecs_agent import EcsAgent
 from celery_scaler.local.ledger import Fates, TaskLedger, WorkerEnd, fates
 
 if TYPE_CHECKING:
@@ -347,7 +348,10 @@ class LocalFleet:
       default, at most 120 s on Fargate). A task still running then is interrupted;
     - replaces tasks when the service's task definition changes (a deployment), within
       `minimumHealthyPercent` and `maximumPercent`, waiting for protected tasks;
-    - replaces a task whose worker exits by itself (a crash, a SIGKILL).
+    - replaces a task whose worker exits by itself (a crash, a SIGKILL);
+    - serves each task the ECS agent's endpoints (`ECS_AGENT_URI`'s task protection,
+      `ECS_CONTAINER_METADATA_URI_V4`'s task metadata; `local/ecs_agent.py`), so a task
+      can protect itself as on ECS.
 
     It knows nothing of Celery. Which Celery task ran where comes from the demo app's
     ledger (`local/ledger.py`): `fates()` says which were completed, interrupted,
@@ -398,12 +402,14 @@ class LocalFleet:
         key = f"celery-scaler-ledger.{self.name_prefix}.{uuid.uuid4().hex[:8]}"
         self._ledger = TaskLedger(url, key) if url else None
         self._final_fates: Fates | None = None
+        self.agent = EcsAgent(self.ecs, self.cluster)
 
     # -- life cycle
 
     def start(self) -> LocalFleet:
         """Start the service's current desiredCount at once (a service already running),
         then reconcile every `poll_interval` on a background thread."""
+        self.agent.start()
         try:
             self.tick(immediate=True)
         except BaseException:
@@ -430,6 +436,7 @@ class LocalFleet:
         for task in tasks:
             with contextlib.suppress(*AWS_ERRORS):
                 self.ecs.stop_task(cluster=self.cluster, task=task.arn, reason="fleet closed")
+        self.agent.stop()
         if self._ledger is not None and self._final_fates is None:
             self._final_fates = self.fates()
             with contextlib.suppress(Exception):
@@ -649,7 +656,7 @@ class LocalFleet:
             "CELERY_BROKER_URL": self.broker_url,
             "CELERY_CONTROL_EXCHANGE": self.control_exchange,
             "CELERY_SCALER_START_AT": repr(now + delay),
-            "ECS_TASK_ARN": arn,
+            **self.agent.env(arn),
         }
         worker = spawn_worker(
             f"{self.name_prefix}-{self._sequence}",
