@@ -52,4 +52,5 @@ EXPOSE 9808
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9808/healthz', timeout=4)"]
 ENTRYPOINT ["celery-scaler"]
-CMD ["reconcile"]
+# JSON lines on stdout, never tables for people: in a container each line is a log event.
+CMD ["reconcile", "--output", "json"]

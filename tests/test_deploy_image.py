@@ -48,7 +48,7 @@ def test_runs_as_a_non_root_user(dockerfile: DockerfileParser) -> None:
 def test_entrypoint_command_and_healthcheck(dockerfile: DockerfileParser) -> None:
     _, final = stages(dockerfile)
     assert json.loads(values(final, "ENTRYPOINT")[0]) == ["celery-scaler"]
-    assert json.loads(values(final, "CMD")[0]) == ["reconcile"]
+    assert json.loads(values(final, "CMD")[0]) == ["reconcile", "--output", "json"]
     port = PrometheusSpec().port
     assert values(final, "EXPOSE") == [str(port)]
     assert f"127.0.0.1:{port}/healthz" in healthcheck(dockerfile)
