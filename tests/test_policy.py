@@ -1398,3 +1398,240 @@ def test_a_single_policy_pool_reasons_as_before() -> None:
     decision, _ = passes(make_pool(), {BACKLOG: 12}, 4)
     assert decision.reason == "backlog_per_task 12 ≥ 10 (step [0, 10) → +1): 4 → 5"
     assert decision.policy == "default"
+
+
+# --------------------------------------------------------------------------- pause tags (KEDA's)
+
+
+def pass_with_tags(
+    pool: WorkerPoolSpec,
+    value: float | None,
+    current: int,
+    tags: dict[str, str],
+    *,
+    memory: PoolMemory | None = None,
+    errors: tuple[str, ...] = (),
+    now: float = T0,
+) -> Decision:
+    """One whole pure pass on a service carrying `tags`."""
+    obs = Observation(
+        broker=None,
+        workers=None,
+        service=ServiceObservation(
+            desired=current, running=current, pending=0, deploying=False, tags=tags
+        ),
+        errors=errors,
+    )
+    metrics = {} if value is None else {pool.metric.value: value}
+    decision, _, _, _ = plan_pass(
+        pool, obs, metrics, memory or PoolMemory(), now, interval=INTERVAL
+    )
+    return decision
+
+
+PAUSES: list[tuple[dict[str, str], float, int, Action, int, str]] = [
+    # paused-scale-in holds a scale-in and lets a scale-out through; paused-scale-out the reverse.
+    ({"celery-scaler.io/paused-scale-in": "true"}, 0, 4, Action.HOLD, 4, "scale-in paused"),
+    ({"celery-scaler.io/paused-scale-in": "true"}, 25, 4, Action.SCALE_OUT, 6, "≥ 10"),
+    ({"celery-scaler.io/paused-scale-out": "true"}, 25, 4, Action.HOLD, 4, "scale-out paused"),
+    ({"celery-scaler.io/paused-scale-out": "true"}, 0, 4, Action.SCALE_IN, 3, "≤ 2"),
+    # Even a count below minCapacity waits while scale-out is paused.
+    ({"celery-scaler.io/paused-scale-out": " TRUE "}, 5, 0, Action.HOLD, 0, "below minCapacity"),
+    # paused-replicas sets the count and holds it, whatever the metric and the bounds (KEDA).
+    ({"celery-scaler.io/paused-replicas": "2"}, 25, 4, Action.SCALE_IN, 2, "paused-replicas=2"),
+    ({"celery-scaler.io/paused-replicas": "2"}, 0, 2, Action.HOLD, 2, "holding at 2"),
+    ({"celery-scaler.io/paused-replicas": "30"}, 0, 4, Action.SCALE_OUT, 30, "4 → 30"),
+    # It wins over the other tags, as KEDA's does over paused.
+    (
+        {"celery-scaler.io/paused-replicas": "0", "celery-scaler.io/paused": "true"},
+        0,
+        4,
+        Action.SCALE_IN,
+        0,
+        "paused-replicas=0: 4 → 0",
+    ),
+    # A value that is no count holds the pool: whoever set it meant to stop the controller.
+    ({"celery-scaler.io/paused-replicas": "two"}, 25, 4, Action.HOLD, 4, "is not a number"),
+    ({"celery-scaler.io/paused": "true"}, 25, 4, Action.HOLD, 4, "paused by the tag"),
+]
+
+
+@pytest.mark.parametrize(("tags", "value", "current", "action", "desired", "words"), PAUSES)
+def test_pause_tags(
+    tags: dict[str, str], value: float, current: int, action: Action, desired: int, words: str
+) -> None:
+    decision = pass_with_tags(make_pool(), value, current, tags)
+    assert (decision.action, decision.desired) == (action, desired), decision.reason
+    assert words in decision.reason
+
+
+def test_paused_replicas_needs_no_metric() -> None:
+    tags = {"celery-scaler.io/paused-replicas": "3"}
+    decision = pass_with_tags(make_pool(), None, 5, tags, errors=("the broker is down",))
+    assert (decision.action, decision.desired) == (Action.SCALE_IN, 3)
+
+
+# --------------------------------------------------------------------------- fallback.behavior
+
+FALLBACKS: list[tuple[dict[str, Any], int, Action, int, str]] = [
+    # currentReplicasIfHigher, the default (and the only rule before behaviours): never lower.
+    ({"capacity": 3}, 2, Action.SCALE_OUT, 3, "max(current 2, fallback.capacity 3) = 3"),
+    ({"capacity": 3, "behavior": "currentReplicasIfHigher"}, 5, Action.HOLD, 5, "not above it"),
+    # static: the capacity, up or down.
+    ({"capacity": 3, "behavior": "static"}, 2, Action.SCALE_OUT, 3, "fallback.capacity 3 (static)"),
+    ({"capacity": 3, "behavior": "static"}, 6, Action.SCALE_IN, 3, "= 3"),
+    # currentReplicasIfLower: min(current, capacity).
+    ({"capacity": 3, "behavior": "currentReplicasIfLower"}, 2, Action.HOLD, 2, "= 2"),
+    ({"capacity": 3, "behavior": "currentReplicasIfLower"}, 6, Action.SCALE_IN, 3, "min(current 6"),
+    # currentReplicas: the count as it is.
+    ({"behavior": "currentReplicas"}, 6, Action.HOLD, 6, "currentReplicas"),
+]
+
+
+@pytest.mark.parametrize(("fallback", "current", "action", "desired", "words"), FALLBACKS)
+def test_fallback_behaviors_after_the_failure_threshold(
+    fallback: dict[str, Any], current: int, action: Action, desired: int, words: str
+) -> None:
+    pool = make_pool(fallback=fallback, safe_scale_in=False)
+    memory = PoolMemory(consecutive_failures=2)
+    decision, _, _ = plan_at(pool, None, memory, current=current)
+    assert (decision.action, decision.desired) == (action, desired), decision.reason
+    assert decision.reason.startswith("fallback after 3 failed passes: ")
+    assert words in decision.reason
+
+
+def test_a_fallback_below_the_count_never_stops_workers_it_cannot_see() -> None:
+    # safeScaleIn is on and inspect failed: which workers are busy is unknown, so it holds.
+    pool = make_pool(fallback={"capacity": 3, "behavior": "static"})
+    decision, _, _ = plan_at(pool, None, PoolMemory(consecutive_failures=2), current=6)
+    assert (decision.action, decision.desired) == (Action.HOLD, 6)
+    assert "which workers are busy is unknown (safeScaleIn)" in decision.reason
+    # With inspect answering, the busy workers are the floor, as for any scale-in.
+    memory = PoolMemory(consecutive_failures=2)
+    decision, _, _ = plan_at(
+        pool, None, memory, current=6, worker_list=workers(1, 1, 1, 1, 0, 0), errors=("broker",)
+    )
+    assert (decision.action, decision.desired) == (Action.SCALE_IN, 4), decision.reason
+
+
+def test_a_lowering_fallback_waits_for_the_scale_in_cooldown() -> None:
+    pool = make_pool(fallback={"capacity": 3, "behavior": "static"}, safe_scale_in=False)
+    memory = PoolMemory(consecutive_failures=2, scale_in_cooldown_started=T0 - 10)
+    decision, _, _ = plan_at(pool, None, memory, current=6)
+    assert (decision.action, decision.desired) == (Action.HOLD, 6)
+    assert "scale-in cooldown has 290s left" in decision.reason
+
+
+# --------------------------------------------------------------------------- scale to zero
+
+QUEUE_IN_AT_0 = policy(0, step(None, 0, -1))
+
+
+def zero_pool(scale_in: dict[str, Any] = QUEUE_IN_AT_0, **extra: Any) -> WorkerPoolSpec:
+    """Scale to zero on queue_depth: activation at 0 messages, out at 10, in at 0."""
+    return make_pool(min_capacity=0, metric="queue_depth", activation=0, scale_in=scale_in, **extra)
+
+
+@pytest.mark.parametrize(
+    ("value", "current", "action", "desired", "reason"),
+    [
+        # At 0 tasks, activation alone decides: 1 as soon as the metric is above it...
+        (3, 0, Action.SCALE_OUT, 1, "queue_depth 3 > activation 0: 0 → 1"),
+        # ... even where a step would add more (KEDA goes to 1; the policies take over next).
+        (40, 0, Action.SCALE_OUT, 1, "queue_depth 40 > activation 0: 0 → 1"),
+        (0, 0, Action.HOLD, 0, "queue_depth 0 ≤ activation 0: holding at 0"),
+        # From 1, to 0 only once every activation reading is at or below its value.
+        (0, 1, Action.SCALE_IN, 0, "queue_depth 0 ≤ activation 0: 1 → 0"),
+        # Between 1 and maxCapacity the policies decide, down to 1.
+        (0, 3, Action.SCALE_IN, 2, "queue_depth 0 ≤ 0"),
+        (25, 1, Action.SCALE_OUT, 3, "queue_depth 25 ≥ 10"),
+    ],
+)
+def test_activation_decides_between_zero_and_one(
+    value: float, current: int, action: Action, desired: int, reason: str
+) -> None:
+    decision = decide_at(zero_pool(), value, current)
+    assert (decision.action, decision.desired) == (action, desired), decision.reason
+    assert decision.reason.startswith(reason)
+
+
+def test_activation_above_zero_keeps_one_task_while_the_policies_would_remove_it() -> None:
+    pool = make_pool(
+        min_capacity=0, metric="queue_depth", activation=5, scale_in=policy(8, step(None, 0, -1))
+    )
+    held = decide_at(pool, 7, 1)  # the scale-in table is breached, yet 7 > 5
+    assert (held.action, held.desired) == (Action.HOLD, 1), held.reason
+    assert "7 raised to 1: below 1 only by activation" not in held.reason
+    assert (decide_at(pool, 5, 1).desired, decide_at(pool, 5, 0).desired) == (0, 0)
+
+
+def test_to_zero_waits_for_a_busy_worker_and_the_scale_in_cooldown() -> None:
+    busy = decide_at(zero_pool(), 0, 1, worker_list=workers(1))
+    assert (busy.action, busy.desired) == (Action.HOLD, 1)
+    assert "kept at 1: 1 workers are busy (safeScaleIn)" in busy.reason
+    memory = PoolMemory(scale_in_cooldown_started=T0 - 100)
+    slow = zero_pool(scale_in=policy(0, step(None, 0, -1), cooldown=300))
+    cooling = decide_at(slow, 0, 1, memory=memory)
+    assert (cooling.action, cooling.desired) == (Action.HOLD, 1)
+    assert "scale-in cooldown" in cooling.reason
+
+
+def test_at_zero_only_the_activation_metrics_must_be_read() -> None:
+    # busy_ratio has no worker to read it from at 0 tasks: not a failed pass.
+    pool = zero_pool(
+        policies=[
+            {
+                "name": "busy",
+                "metric": "busy_ratio",
+                "targetTracking": {"targetValue": 0.8, "disableScaleIn": True},
+            }
+        ]
+    )
+    obs = observation(0)
+    decision, memory, _, errors = plan_pass(
+        pool, obs, {"queue_depth": 4}, PoolMemory(), T0, interval=INTERVAL
+    )
+    assert (decision.action, decision.desired, errors) == (Action.SCALE_OUT, 1, ())
+    assert memory.consecutive_failures == 0
+    # From 1 task on, every policy's metric counts again.
+    decision, memory, _, errors = plan_pass(
+        pool, observation(1), {"queue_depth": 4}, PoolMemory(), T0, interval=INTERVAL
+    )
+    assert errors == ("busy_ratio could not be read this pass",)
+    assert decision.action is Action.HOLD
+
+
+def test_activation_needs_min_capacity_zero() -> None:
+    with pytest.raises(ValueError, match="activation decides only between 0 and 1 tasks"):
+        make_pool(metric="queue_depth", activation=0)
+
+
+# --------------------------------------------------------------------------- scheduled bounds
+
+BUSINESS_HOURS = [
+    {"name": "business-hours", "schedule": "cron(0 8 ? * MON-FRI *)", "minCapacity": 5},
+    {"name": "evening", "schedule": "cron(0 20 ? * MON-FRI *)", "minCapacity": 1},
+]
+WEDNESDAY_10H = 1_772_618_400.0  # 2026-03-04T10:00:00Z
+
+
+def test_a_schedules_min_capacity_scales_out_to_it_and_says_so() -> None:
+    pool = make_pool(schedules=BUSINESS_HOURS)
+    decision = decide_at(pool, 5, 2, now=WEDNESDAY_10H)  # within thresholds
+    assert (decision.action, decision.desired) == (Action.SCALE_OUT, 5)
+    assert "2 is below minCapacity (schedule 'business-hours'): 2 → 5" in decision.reason
+    assert decision.bounds is not None
+    assert decision.bounds.scheduled == ("business-hours",)
+    # After 20:00 the evening's minCapacity 1 holds: the count may come down again.
+    evening = decide_at(pool, 0, 5, now=WEDNESDAY_10H + 11 * 3600)
+    assert (evening.action, evening.desired) == (Action.SCALE_IN, 4)
+
+
+def test_a_schedules_max_capacity_clamps_and_the_fallback_keeps_within_it() -> None:
+    night = [{"name": "night", "schedule": "cron(0 0 * * ? *)", "maxCapacity": 2}]
+    pool = make_pool(schedules=night, fallback={"capacity": 4})
+    decision = decide_at(pool, 25, 2, now=WEDNESDAY_10H)
+    assert (decision.action, decision.desired) == (Action.HOLD, 2)
+    assert "clamped to maxCapacity (schedule 'night') 2" in decision.reason
+    failed, _, _ = plan_at(pool, None, PoolMemory(consecutive_failures=2), WEDNESDAY_10H, current=1)
+    assert (failed.action, failed.desired) == (Action.SCALE_OUT, 2), failed.reason

@@ -127,7 +127,38 @@ def last_actions(statuses: Sequence[PoolStatus], now: float) -> Text:
         else:
             text.append("no action yet", style="dim")
         text.append("\n")
+        scheduling = _scheduling(status, now)
+        if scheduling:
+            text.append(f"{status.pool}: ", style="bold")
+            text.append(scheduling, style="cyan")
+            text.append("\n")
     return text
+
+
+def _scheduling(status: PoolStatus, now: float) -> str:
+    """The bounds a schedule set, the next scheduled action and the pause tags, if any."""
+    said = []
+    if status.bounds_from:
+        sources = ", ".join(f"{b} from {name!r}" for b, name in status.bounds_from.items())
+        said.append(f"bounds [{status.min_capacity}, {status.max_capacity}] ({sources})")
+    upcoming = status.next_schedule
+    if upcoming is not None:
+        sets = ", ".join(
+            f"{bound} {upcoming[bound]}"
+            for bound in ("minCapacity", "maxCapacity")
+            if upcoming[bound] is not None
+        )
+        said.append(f"next schedule {upcoming['name']!r} {_in(upcoming['time'] - now)}: {sets}")
+    if status.paused:
+        said.append(" ".join(status.paused))
+    return "; ".join(said)
+
+
+def _in(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"in {seconds / size:.0f}{unit}"
+    return f"in {max(seconds, 0):.0f}s"
 
 
 def _ago(seconds: float) -> str:

@@ -34,6 +34,7 @@ from pydantic.alias_generators import to_camel
 from celery_scaler.core.errors import ConfigError
 from celery_scaler.core.metrics import BROKER_ONLY_METRICS, LATENCY_METRICS, Metric
 from celery_scaler.core.names import BROKER_ENV
+from celery_scaler.core.schedules import Bounds, ScheduledAction, bounds_at, parse_expression, zone
 from celery_scaler.core.transport_options import KNOWN_OPTIONS, TEXT_OPTIONS, TRANSPORT_NAMES
 
 API_VERSION = "celery-scaler/v1"
@@ -252,6 +253,13 @@ class TargetTracking(_Spec):
         return TRACKING_SCALE_IN_RATIO * self.target_value
 
 
+ACTIVATION_HELP = (
+    "Scale to zero (KEDA's activation): with minCapacity 0, the pool leaves 0 tasks for 1 only "
+    "when this policy's metric is above this value, and goes from 1 to 0 only when every "
+    "policy's with an activation is at or below its own. Between 1 and maxCapacity the "
+    "policies decide as usual."
+)
+
 DEFAULT_POLICY = "default"
 """The name of the policy a pool's own metric, scaleOut, scaleIn and targetTracking make."""
 
@@ -272,6 +280,7 @@ class ScalingPolicySpec(_Spec):
     scale_out: StepPolicy | None = None
     scale_in: StepPolicy | None = None
     target_tracking: TargetTracking | None = None
+    activation: float | None = Field(default=None, description=ACTIVATION_HELP)
 
     @field_validator("metric", mode="before")
     @classmethod
@@ -433,9 +442,102 @@ class EcsTarget(_Spec):
     service: str = Field(min_length=1)
 
 
+class FallbackBehavior(StrEnum):
+    """KEDA's fallback behaviours, applied to a pool whose passes keep failing."""
+
+    STATIC = "static"
+    """The count becomes `capacity`: raised to it, or lowered to it when the scale-in is
+    safe (the scale-in guards, and safeScaleIn's busy workers known)."""
+    CURRENT_REPLICAS = "currentReplicas"
+    """The count stays as it is (within the bounds); no capacity."""
+    CURRENT_REPLICAS_IF_HIGHER = "currentReplicasIfHigher"
+    """max(current, capacity): never lower. The default (KEDA's is static)."""
+    CURRENT_REPLICAS_IF_LOWER = "currentReplicasIfLower"
+    """min(current, capacity): never higher; lowered as static lowers."""
+
+
 class FallbackSpec(_Spec):
     failure_threshold: int = Field(default=3, ge=1)
     capacity: int | None = Field(default=None, ge=0)
+    behavior: FallbackBehavior = Field(
+        default=FallbackBehavior.CURRENT_REPLICAS_IF_HIGHER,
+        description="What the count becomes once failureThreshold passes in a row failed "
+        "(KEDA's fallback.behavior): currentReplicasIfHigher (the default) max(current, "
+        "capacity), static capacity, currentReplicasIfLower min(current, capacity), "
+        "currentReplicas the count as it is. A lower count waits for a safe scale-in.",
+    )
+
+    @model_validator(mode="after")
+    def _capacity_fits_behavior(self) -> FallbackSpec:
+        explicit = "behavior" in self.model_fields_set
+        if self.behavior is FallbackBehavior.CURRENT_REPLICAS:
+            if self.capacity is not None:
+                raise _FieldError(
+                    "capacity", "currentReplicas keeps the count as it is: remove capacity"
+                )
+        elif explicit and self.capacity is None:
+            raise _FieldError(
+                "capacity", f"behavior {self.behavior.value} needs a capacity to fall back to"
+            )
+        return self
+
+    @property
+    def applies(self) -> bool:
+        """Whether anything but holding happens once the threshold is reached."""
+        return self.capacity is not None or self.behavior is FallbackBehavior.CURRENT_REPLICAS
+
+
+SCHEDULE_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class ScheduleSpec(_Spec):
+    """One scheduled action (AWS's scheduled scaling): new bounds from its time on."""
+
+    name: str = Field(pattern=SCHEDULE_NAME, max_length=63)
+    schedule: str = Field(
+        description="at(yyyy-mm-ddThh:mm:ss) once, or cron(Minutes Hours Day-of-month Month "
+        "Day-of-week Year) as AWS writes it (EventBridge's six fields), in `timezone`."
+    )
+    timezone: str = Field(default="UTC", description="An IANA time zone name.")
+    min_capacity: int | None = Field(default=None, ge=0)
+    max_capacity: int | None = Field(default=None, ge=0)
+
+    @field_validator("schedule")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        parse_expression(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        zone(value)
+        return value
+
+    @model_validator(mode="after")
+    def _sets_a_bound(self) -> ScheduleSpec:
+        if self.min_capacity is None and self.max_capacity is None:
+            raise ValueError("a schedule sets minCapacity, maxCapacity or both")
+        if (
+            self.min_capacity is not None
+            and self.max_capacity is not None
+            and self.min_capacity > self.max_capacity
+        ):
+            raise _FieldError(
+                "minCapacity",
+                f"minCapacity ({self.min_capacity}) is greater than maxCapacity "
+                f"({self.max_capacity})",
+            )
+        return self
+
+    def action(self) -> ScheduledAction:
+        return ScheduledAction(
+            self.name,
+            parse_expression(self.schedule),
+            self.timezone,
+            self.min_capacity,
+            self.max_capacity,
+        )
 
 
 # --- alarms (`celery-scaler alarms plan|apply|export`, see alarms.py) -------------------
@@ -659,6 +761,12 @@ class WorkerPoolSpec(_Spec):
         description="More scaling policies, each on its own metric and window; with the "
         "pool's own (named default) they combine as AWS combines a target's policies.",
     )
+    activation: float | None = Field(default=None, description=ACTIVATION_HELP)
+    schedules: tuple[ScheduleSpec, ...] = Field(
+        default=(),
+        description="Scheduled actions (AWS's scheduled scaling): each sets minCapacity, "
+        "maxCapacity or both at its time, and they hold until another action sets them.",
+    )
     safe_scale_in: bool = True
     protect_busy_tasks: bool = False
     """Keep ECS task scale-in protection on tasks whose worker is busy (see protection.py)."""
@@ -695,11 +803,32 @@ class WorkerPoolSpec(_Spec):
                 f"{self.fallback.capacity} must lie within [minCapacity, maxCapacity] = "
                 f"[{self.min_capacity}, {self.max_capacity}]",
             )
+        self._check_schedules()
         if not 60 <= self.task_protection <= 48 * 3600:
             raise _FieldError(
                 "taskProtection", "ECS protects a task for 1 minute to 48 hours (1m to 48h)"
             )
         return self
+
+    def _check_schedules(self) -> None:
+        names = [schedule.name for schedule in self.schedules]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise _FieldError(
+                    f"schedules.{index}.name", f"{name!r} is taken by another schedule"
+                )
+        reaches_zero = self.min_capacity == 0 or any(s.min_capacity == 0 for s in self.schedules)
+        if self.activation_policies and not reaches_zero:
+            field = (
+                "activation"
+                if self.activation is not None
+                else f"policies.{self.policies.index(self.activation_policies[0])}.activation"
+            )
+            raise _FieldError(
+                field,
+                "activation decides only between 0 and 1 tasks: it needs minCapacity 0 (the "
+                "pool's or a schedule's)",
+            )
 
     def _check_policies(self) -> None:
         own = self.scale_out or self.scale_in or self.target_tracking
@@ -709,7 +838,11 @@ class WorkerPoolSpec(_Spec):
             if problem is not None:
                 raise problem
         else:
-            unread = [f for f in ("metric", "statistic", "window") if f in self.model_fields_set]
+            unread = [
+                f
+                for f in ("metric", "statistic", "window", "activation")
+                if f in self.model_fields_set
+            ]
             if unread and self.policies:
                 raise _FieldError(
                     unread[0],
@@ -742,6 +875,7 @@ class WorkerPoolSpec(_Spec):
             scale_out=self.scale_out,
             scale_in=self.scale_in,
             target_tracking=self.target_tracking,
+            activation=self.activation,
         )
 
     @cached_property
@@ -757,8 +891,23 @@ class WorkerPoolSpec(_Spec):
         # pydantic copies the instance's __dict__, where `scaling_policies` is cached: a
         # copy with other rules must work its policies out anew.
         copied = super().model_copy(update=update, deep=deep)
-        copied.__dict__.pop("scaling_policies", None)
+        for cached in ("scaling_policies", "scheduled_actions"):
+            copied.__dict__.pop(cached, None)
         return copied
+
+    @cached_property
+    def scheduled_actions(self) -> tuple[ScheduledAction, ...]:
+        """`schedules`, parsed once (the simulator asks for the bounds every pass)."""
+        return tuple(schedule.action() for schedule in self.schedules)
+
+    def bounds_at(self, now: float) -> Bounds:
+        """minCapacity and maxCapacity in force at `now`: the schedules' or the pool's own."""
+        return bounds_at(self.min_capacity, self.max_capacity, self.scheduled_actions, now)
+
+    @property
+    def activation_policies(self) -> tuple[ScalingPolicySpec, ...]:
+        """The policies with an activation value: they decide 0 ↔ 1 where minCapacity is 0."""
+        return tuple(p for p in self.scaling_policies if p.activation is not None)
 
     def scaling_policy(self, name: str | None) -> ScalingPolicySpec | None:
         return next((p for p in self.scaling_policies if p.name == name), None)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TypeVar
 
+from celery_scaler.core.schedules import Bounds
+
 T = TypeVar("T")
 
 
@@ -281,3 +283,5 @@ class Decision:
     """Conditions the policy raised while deciding (name → sentence), see core/conditions.py."""
     warnings: tuple[str, ...] = ()
     """Things a person must act on that change no count (a condition held too long)."""
+    bounds: Bounds | None = None
+    """minCapacity and maxCapacity in force at the pass, and the schedules that set them."""

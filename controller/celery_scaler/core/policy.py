@@ -19,7 +19,7 @@ ones (safeScaleIn).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from celery_scaler.core.autoscaling import conflict_sentence
 from celery_scaler.core.conditions import (
@@ -30,6 +30,7 @@ from celery_scaler.core.conditions import (
 )
 from celery_scaler.core.config import (
     DEFAULT_POLICY,
+    FallbackBehavior,
     ScalingPolicySpec,
     Statistic,
     WorkerPoolSpec,
@@ -46,7 +47,15 @@ from celery_scaler.core.model import (
     Proposal,
     ScaleOutCooldown,
 )
-from celery_scaler.core.state import PAUSED, is_paused
+from celery_scaler.core.schedules import Bounds
+from celery_scaler.core.state import (
+    PAUSED,
+    PAUSED_REPLICAS,
+    PAUSED_SCALE_IN,
+    PAUSED_SCALE_OUT,
+    Pause,
+    pause_from_tags,
+)
 from celery_scaler.core.step_scaling import step_proposal
 from celery_scaler.core.target_tracking import tracking_proposal
 
@@ -94,9 +103,9 @@ def aggregate(samples: Sequence[tuple[float, float]], statistic: Statistic) -> f
 
 
 def fallback_active(pool: WorkerPoolSpec, failures: int) -> bool:
-    """Whether `failures` consecutive failed passes put the pool on its fallback capacity."""
+    """Whether `failures` consecutive failed passes put the pool on its fallback."""
     fallback = pool.fallback
-    return fallback.capacity is not None and failures >= fallback.failure_threshold
+    return fallback.applies and failures >= fallback.failure_threshold
 
 
 def decide(
@@ -117,8 +126,14 @@ def decide(
     combines them (`_chosen`); the bounds clamp the result; a scale-in is then held back
     by what makes it unsafe. Whatever the path, workers that do not answer raise
     WorkersUnreachable where they block scale-in.
+
+    The bounds are those in force at `now` (the pool's, or a schedule's: `bounds_at`);
+    `paused-scale-in` and `paused-scale-out` then hold a change in their direction.
     """
-    decision = _decide(pool, obs, metrics, memory, now, interval)
+    bounds = pool.bounds_at(now)
+    pause = pause_from_tags(obs.service.tags) if obs.service is not None else Pause()
+    decision = _decide(pool, obs, metrics, memory, now, interval, bounds, pause)
+    decision = replace(_paused_direction(decision, pause), bounds=bounds)
     unreachable = workers_unreachable(pool, obs)
     if unreachable is None:
         return decision
@@ -137,6 +152,8 @@ def _decide(
     memory: PoolMemory,
     now: float,
     interval: float,
+    bounds: Bounds,
+    pause: Pause,
 ) -> Decision:
     policies = pool.scaling_policies
     metric = policies[0].metric.value
@@ -148,31 +165,66 @@ def _decide(
         # capacity are applied while the other one is live (its own range applies).
         target = obs.foreign_scaling.resource_id
         return _hold(current, metric, f"another autoscaler drives {target}: holding at {current}")
-    if service is not None and is_paused(service.tags):
-        return _hold(current, metric, f"paused by the tag {PAUSED}=true: holding at {current}")
+    if pause.replicas is not None:
+        # A person's explicit count, as KEDA's paused-replicas: neither the bounds nor the
+        # scale-in guards stand in its way, as for a count set by hand.
+        wanted = pause.replicas
+        said = f"paused by the tag {PAUSED_REPLICAS}={wanted}"
+        if wanted == current:
+            return _hold(current, metric, f"{said}: holding at {current}")
+        return Decision(
+            _action(current, wanted), current, wanted, metric, None, f"{said}: {current} → {wanted}"
+        )
+    if pause.held:
+        why = pause.problem or f"paused by the tag {PAUSED}=true"
+        return _hold(current, metric, f"{why}: holding at {current}")
     if obs.errors or service is None:
-        return _without_data(pool, obs, memory, current)
+        return _without_data(pool, obs, memory, current, bounds, now)
+    activation = _activation(pool, metrics) if bounds.min_capacity == 0 else None
+    if activation is not None and current == 0:
+        return _leave_zero(pool, activation, bounds)
     for policy in policies:
         read = policy.metric.value
         if read not in metrics or not memory.samples.get(policy.name):
             return _hold(current, read, f"holding at {current}: {read} could not be read this pass")
+    decision = _by_policies(pool, obs, memory, now, interval, current, bounds, activation)
+    if activation is not None and current == 1 and decision.desired == 1:
+        return _to_zero(pool, obs, memory, now, activation, bounds, decision)
+    return decision
 
+
+def _by_policies(
+    pool: WorkerPoolSpec,
+    obs: Observation,
+    memory: PoolMemory,
+    now: float,
+    interval: float,
+    current: int,
+    bounds: Bounds,
+    activation: Activation | None,
+) -> Decision:
+    """Each policy's proposal, combined, clamped to the bounds and guarded (a scale-in)."""
+    policies = pool.scaling_policies
     proposals = [_propose(policy, memory, current, now, interval) for policy in policies]
     chosen = _chosen(pool, proposals, current)
     if chosen is None:
         held = _holding(pool, proposals, current)
         premise = _premises(pool, proposals, current)
-        return _bring_into_range(pool, current, held.metric, held.value, premise, held.policy)
+        return _bring_into_range(bounds, current, held.metric, held.value, premise, held.policy)
     assert chosen.desired is not None
     label = "" if _alone(policies) else f"{chosen.policy}: "
     premise, rule, proposed = label + chosen.premise, chosen.rule, chosen.desired
     notes = list(chosen.notes)
-    desired = min(max(proposed, pool.min_capacity), pool.max_capacity)
-    if desired != proposed:
-        limit = "maxCapacity" if desired < proposed else "minCapacity"
+    # Scaling to zero, the policies go down to 1: only activation takes the last task away.
+    low = max(bounds.min_capacity, 1) if activation is not None else bounds.min_capacity
+    desired = min(max(proposed, low), bounds.max_capacity)
+    if desired != proposed and desired > bounds.min_capacity == 0:
+        notes.append(f"{proposed} raised to 1: below 1 only by activation")
+    elif desired != proposed:
+        limit = bounds.label("maxCapacity" if desired < proposed else "minCapacity")
         notes.append(f"{proposed} clamped to {limit} {desired}")
     if desired < current:
-        desired = _guard_scale_in(pool, obs, memory, current, desired, now, notes)
+        desired = _guard_scale_in(pool, obs, memory, current, desired, now, notes, bounds)
 
     action = _action(current, desired)
     detail = f" ({'; '.join(notes)})" if notes else ""
@@ -181,6 +233,90 @@ def _decide(
         reason = f"{premise} ({rule}): holding at {current}{detail}"
     return Decision(
         action, current, desired, chosen.metric, chosen.value, reason, rule, chosen.policy
+    )
+
+
+@dataclass(frozen=True)
+class Activation:
+    """What the policies with an `activation` read this pass (KEDA's activation phase)."""
+
+    readings: tuple[tuple[ScalingPolicySpec, float], ...]
+    """Each such policy and its metric's value this pass (not its window: the edge 0 ↔ 1
+    follows the latest reading, as KEDA's activation follows each poll)."""
+    alone: bool
+    """The pool's own policy alone: reasons name no policy."""
+
+    @property
+    def active(self) -> tuple[ScalingPolicySpec, float] | None:
+        """The first policy above its activation value, if any is."""
+        return next(((p, v) for p, v in self.readings if v > (p.activation or 0.0)), None)
+
+    def premise(self, policy: ScalingPolicySpec, value: float) -> str:
+        sign = ">" if value > (policy.activation or 0.0) else "≤"
+        label = "" if self.alone else f"{policy.name}: "
+        return f"{label}{policy.metric.value} {value:g} {sign} activation {policy.activation:g}"
+
+    def premises(self) -> str:
+        return "; ".join(self.premise(policy, value) for policy, value in self.readings)
+
+
+def _activation(pool: WorkerPoolSpec, metrics: Mapping[str, float]) -> Activation | None:
+    """The activation readings, where the pool scales to zero (None where it does not, or
+    where one of them could not be read: then the pool is not decided by them)."""
+    policies = pool.activation_policies
+    if not policies or any(p.metric.value not in metrics for p in policies):
+        return None
+    readings = tuple((p, metrics[p.metric.value]) for p in policies)
+    return Activation(readings, _alone(pool.scaling_policies))
+
+
+def _leave_zero(pool: WorkerPoolSpec, activation: Activation, bounds: Bounds) -> Decision:
+    """At 0 tasks: 1 when a policy is above its activation value, else 0 (KEDA's rule)."""
+    active = activation.active
+    if active is None:
+        policy, value = activation.readings[0]
+        reason = f"{activation.premises()}: holding at 0"
+        return Decision(Action.HOLD, 0, 0, policy.metric.value, value, reason, policy=policy.name)
+    policy, value = active
+    premise = activation.premise(policy, value)
+    if bounds.max_capacity == 0:
+        limit = bounds.label("maxCapacity")
+        reason = f"{premise}, but {limit} is 0: holding at 0"
+        return Decision(Action.HOLD, 0, 0, policy.metric.value, value, reason, policy=policy.name)
+    reason = f"{premise}: 0 → 1"
+    return Decision(
+        Action.SCALE_OUT, 0, 1, policy.metric.value, value, reason, "activation", policy.name
+    )
+
+
+def _to_zero(
+    pool: WorkerPoolSpec,
+    obs: Observation,
+    memory: PoolMemory,
+    now: float,
+    activation: Activation,
+    bounds: Bounds,
+    decision: Decision,
+) -> Decision:
+    """At 1 task the policies keep: 0 once every activation reading is at or below its
+    value, through the scale-in guards (a busy worker, a cooldown, a rollout hold it)."""
+    if activation.active is not None:
+        return decision
+    notes: list[str] = []
+    desired = _guard_scale_in(pool, obs, memory, 1, 0, now, notes, bounds)
+    policy, value = activation.readings[0]
+    detail = f" ({'; '.join(notes)})" if notes else ""
+    result = "1 → 0" if desired == 0 else "holding at 1"
+    reason = f"{activation.premises()}: {result}{detail}"
+    return Decision(
+        _action(1, desired),
+        1,
+        desired,
+        policy.metric.value,
+        value,
+        reason,
+        "activation",
+        policy.name,
     )
 
 
@@ -263,13 +399,41 @@ def _action(current: int, desired: int) -> Action:
     return Action.HOLD
 
 
+def _paused_direction(decision: Decision, pause: Pause) -> Decision:
+    """`decision`, held when people paused its direction (KEDA's paused-scale-in/-out).
+
+    Every change in that direction waits, whatever asked for it: a policy, activation, a
+    bound, the fallback; the other direction goes on as usual.
+    """
+    if pause.replicas is not None:
+        return decision
+    if decision.action is Action.SCALE_IN and pause.scale_in:
+        tag, direction = PAUSED_SCALE_IN, "scale-in"
+    elif decision.action is Action.SCALE_OUT and pause.scale_out:
+        tag, direction = PAUSED_SCALE_OUT, "scale-out"
+    else:
+        return decision
+    current = decision.current
+    reason = (
+        f"{direction} paused by the tag {tag}=true: holding at {current} "
+        f"(otherwise {decision.reason})"
+    )
+    return replace(decision, action=Action.HOLD, desired=current, reason=reason)
+
+
 def _without_data(
-    pool: WorkerPoolSpec, obs: Observation, memory: PoolMemory, current: int
+    pool: WorkerPoolSpec,
+    obs: Observation,
+    memory: PoolMemory,
+    current: int,
+    bounds: Bounds,
+    now: float,
 ) -> Decision:
-    """A pass that could not observe: hold, or after enough failures raise to the fallback.
+    """A pass that could not observe: hold, or after enough failures apply the fallback.
 
     A count outside [minCapacity, maxCapacity] is brought back all the same: the bounds
-    need no metric, only the count, and that was read. Nothing else lowers the count.
+    need no metric, only the count, and that was read. Otherwise only the fallback
+    changes the count (`_fall_back`).
     """
     metric = pool.scaling_policies[0].metric.value
     problems = "; ".join(obs.errors) or "the ECS service was not read"
@@ -277,23 +441,76 @@ def _without_data(
     if obs.service is None:
         # Not "holding at 0": the count was never read, so there is nothing known to hold.
         return _hold(current, metric, f"count unknown, nothing changed: {problems}")
-    desired = min(max(current, pool.min_capacity), pool.max_capacity)
+    desired = min(max(current, bounds.min_capacity), bounds.max_capacity)
     if desired != current:
-        bound = "above maxCapacity" if desired < current else "below minCapacity"
+        bound = (
+            f"above {bounds.label('maxCapacity')}"
+            if desired < current
+            else f"below {bounds.label('minCapacity')}"
+        )
         why = f"{current} is {bound}: {current} → {desired}"
     else:
         why = f"holding at {current}"
-    capacity = pool.fallback.capacity
-    if capacity is not None and fallback_active(pool, failures):
-        # fallback.capacity lies within [minCapacity, maxCapacity] (the configuration
-        # says so), so raising to it keeps the count there.
-        if capacity > desired:
-            desired = capacity
-            why = f"desired is max(current {current}, fallback.capacity {capacity}) = {capacity}"
-        else:
-            why += f" (fallback.capacity {capacity} is not above it)"
+    if fallback_active(pool, failures):
+        desired, why = _fall_back(pool, obs, memory, current, desired, why, bounds, now)
         why = f"fallback after {failures} failed passes: {why}"
     return Decision(_action(current, desired), current, desired, metric, None, f"{why}: {problems}")
+
+
+def _fall_back(
+    pool: WorkerPoolSpec,
+    obs: Observation,
+    memory: PoolMemory,
+    current: int,
+    desired: int,
+    why: str,
+    bounds: Bounds,
+    now: float,
+) -> tuple[int, str]:
+    """The count under `fallback.behavior` (KEDA's), from `desired` (the count within the
+    bounds), and why.
+
+    currentReplicasIfHigher (the default, and the only rule before behaviours existed)
+    never lowers the count. static and currentReplicasIfLower may: only through the
+    scale-in guards, and never while safeScaleIn cannot see which workers are busy, so a
+    failed read never stops a busy worker. The capacity is kept within the bounds in force
+    (a schedule's may not hold it).
+    """
+    fallback = pool.fallback
+    behavior = fallback.behavior
+    if behavior is FallbackBehavior.CURRENT_REPLICAS:
+        return desired, f"{why} (fallback.behavior currentReplicas)"
+    assert fallback.capacity is not None
+    capacity = fallback.capacity
+    within = min(max(capacity, bounds.min_capacity), bounds.max_capacity)
+    if behavior is FallbackBehavior.CURRENT_REPLICAS_IF_HIGHER:
+        if within > desired:
+            return (
+                within,
+                f"desired is max(current {current}, fallback.capacity {capacity}) = {within}",
+            )
+        return desired, f"{why} (fallback.capacity {capacity} is not above it)"
+    if behavior is FallbackBehavior.STATIC:
+        formula, target = f"fallback.capacity {capacity} (static)", within
+    else:
+        formula = f"min(current {current}, fallback.capacity {capacity})"
+        target = min(desired, within)
+    if within != capacity:
+        formula += f", within [{bounds.min_capacity}, {bounds.max_capacity}]"
+    if target >= desired:
+        if target == desired:
+            return desired, f"{why} ({formula} = {target})"
+        return target, f"desired is {formula} = {target}"
+    notes: list[str] = []
+    if pool.safe_scale_in and obs.workers is None:
+        notes.append("which workers are busy is unknown (safeScaleIn)")
+        guarded = max(target, min(current, bounds.max_capacity))
+    else:
+        guarded = _guard_scale_in(pool, obs, memory, current, target, now, notes, bounds)
+    said = f"desired is {formula} = {target}"
+    if guarded != target:
+        said += f", holding at {guarded}: {'; '.join(notes)}"
+    return guarded, said
 
 
 def _windowed_value(policy: ScalingPolicySpec, samples: Samples) -> tuple[float, str]:
@@ -314,11 +531,12 @@ def _guard_scale_in(
     desired: int,
     now: float,
     notes: list[str],
+    bounds: Bounds,
 ) -> int:
     """`desired` raised back as far as an unsafe scale-in must wait; appends why to `notes`."""
     # A count above maxCapacity comes down whatever else holds (as in _bring_into_range);
     # only the policy's own reduction waits.
-    ceiling = min(current, pool.max_capacity)
+    ceiling = min(current, bounds.max_capacity)
     blocked = _scale_in_blocked(pool, obs, memory, now)
     if blocked and desired < ceiling:
         notes.append(blocked)
@@ -371,7 +589,7 @@ def workers_unreachable(pool: WorkerPoolSpec, obs: Observation) -> str | None:
 
 
 def _bring_into_range(
-    pool: WorkerPoolSpec,
+    bounds: Bounds,
     current: int,
     metric: str,
     value: float | None,
@@ -379,11 +597,13 @@ def _bring_into_range(
     policy: str | None = None,
 ) -> Decision:
     """No policy acts; only a count outside [min, max] is corrected."""
-    desired = min(max(current, pool.min_capacity), pool.max_capacity)
+    desired = min(max(current, bounds.min_capacity), bounds.max_capacity)
     if desired > current:
-        reason = f"{premise}; {current} is below minCapacity: {current} → {desired}"
+        limit = bounds.label("minCapacity")
+        reason = f"{premise}; {current} is below {limit}: {current} → {desired}"
     elif desired < current:
-        reason = f"{premise}; {current} is above maxCapacity: {current} → {desired}"
+        limit = bounds.label("maxCapacity")
+        reason = f"{premise}; {current} is above {limit}: {current} → {desired}"
     else:
         reason = f"{premise}: holding at {current}"
     action = _action(current, desired)
@@ -407,7 +627,7 @@ def plan_pass(
     A condition held longer than its bound (conditions.OVERDUE_AFTER) adds a warning.
     Another autoscaler on the service (`Conflict`) adds an error, and the pool holds.
     """
-    policies = pool.scaling_policies
+    policies = _needed(pool, obs, now)
     unread = dict.fromkeys(p.metric.value for p in policies if p.metric.value not in metrics)
     errors = obs.errors
     if unread and not errors and obs.service is not None:
@@ -430,6 +650,18 @@ def plan_pass(
         # An error, so `--once` exits 1; not a failed read, so no fallback capacity.
         errors += (conflict_sentence(obs.foreign_scaling),)
     return decision, memory, events + condition_events, errors
+
+
+def _needed(pool: WorkerPoolSpec, obs: Observation, now: float) -> tuple[ScalingPolicySpec, ...]:
+    """The policies whose metrics this pass must read: all, except at 0 tasks where the pool
+    scales to zero, where only activation decides (a metric read through inspect has no
+    worker to answer it then, and that is no failure)."""
+    service = obs.service
+    activating = pool.activation_policies
+    at_zero = service is not None and service.desired == 0
+    if at_zero and activating and pool.bounds_at(now).min_capacity == 0:
+        return activating
+    return pool.scaling_policies
 
 
 def settle_pending(pool: WorkerPoolSpec, memory: PoolMemory, obs: Observation) -> PoolMemory:

@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from celery_scaler.core.model import Action, LastAction, PendingWrite, PoolMemory, ScaleOutCooldown
 
 PREFIX = "celery-scaler.io/"
 PAUSED = PREFIX + "paused"
+PAUSED_REPLICAS = PREFIX + "paused-replicas"
+"""`N`: set the count to N, then hold it there (KEDA's `paused-replicas`); wins over the rest."""
+PAUSED_SCALE_IN = PREFIX + "paused-scale-in"
+"""`true`: no scale-in, scale-out as usual (KEDA's `paused-scale-in`)."""
+PAUSED_SCALE_OUT = PREFIX + "paused-scale-out"
+"""`true`: no scale-out, scale-in as usual (KEDA's `paused-scale-out`)."""
 LAST_DESIRED = PREFIX + "last-desired"
 SCALE_OUT_COOLDOWN = PREFIX + "scale-out-cooldown"
 SCALE_IN_COOLDOWN = PREFIX + "scale-in-cooldown"
@@ -49,7 +56,57 @@ _ESCAPED = re.compile(r"(?:=[0-9A-F]{2})+")
 
 
 def is_paused(tags: Mapping[str, str]) -> bool:
-    return tags.get(PAUSED, "").strip().lower() == "true"
+    return _true(tags, PAUSED)
+
+
+def _true(tags: Mapping[str, str], key: str) -> bool:
+    return tags.get(key, "").strip().lower() == "true"
+
+
+@dataclass(frozen=True)
+class Pause:
+    """What people's pause tags on a service ask of the controller (all set by people)."""
+
+    held: bool = False
+    """`paused=true`, or a `paused-replicas` that is not a count: hold wherever the count is."""
+    replicas: int | None = None
+    """`paused-replicas=N`: set the count to N, then hold."""
+    scale_in: bool = False
+    scale_out: bool = False
+    problem: str | None = None
+    """Why a pause tag could not be read (the pool is held all the same)."""
+
+    def describe(self) -> tuple[str, ...]:
+        """The tags in force, as `status` lists them."""
+        if self.replicas is not None:
+            return (f"{PAUSED_REPLICAS}={self.replicas}",)
+        if self.held:
+            return (f"{PAUSED}=true",) if self.problem is None else (self.problem,)
+        return tuple(
+            f"{key}=true"
+            for key, on in ((PAUSED_SCALE_IN, self.scale_in), (PAUSED_SCALE_OUT, self.scale_out))
+            if on
+        )
+
+
+def pause_from_tags(tags: Mapping[str, str]) -> Pause:
+    """The pause tags of a service; `paused-replicas` first, as KEDA ranks its annotations.
+
+    A `paused-replicas` that is not a whole number of tasks holds the pool rather than
+    being ignored: whoever set it meant to stop the controller.
+    """
+    given = tags.get(PAUSED_REPLICAS)
+    if given is not None:
+        count = _parse_int(given.strip())
+        if count is None or count < 0:
+            problem = f"{PAUSED_REPLICAS}={given!r} is not a number of tasks"
+            return Pause(held=True, problem=problem)
+        return Pause(replicas=count)
+    return Pause(
+        held=is_paused(tags),
+        scale_in=_true(tags, PAUSED_SCALE_IN),
+        scale_out=_true(tags, PAUSED_SCALE_OUT),
+    )
 
 
 def tag_value(text: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from celery_scaler.core.conditions import Condition
@@ -10,7 +10,8 @@ from celery_scaler.core.config import WorkerPool, WorkerPoolSpec
 from celery_scaler.core.cooldowns import scale_in_cooldown_left, scale_out_cooldown_left
 from celery_scaler.core.model import PoolMemory, ServiceObservation
 from celery_scaler.core.policy import fallback_active
-from celery_scaler.core.state import is_paused, memory_from_tags
+from celery_scaler.core.schedules import next_action
+from celery_scaler.core.state import memory_from_tags, pause_from_tags
 
 CONDITIONS = (
     "Ready",
@@ -40,6 +41,15 @@ class PoolStatus:
     cooldowns_left: dict[str, float] = field(default_factory=dict)
     leader: str | None = None
     error: str | None = None
+    min_capacity: int | None = None
+    """The bounds in force now: the pool's own, or a schedule's (`bounds_from`)."""
+    max_capacity: int | None = None
+    bounds_from: dict[str, str] = field(default_factory=dict)
+    """`minCapacity`/`maxCapacity` → the schedule that set it, where one did."""
+    next_schedule: dict[str, Any] | None = None
+    """The scheduled action that fires next: its name, time and the bounds it sets."""
+    paused: tuple[str, ...] = ()
+    """The pause tags in force on the service (`celery-scaler.io/paused-scale-in=true`, …)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,23 +91,25 @@ def pool_status(
     if service is None:
         conditions = dict.fromkeys(CONDITIONS, False)
         conditions["Degraded"] = True
-        return PoolStatus(
+        status = PoolStatus(
             pool.name, spec.ecs.cluster, spec.ecs.service, conditions, error=error, leader=leader
         )
+        return _with_bounds(status, spec, now)
     memory = memory_from_tags(service.tags)
+    pause = pause_from_tags(service.tags)
     failures = memory.consecutive_failures
     cooldowns = _cooldowns_left(spec, memory, now)
     conditions = {
         "Ready": failures == 0,
         "Scaling": service.deploying or service.running + service.pending != service.desired,
-        "Paused": is_paused(service.tags),
+        "Paused": pause.held or pause.replicas is not None,
         "Degraded": failures > 0,
         "FallbackActive": fallback_active(spec, failures),
         "Leader": leader is not None,
         **{condition.value: condition in memory.conditions for condition in Condition},
     }
     last = memory.last_action
-    return PoolStatus(
+    status = PoolStatus(
         pool=pool.name,
         cluster=spec.ecs.cluster,
         service=spec.ecs.service,
@@ -113,4 +125,29 @@ def pool_status(
         cooldowns_left=cooldowns,
         leader=leader,
         error=error,
+        paused=pause.describe(),
+    )
+    return _with_bounds(status, spec, now)
+
+
+def _with_bounds(status: PoolStatus, spec: WorkerPoolSpec, now: float) -> PoolStatus:
+    """`status` with the bounds in force at `now` and the scheduled action due next."""
+    bounds = spec.bounds_at(now)
+    upcoming = next_action(spec.scheduled_actions, now)
+    schedule = None
+    if upcoming is not None:
+        action, time = upcoming
+        schedule = {
+            "name": action.name,
+            "time": time,
+            "minCapacity": action.min_capacity,
+            "maxCapacity": action.max_capacity,
+        }
+    sources = {"minCapacity": bounds.min_from, "maxCapacity": bounds.max_from}
+    return replace(
+        status,
+        min_capacity=bounds.min_capacity,
+        max_capacity=bounds.max_capacity,
+        bounds_from={bound: name for bound, name in sources.items() if name is not None},
+        next_schedule=schedule,
     )

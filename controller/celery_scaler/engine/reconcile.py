@@ -15,6 +15,7 @@ from celery_scaler.core.metrics import compute_metrics, workers_in_pool
 from celery_scaler.core.model import (
     Action,
     BrokerObservation,
+    Decision,
     Observation,
     PoolMemory,
     ScalableTarget,
@@ -74,6 +75,9 @@ class PoolResult:
     policy: str | None = None
     """The scaling policy the count follows (`default`: the pool's own metric and rules),
     or that held it; None when no policy was asked (paused, a failed pass)."""
+    bounds: Mapping[str, Any] | None = None
+    """minCapacity and maxCapacity in force this pass, and the schedules that set them
+    (`schedules`, empty when the pool's own apply)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -389,6 +393,7 @@ class Reconciler:
             warnings=decision.warnings,
             failures=memory.consecutive_failures,
             policy=decision.policy,
+            bounds=_bounds_json(decision),
         )
 
     def _protect_busy_tasks(
@@ -442,6 +447,17 @@ def _unread_scaling(error: str, last: float | None, now: float) -> str:
         else "none is known, so none is assumed"
     )
     return f"{error} (looking for other autoscalers on the pools' services: {known})"
+
+
+def _bounds_json(decision: Decision) -> dict[str, Any] | None:
+    bounds = decision.bounds
+    if bounds is None:
+        return None
+    return {
+        "min_capacity": bounds.min_capacity,
+        "max_capacity": bounds.max_capacity,
+        "schedules": list(bounds.scheduled),
+    }
 
 
 def _unreconciled(pool: WorkerPool, error: str, dry_run: bool) -> PoolResult:
