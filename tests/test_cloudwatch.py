@@ -5,10 +5,14 @@ from __future__ import annotations
 import io
 import json
 import re
+import threading
+import time
+from typing import Any
 from urllib.parse import urlencode
 
 import botocore.session
 import pytest
+from botocore.exceptions import ClientError
 from botocore.serialize import create_serializer
 
 from celery_scaler.core.errors import AdapterError
@@ -16,7 +20,9 @@ from celery_scaler.telemetry.cloudwatch import (
     MAX_METRICS_PER_EMF_DOCUMENT,
     MAX_METRICS_PER_REQUEST,
     MAX_REQUEST_BYTES,
+    MAX_REQUESTS_IN_FLIGHT,
     REQUEST_OVERHEAD_BYTES,
+    CloudWatchMetrics,
     EmbeddedMetricsWriter,
     batches,
     emf_documents,
@@ -50,6 +56,62 @@ def test_a_pass_fits_one_request_up_to_the_api_limit() -> None:
     assert sizes == [MAX_METRICS_PER_REQUEST, MAX_METRICS_PER_REQUEST, 500]
     assert [d for batch in batches(data) for d in batch] == data  # nothing lost or reordered
     assert len(list(batches(data[:64]))) == 1
+
+
+class CountingCloudWatch:
+    """put_metric_data that counts how many requests are in flight at once.
+
+    With `together`, each request waits until that many are in flight (a barrier): sent
+    one after another, the first would wait in vain and the request fail.
+    """
+
+    def __init__(self, together: int | None = None, fail_request: int | None = None) -> None:
+        self._lock = threading.Lock()
+        self._barrier = threading.Barrier(together) if together else None
+        self._fail = fail_request
+        self.in_flight = self.most = 0
+        self.sizes: list[int] = []
+
+    def put_metric_data(self, Namespace: str, MetricData: list[Any]) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+            self.sizes.append(len(MetricData))
+            index = len(self.sizes)
+        try:
+            if self._barrier is not None:
+                self._barrier.wait(timeout=10)
+            else:
+                time.sleep(0.02)  # long enough for the others to start meanwhile
+            if index == self._fail:
+                raise ClientError({"Error": {"Code": "Throttling", "Message": "slow down"}}, "Put")
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+
+def test_the_requests_of_a_pass_are_sent_at_once() -> None:
+    client = CountingCloudWatch(together=3)
+    samples = [sample(value=i) for i in range(2500)]
+    assert CloudWatchMetrics(client, "N").publish(samples, 0.0) == 3  # type: ignore[arg-type]
+    assert client.most == 3
+    assert sorted(client.sizes) == [500, MAX_METRICS_PER_REQUEST, MAX_METRICS_PER_REQUEST]
+
+
+def test_at_most_a_bounded_number_of_requests_at_once() -> None:
+    client = CountingCloudWatch()
+    samples = [sample(value=i) for i in range(20 * MAX_METRICS_PER_REQUEST)]
+    assert CloudWatchMetrics(client, "N").publish(samples, 0.0) == 20  # type: ignore[arg-type]
+    assert 1 < client.most <= MAX_REQUESTS_IN_FLIGHT
+    assert sum(client.sizes) == len(samples)
+
+
+def test_a_failed_request_loses_only_its_own_metrics() -> None:
+    client = CountingCloudWatch(together=3, fail_request=2)
+    samples = [sample(value=i) for i in range(2500)]
+    with pytest.raises(AdapterError, match=r"1 of 3 request\(s\) failed: .*Throttling: slow down"):
+        CloudWatchMetrics(client, "N").publish(samples, 0.0)  # type: ignore[arg-type]
+    assert sum(client.sizes) == 2500, "every batch was sent"
 
 
 def test_batches_stay_under_the_request_size_limit() -> None:
