@@ -225,3 +225,31 @@ def test_a_pool_with_two_policies_is_replayed_on_both_metrics() -> None:
         ("latency targetTracking (queue_latency_seconds)", ">", 30, 30),
         ("latency targetTracking (queue_latency_seconds)", "<", 27, 30),
     ]
+
+
+# --------------------------------------------------------------------------- fallback, schedules
+
+
+def test_a_gap_is_a_failed_pass_and_the_fallback_applies_after_the_threshold() -> None:
+    pool = design_pool(fallback={"capacity": 4, "failureThreshold": 2})
+    report = replay(pool, history([5, None, None, None, 5]), initial=2)
+    assert [step.capacity for step in report.steps] == [2, 2, 4, 4, 4]
+    raised = report.steps[2].decision
+    assert raised is not None
+    assert raised.reason.startswith("fallback after 2 failed passes: ")
+    assert any("applies the fallback (currentReplicasIfHigher)" in note for note in report.notes)
+    # Without a fallback a gap holds and is no pass at all, as before.
+    held = replay(design_pool(), history([5, None, None, None, 5]), initial=2)
+    assert [step.decision is None for step in held.steps] == [False, True, True, True, False]
+
+
+def test_scheduled_bounds_apply_in_the_replay_and_in_its_summary() -> None:
+    # From T0 + 60 s on, a schedule raises minCapacity to 5.
+    raise_at = "at(2023-11-14T22:14:00)"
+    pool = design_pool(schedules=[{"name": "busy", "schedule": raise_at, "minCapacity": 5}])
+    report = replay(pool, history([5] * 8), initial=2)
+    assert [step.capacity for step in report.steps] == [2, 2, 2, 2, 5, 5, 5, 5]
+    # At 2 the count is above the pool's own minCapacity 1; at 5, from T0 + 60 s, it is at
+    # the schedule's: four periods of 15 s at the minimum.
+    assert report.replayed.seconds_at_min == 60
+    assert any("follow the schedules (busy)" in note for note in report.notes)

@@ -224,3 +224,29 @@ def test_a_pool_with_several_policies_is_simulated_through_both_paths() -> None:
     named = {action.reason.partition(":")[0] for action in controller.actions}
     assert named <= {"default", "latency"}, "each reason names the policy that decided"
     assert any(action.reason.startswith("latency: ") for action in alarms.actions)
+
+
+def test_a_pool_scaling_to_zero_wakes_on_the_first_task_and_sleeps_once_drained() -> None:
+    # A quiet hour with ten tasks in its middle: the simulated pool starts at 0 tasks,
+    # activation takes it to 1 for them, and it returns to 0 once they are done.
+    pool = design_pool(minCapacity=0, metric="queue_depth", activation=0)
+    load = Workload("ten", (Segment(0, 1800, 0), Segment(1800, 1801, 10), Segment(1801, 3600, 0)))
+    result = simulate(pool, load, SimSettings(interval=15, mean_duration=5))
+    run = result.runs[0]
+    assert run.timeline[0].desired == 0
+    first = run.actions[0]
+    assert (first.current, first.desired) == (0, 1)
+    assert 1800 <= first.time <= 1815
+    assert run.unfinished == 0
+    assert run.timeline[-1].desired == 0
+
+
+def test_a_schedule_raises_the_floor_in_the_simulation() -> None:
+    # The simulated clock is epoch seconds: a schedule firing 10 minutes in holds 3 tasks.
+    start = 1_772_618_400.0  # 2026-03-04T10:00:00Z
+    raise_at = "at(2026-03-04T10:10:00)"
+    pool = design_pool(schedules=[{"name": "busy", "schedule": raise_at, "minCapacity": 3}])
+    load = Workload("quiet", (Segment(start, start + 1800, 0),))
+    run = simulate(pool, load, SimSettings(interval=15)).runs[0]
+    (action,) = run.actions
+    assert (action.time - start, action.current, action.desired) == (600, 1, 3)

@@ -17,7 +17,7 @@ high-resolution period is 1, 5, 10, 20 or 30 s, any other a multiple of 60.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -33,6 +33,7 @@ from celery_scaler.core.config import (
 )
 from celery_scaler.core.model import Action, Decision, Observation, PoolMemory, ServiceObservation
 from celery_scaler.core.policy import after_scaling, plan_pass
+from celery_scaler.core.schedules import Bounds
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -118,6 +119,10 @@ def controller_pass(
         spec, obs, metrics, memory, now, interval=interval
     )
     return decision, after_scaling(spec, memory, decision, now)
+
+
+NO_DATA = "no data recorded for this period"
+"""Why a replayed pass in a gap of the history failed."""
 
 
 def service_at(capacity: int) -> ServiceObservation:
@@ -361,15 +366,26 @@ class ScalingReport:
 
 
 def summarize_capacity(
-    points: Sequence[tuple[float, float | None]], end: float, low: int, high: int
+    points: Sequence[tuple[float, float | None]],
+    end: float,
+    low: int,
+    high: int,
+    bounds: Callable[[float], Bounds] | None = None,
 ) -> CapacitySummary:
-    """A step function (each count holds until the next point, None = unknown) summed up."""
+    """A step function (each count holds until the next point, None = unknown) summed up.
+
+    `bounds` gives the bounds in force at a time where schedules move them (else `low`
+    and `high` hold throughout): time at the minimum is time at the minimum then.
+    """
     hours = at_max = at_min = covered = 0.0
     changes = 0
     previous: float | None = None
     for (time, count), (after, _) in zip(points, [*points[1:], (end, None)], strict=True):
         if count is None:
             continue
+        if bounds is not None:
+            in_force = bounds(time)
+            low, high = in_force.min_capacity, in_force.max_capacity
         held = max(0.0, min(after, end) - time)
         covered += held
         hours += count * held / HOUR
@@ -421,6 +437,14 @@ def replay(pool: WorkerPool, history: History, *, initial: int | None = None) ->
     memory = PoolMemory()
     steps: list[ReplayStep] = []
     for index, (time, value, known) in enumerate(zip(grid, values, real, strict=True)):
+        if value is None and spec.fallback.applies:
+            # A period the controller published nothing for is a pass that failed to read:
+            # after failureThreshold of them the fallback applies, as it would have.
+            failed = Observation(None, None, service_at(capacity), errors=(NO_DATA,))
+            decision, memory = controller_pass(spec, failed, {}, memory, time, interval=period)
+            capacity = decision.desired
+            steps.append(ReplayStep(time, None, capacity, known, decision))
+            continue
         if value is None:
             steps.append(ReplayStep(time, None, capacity, known, None))
             continue
@@ -431,11 +455,24 @@ def replay(pool: WorkerPool, history: History, *, initial: int | None = None) ->
         steps.append(ReplayStep(time, value, capacity, known, decision))
 
     gaps = _gaps(grid, values, period)
-    if gaps:
+    if gaps and spec.fallback.applies:
+        notes.append(
+            "where data is missing each period is a failed pass: the replay holds, and after "
+            f"{spec.fallback.failure_threshold} of them applies the fallback "
+            f"({spec.fallback.behavior.value}), as the controller would"
+        )
+    elif gaps:
         notes.append(
             "where data is missing the replay holds, as the controller holds on missing data"
         )
     low, high = spec.min_capacity, spec.max_capacity
+    bounds = spec.bounds_at if spec.schedules else None
+    if spec.schedules:
+        names = ", ".join(schedule.name for schedule in spec.schedules)
+        notes.append(
+            f"minCapacity and maxCapacity follow the schedules ({names}) as they fired; the "
+            "time at the minimum and the maximum counts the bounds in force then"
+        )
     return ScalingReport(
         pool=pool.name,
         metric=metric,
@@ -454,10 +491,10 @@ def replay(pool: WorkerPool, history: History, *, initial: int | None = None) ->
             for found in _threshold_times(policy, by_metric[policy.metric.value], period)
         ),
         replayed=summarize_capacity(
-            [(s.time, float(s.capacity)) for s in steps], history.end, low, high
+            [(s.time, float(s.capacity)) for s in steps], history.end, low, high, bounds
         ),
         real=(
-            summarize_capacity(list(zip(grid, real, strict=True)), history.end, low, high)
+            summarize_capacity(list(zip(grid, real, strict=True)), history.end, low, high, bounds)
             if history.real
             else None
         ),
