@@ -159,6 +159,17 @@ def test_each_pool_exports_its_ecs_counts_bounds_thresholds_fallback_and_conditi
     assert scrape(metrics)[("celery_scaler_fallback_active", pool)] == 0
 
 
+def test_the_bounds_exported_are_those_in_force() -> None:
+    # From 2026-03-04T08:00:00Z on, a schedule raises minCapacity to 5.
+    busy = {"name": "busy", "schedule": "at(2026-03-04T08:00:00)", "minCapacity": 5}
+    spec = design_pool(metric="queue_depth", schedules=[busy]).spec
+    metrics = ControllerMetrics(["p"], interval=15.0, specs={"p": spec})
+    pool = (("pool", "p"),)
+    for now, expected in ((1_772_604_000.0, 1), (1_772_618_400.0, 5)):  # 06:00, 10:00 UTC
+        observe(metrics, report(now, {"p": observation([], {"q": 0})}), CounterState())
+        assert scrape(metrics)[("celery_scaler_min_capacity", pool)] == expected
+
+
 def test_build_info_names_the_version() -> None:
     seen = scrape(ControllerMetrics(["p"], interval=15.0, version="1.2.3"))
     assert seen[("celery_scaler_build_info", (("version", "1.2.3"),))] == 1

@@ -63,8 +63,8 @@ class PoolSeries:
 POOL_SERIES: Mapping[str, PoolSeries] = {
     "ecs_running_tasks": PoolSeries("Tasks ECS runs for the pool's service (runningCount)."),
     "ecs_pending_tasks": PoolSeries("Tasks ECS is starting for the pool's service."),
-    "min_capacity": PoolSeries("The pool's minCapacity."),
-    "max_capacity": PoolSeries("The pool's maxCapacity."),
+    "min_capacity": PoolSeries("The pool's minCapacity in force (its own, or a schedule's)."),
+    "max_capacity": PoolSeries("The pool's maxCapacity in force (its own, or a schedule's)."),
     "scaling_value": PoolSeries(
         "The value of the pool's metric its last decision read (over its window).",
         ("pool", "metric"),
@@ -116,8 +116,10 @@ def pool_rows(report: PassReport, specs: Mapping[str, WorkerPoolSpec]) -> list[P
             rows.append(("scaling_value", (pool, metric), result.value))
         spec = specs.get(pool)
         if spec is not None:
-            rows.append(("min_capacity", (pool,), spec.min_capacity))
-            rows.append(("max_capacity", (pool,), spec.max_capacity))
+            # The bounds in force: a schedule's, where one set them (core/schedules.py).
+            bounds = spec.bounds_at(report.time)
+            rows.append(("min_capacity", (pool,), bounds.min_capacity))
+            rows.append(("max_capacity", (pool,), bounds.max_capacity))
             # Labelled with each policy's own metric, which the decision may not have read.
             thresholds: dict[tuple[str, str], float] = {}
             for policy in spec.scaling_policies:
