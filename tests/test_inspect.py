@@ -9,11 +9,13 @@ import pytest
 
 from celery_scaler.adapters.celery_inspect import (
     COMMANDS,
+    STATE,
     CeleryInspector,
     RoundReplies,
     inspector_for,
     parse_replies,
     round_complete,
+    unconfirmed,
 )
 from celery_scaler.core.metrics import workers_in_pool
 from celery_scaler.core.model import WorkerSnapshot
@@ -142,6 +144,28 @@ class TestParseReplies:
         (worker,) = parse_replies(recorded(**{"w1@host": {"stats": {**STATS, "total": {}}}}))
         assert worker.processed_total == 0
 
+    def test_queues_kept_from_an_earlier_round(self) -> None:
+        # No active_queues asked this round: each worker's queues as kept; a worker whose
+        # queues are neither answered nor kept is left out, as one that did not answer.
+        replies = recorded(
+            **{"w1@host": {"active_queues": None}, "w2@host": {"active_queues": None}}
+        )
+        kept = {"w1@host": frozenset({"orders"})}
+        (worker,) = parse_replies(replies, kept)
+        assert (worker.name, worker.queues) == ("w1@host", frozenset({"orders"}))
+
+    def test_this_rounds_active_queues_reply_wins_over_what_was_kept(self) -> None:
+        replies = recorded(**{"w1@host": {}})
+        (worker,) = parse_replies(replies, {"w1@host": frozenset({"old"})})
+        assert worker.queues == frozenset({"orders", "w1.own"})
+
+    def test_a_count_the_round_did_not_ask_is_unknown_not_zero(self) -> None:
+        replies = recorded(**{"w1@host": {"scheduled": None, "revoked": None}})
+        (worker,) = parse_replies(replies, asked=STATE)
+        assert (worker.scheduled, worker.revoked) == (None, None)
+        (worker,) = parse_replies(replies, asked=(*STATE, "scheduled"))
+        assert (worker.scheduled, worker.revoked) == (0, None)
+
     def test_workers_are_sorted_by_name(self) -> None:
         replies = recorded(**{"b@host": {}, "c@host": {}, "a@host": {}})
         assert [w.name for w in parse_replies(replies)] == ["a@host", "b@host", "c@host"]
@@ -251,6 +275,22 @@ class TestRoundComplete:
         assert not round_complete(replies, {ORDERS: 2}, ())
         assert round_complete(replies, {ORDERS: 1}, ("a", "b"))
 
+    def test_a_round_of_the_state_commands_goes_by_kept_queues(self) -> None:
+        replies = self.answered({"a": "orders", "b": "orders"}, commands=STATE)
+        kept = {"a": ORDERS}
+        # b's queues are unknown: not yet one of the pool's, nor done as a known worker.
+        assert not round_complete(replies, {ORDERS: 2}, (), STATE, kept)
+        assert not round_complete(replies, {ORDERS: 1}, ("a", "b"), STATE, kept)
+        assert round_complete(replies, {ORDERS: 1}, ("a",), STATE, kept)
+        # Its directed active_queues reply comes in.
+        replies["active_queues"] = {"b": [{"name": "orders"}]}
+        assert round_complete(replies, {ORDERS: 2}, ("a", "b"), STATE, kept)
+
+    def test_only_the_rounds_own_commands_are_waited_for(self) -> None:
+        replies = self.answered({"a": "orders"}, commands=(*STATE, "active_queues"))
+        assert not round_complete(replies, {ORDERS: 1}, ())  # scheduled, revoked: not asked
+        assert round_complete(replies, {ORDERS: 1}, (), STATE)
+
 
 class TestRoundReplies:
     def test_routes_by_ticket(self) -> None:
@@ -292,3 +332,19 @@ class TestCeleryInspector:
         inspector = inspector_for("redis://:hunter2@broker.internal:6379/0", 1.0)
         assert inspector.broker == "redis://:***@broker.internal:6379/0"
         assert inspector.known_workers == frozenset()
+
+
+def test_a_control_round_names_each_worker_that_did_not_confirm() -> None:
+    labels = ["cancel_consumer a", "cancel_consumer b"]
+    replies = {
+        "cancel_consumer a": {
+            "w1": {"ok": "no longer consuming from 'a'"},
+            "w2": {"error": "unknown"},
+            "w3": {"ok": "x"},
+        },
+        "cancel_consumer b": {"w1": {"ok": "no longer consuming from 'b'"}, "w2": {"ok": "x"}},
+    }
+    assert unconfirmed(replies, labels, ["w1", "w2", "w3"]) == [
+        "w2: unknown",
+        "w3 did not answer",
+    ]

@@ -92,6 +92,26 @@ def test_sums_over_workers() -> None:
     assert values[Metric.QUEUE_DEPTH] == 10
 
 
+def test_scheduled_and_revoked_absent_when_the_workers_were_not_asked() -> None:
+    # The inspect round asks them only when a pool scales on them: None, never 0.
+    asked = worker("celery@a", scheduled=2, revoked=1)
+    unasked = WorkerSnapshot(
+        name="celery@b",
+        queues=frozenset({"celery"}),
+        active=1,
+        reserved=0,
+        scheduled=None,
+        revoked=None,
+        concurrency=4,
+    )
+    values = compute_metrics(observe(workers=(unasked,)))
+    assert Metric.SCHEDULED_TASKS not in values
+    assert Metric.REVOKED_TASKS not in values
+    assert values[Metric.ACTIVE_TASKS] == 1
+    assert Metric.SCHEDULED_TASKS not in compute_metrics(observe(workers=(asked, unasked)))
+    assert compute_metrics(observe(workers=(asked,)))[Metric.SCHEDULED_TASKS] == 2
+
+
 def test_worker_status_counts_each_worker_once() -> None:
     replies = (
         worker("celery@a", active=1),

@@ -156,6 +156,12 @@ def build(config: Config, *, session: boto3.Session | None = None) -> Reconciler
             control_exchange=controller.control_exchange,
             transport_options=controller.broker_transport_options,
             retry=broker_retries(config),
+            # A round asks only what these need beyond every pass's own reads.
+            metrics={
+                policy.metric.value
+                for pool in config.pools
+                for policy in pool.spec.scaling_policies
+            },
         )
     ecs = aws_client(config, "ecs", session, in_pass=True)
     return Reconciler(

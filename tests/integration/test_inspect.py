@@ -8,11 +8,13 @@ that answers is reported, and a test that wants strangers starts its own.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import pytest
 
-from celery_scaler.adapters.celery_inspect import CeleryInspector, inspector_for
+from celery_scaler.adapters import celery_inspect
+from celery_scaler.adapters.celery_inspect import STATE, CeleryInspector, Command, inspector_for
 from celery_scaler.core.errors import AdapterError
 from celery_scaler.core.metrics import workers_in_pool
 from celery_scaler.core.model import WorkerSnapshot
@@ -52,13 +54,16 @@ def pool(queues: Sequence[str], running: int) -> ExpectedWorkers:
 
 
 def assert_idle_and_reported(
-    workers: Sequence[Worker], seen: dict[str, WorkerSnapshot], concurrency: int = 1
+    workers: Sequence[Worker],
+    seen: dict[str, WorkerSnapshot],
+    concurrency: int = 1,
+    scheduled: int | None = 0,
 ) -> None:
     for worker in workers:
         snapshot = seen[worker.name]
         assert snapshot.queues == frozenset(worker.queues)
         assert snapshot.concurrency == concurrency
-        assert (snapshot.active, snapshot.reserved, snapshot.scheduled) == (0, 0, 0)
+        assert (snapshot.active, snapshot.reserved, snapshot.scheduled) == (0, 0, scheduled)
         assert snapshot.max_rss_kb is not None
         assert snapshot.max_rss_kb > 0
 
@@ -202,6 +207,116 @@ def test_a_hung_worker_costs_one_timeout_and_the_others_are_reported(
         elapsed, seen = timed(inspector, pool(orders, 3))
         assert set(seen) == fleet.names
         assert elapsed < timeout / 2
+
+
+def record_commands(
+    inspector: CeleryInspector, monkeypatch: pytest.MonkeyPatch
+) -> list[list[tuple[str, tuple[str, ...] | None]]]:
+    """Each publish of the inspector: (command, destination) of every command in it."""
+    published: list[list[tuple[str, tuple[str, ...] | None]]] = []
+    publish_all = inspector._publish_all
+
+    def recording(connection: Any, channel: Any, tickets: Mapping[str, Command]) -> None:
+        published.append([(command.method, command.destination) for command in tickets.values()])
+        publish_all(connection, channel, tickets)
+
+    monkeypatch.setattr(inspector, "_publish_all", recording)
+    return published
+
+
+def test_queue_membership_is_asked_once_then_of_a_new_worker_alone(
+    redis_url: str, control: str, orders: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with (
+        start_workers(redis_url, 2, orders, control_exchange=control) as fleet,
+        inspector_for(
+            redis_url, timeout=3.0, control_exchange=control, metrics={"queue_depth"}
+        ) as inspector,
+    ):
+        published = record_commands(inspector, monkeypatch)
+        _, seen = timed(inspector, pool(orders, 2))
+        assert published == [[(c, None) for c in (*STATE, "active_queues")]]
+        assert_idle_and_reported(list(fleet), seen, scheduled=None)
+
+        # Later rounds: the state commands only, the queues as kept.
+        elapsed, seen = timed(inspector, pool(orders, 2))
+        assert published[1:] == [[(c, None) for c in STATE]]
+        assert_idle_and_reported(list(fleet), seen, scheduled=None)
+        assert elapsed < 3.0 / 2
+
+        # A worker new to the round: its queues asked of it alone, within the same round.
+        with start_workers(redis_url, 1, orders, control_exchange=control) as newcomer:
+            (new,) = newcomer
+            del published[:]
+            elapsed, seen = timed(inspector, pool(orders, 3))
+            assert published == [
+                [(c, None) for c in STATE],
+                [("active_queues", (new.name,))],
+            ]
+            assert set(seen) == fleet.names | {new.name}
+            assert_idle_and_reported([*fleet, new], seen, scheduled=None)
+            assert elapsed < 3.0 / 2
+
+
+def test_scheduled_and_revoked_are_asked_when_a_pool_scales_on_one(
+    redis_url: str, control: str, orders: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with (
+        start_workers(redis_url, 1, orders, control_exchange=control) as fleet,
+        inspector_for(
+            redis_url, timeout=3.0, control_exchange=control, metrics={"scheduled_tasks"}
+        ) as inspector,
+    ):
+        published = record_commands(inspector, monkeypatch)
+        _, seen = timed(inspector, pool(orders, 1))
+        assert [method for method, _ in published[0]] == [*STATE, "scheduled", "active_queues"]
+        (worker,) = seen.values()
+        assert (worker.scheduled, worker.revoked) == (0, None)
+        assert set(seen) == fleet.names
+
+
+@pytest.mark.parametrize("prefix", ["", "app:"], ids=["plain", "global_keyprefix"])
+def test_replies_waiting_in_redis_are_taken_in_one_request(
+    redis_url: str, control: str, orders: list[str], prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """9 replies (3 workers x 3 commands) all waiting: one BRPOP takes the first, one
+    RPOP the other 8, through kombu's delivery (a key prefix applies to both)."""
+    options = {"global_keyprefix": f"{prefix}{control}:"} if prefix else {}
+    taken: list[object] = []
+    real_loads = celery_inspect.loads
+
+    def counted(text: str) -> object:
+        taken.append(text)
+        return real_loads(text)
+
+    with (
+        start_workers(
+            redis_url, 3, orders, control_exchange=control, transport_options=options
+        ) as fleet,
+        inspector_for(
+            redis_url,
+            timeout=3.0,
+            control_exchange=control,
+            transport_options=options,
+            metrics=set(),
+        ) as inspector,
+    ):
+        timed(inspector, pool(orders, 3))  # learns the queues: later rounds are 3 commands
+        real_complete = celery_inspect.round_complete
+        waited: list[bool] = []
+
+        def after_a_pause(*args: Any, **kwargs: Any) -> bool:
+            if not waited:  # once, before the first reply is read: all of them arrive
+                waited.append(True)
+                time.sleep(0.5)
+            return real_complete(*args, **kwargs)
+
+        monkeypatch.setattr(celery_inspect, "round_complete", after_a_pause)
+        monkeypatch.setattr(celery_inspect, "loads", counted)
+        _, seen = timed(inspector, pool(orders, 3))
+        assert set(seen) == fleet.names
+        assert_idle_and_reported(list(fleet), seen, scheduled=None)
+        assert len(taken) == 3 * len(STATE) - 1
 
 
 def test_reconnects_after_close(

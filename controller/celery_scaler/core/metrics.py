@@ -137,8 +137,14 @@ def compute_metrics(obs: Observation) -> dict[str, float]:
         workers = unique_workers(workers)
         values[Metric.ACTIVE_TASKS] = sum(w.active for w in workers)
         values[Metric.RESERVED_TASKS] = sum(w.reserved for w in workers)
-        values[Metric.SCHEDULED_TASKS] = sum(w.scheduled for w in workers)
-        values[Metric.REVOKED_TASKS] = sum(w.revoked for w in workers)
+        # Asked of the workers only when a pool scales on them: unknown otherwise.
+        for metric, counts in (
+            (Metric.SCHEDULED_TASKS, [w.scheduled for w in workers]),
+            (Metric.REVOKED_TASKS, [w.revoked for w in workers]),
+        ):
+            known = [count for count in counts if count is not None]
+            if len(known) == len(counts):
+                values[metric] = sum(known)
         values[Metric.WORKER_STATUS] = len(workers)
         # Only workers that reported their concurrency: another's active tasks over
         # nobody's slots would push the ratio past 1.

@@ -115,8 +115,10 @@ class WorkerSnapshot:
     queues: frozenset[str]
     active: int
     reserved: int
-    scheduled: int
-    revoked: int
+    scheduled: int | None
+    """Tasks held for their ETA; None when the round did not ask (no pool scales on it)."""
+    revoked: int | None
+    """Revoked task ids the worker holds; None when the round did not ask."""
     concurrency: int
     """The pool's max-concurrency from `stats`; 0 when the worker did not say."""
     max_rss_kb: int | None = None
