@@ -380,6 +380,50 @@ def test_services_of_one_cluster_are_described_in_one_call(config: Config) -> No
     assert calls == [("prod", ("images", "emails"))]
 
 
+POOL = """
+apiVersion: celery-scaler/v1
+kind: WorkerPool
+metadata: {name: {name}}
+spec:
+  ecs: {cluster: prod, service: {name}}
+  queues: [{queue}]
+  minCapacity: 1
+  maxCapacity: 4
+  metric: queue_depth
+  scaleOut:
+    threshold: 10
+    steps:
+      - {metricIntervalLowerBound: 0, scalingAdjustment: 1}
+"""
+
+
+def test_a_clusters_describe_calls_go_out_together_ten_services_each() -> None:
+    """25 services of one cluster: three DescribeServices calls, all in flight at once
+    (each waits for the other two), not one after another."""
+    pools = [
+        POOL.replace("{name}", f"p{index}").replace("{queue}", f"q{index}") for index in range(25)
+    ]
+    config = parse_config("---\n".join(pools), "test.yaml")
+    together = threading.Barrier(3)
+    calls: list[tuple[str, ...]] = []
+
+    class TogetherEcs(FakeEcs):
+        def describe_many(
+            self, cluster: str, services: Sequence[str]
+        ) -> dict[str, ServiceObservation | AdapterError]:
+            calls.append(tuple(services))
+            together.wait(timeout=10)
+            return super().describe_many(cluster, services)
+
+    ecs = TogetherEcs(desired={f"p{index}": 1 for index in range(25)})
+    report = Reconciler(config=config, broker=FakeBroker({}), ecs=ecs, inspector=None).reconcile(
+        0.0
+    )
+    assert sorted(len(call) for call in calls) == [5, 10, 10]
+    assert sorted(service for call in calls for service in call) == sorted(ecs.desired)
+    assert all(result.error is None for result in report.results)
+
+
 def test_busy_tasks_are_protected_before_a_scale_in() -> None:
     protecting = CONFIG.replace(
         "  metric: queue_depth", "  metric: queue_depth\n  protectBusyTasks: true", 1

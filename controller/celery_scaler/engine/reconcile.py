@@ -39,6 +39,14 @@ T = TypeVar("T")
 MAX_THREADS = 32
 """Pools reconciled at once; AWS calls dominate and release the GIL while they wait."""
 
+DESCRIBE_CALL = 10
+"""Services one ECS DescribeServices call takes. Each call is a task of its own: a
+cluster's calls go out together rather than one after another (100 services are 10
+calls), and a pool goes ahead once its own call is answered."""
+
+Described = Future[Mapping[str, ServiceObservation | AdapterError]]
+"""One DescribeServices call: each of its services' observation, or why it is missing."""
+
 SCALING_REFRESH = 60.0
 """Seconds one read of Application Auto Scaling (every ECS target and policy of the region,
 two paginated calls) serves the passes for: at 500 pools and 15 s passes that is about
@@ -142,26 +150,32 @@ class Reconciler:
             for name in {pool.name for pool in pools} - {pool.name for pool in held}:
                 self.memory.pop(name, None)
             pools = held
-        by_cluster: dict[str, list[str]] = {}
+        by_cluster: dict[str, dict[str, None]] = {}
         for pool in pools:
-            by_cluster.setdefault(pool.spec.ecs.cluster, []).append(pool.spec.ecs.service)
+            by_cluster.setdefault(pool.spec.ecs.cluster, {})[pool.spec.ecs.service] = None
+        calls = [
+            (cluster, list(services)[start : start + DESCRIBE_CALL])
+            for cluster, services in by_cluster.items()
+            for start in range(0, len(services), DESCRIBE_CALL)
+        ]
         queues = [queue for pool in pools for queue in pool.spec.queues]
-        threads = min(MAX_THREADS, len(by_cluster) + len(pools) + 3)
+        threads = min(MAX_THREADS, len(calls) + len(pools) + 3)
         executor = ThreadPoolExecutor(threads, thread_name_prefix="reconcile")
         try:
-            # Submitted first, so they run before the pool passes that wait on them.
-            describes = {
-                cluster: executor.submit(self.ecs.describe_many, cluster, services)
-                for cluster, services in by_cluster.items()
-            }
+            # Submitted first, so they run before the pool passes that wait on them; the
+            # broker read before the describes, so it starts at once however many they are.
             broker = executor.submit(self._observe_broker, queues)
-            workers = executor.submit(self._inspect, pools, describes)
             scaling = executor.submit(self._read_scaling, now)
+            describes: dict[tuple[str, str], Described] = {}
+            for cluster, services in calls:
+                call = executor.submit(self.ecs.describe_many, cluster, services)
+                describes.update(dict.fromkeys(((cluster, s) for s in services), call))
+            workers = executor.submit(self._inspect, pools, describes)
             passes = [
                 executor.submit(
                     self._pool_pass,
                     pool,
-                    describes[pool.spec.ecs.cluster],
+                    describes[pool.spec.ecs.cluster, pool.spec.ecs.service],
                     broker,
                     workers,
                     scaling,
@@ -188,7 +202,7 @@ class Reconciler:
     def _pool_pass(
         self,
         pool: WorkerPool,
-        described: Future[Mapping[str, ServiceObservation | AdapterError]],
+        described: Described,
         broker: Future[BrokerObservation | str],
         inspected: Future[tuple[tuple[WorkerSnapshot, ...] | None, str | None]],
         scaling: Future[tuple[Mapping[str, ScalableTarget], str | None]],
@@ -253,16 +267,16 @@ class Reconciler:
     def _inspect(
         self,
         pools: Sequence[WorkerPool],
-        describes: Mapping[str, Future[Mapping[str, ServiceObservation | AdapterError]]],
+        describes: Mapping[tuple[str, str], Described],
     ) -> tuple[tuple[WorkerSnapshot, ...] | None, str | None]:
         if self.inspector is None:
             return None, None
         # Each pool's ECS running count says how many of its own workers to wait for; a
         # cluster slow to answer holds the round back by one inspect timeout at most.
-        wait(describes.values(), timeout=self.config.controller.inspect_timeout)
+        wait(set(describes.values()), timeout=self.config.controller.inspect_timeout)
         expected: dict[frozenset[str], int] = {}
         for pool in pools:
-            described = describes[pool.spec.ecs.cluster]
+            described = describes[pool.spec.ecs.cluster, pool.spec.ecs.service]
             service = described.result()[pool.spec.ecs.service] if described.done() else None
             if isinstance(service, ServiceObservation):
                 # Pools on the same queues share their workers: wait for all of them.
