@@ -10,6 +10,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
@@ -262,6 +263,45 @@ def test_redis_connection_is_kept_between_passes(
         assert proxy.accepted == before
     finally:
         proxy.stop()
+
+
+def test_a_redis_reading_is_one_round_trip_however_many_queues(
+    redis_url: str,
+    unique: str,
+    make_app: Callable[..., Celery],
+    make_adapter: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every queue's lists (depth and oldest messages) and the first page of the unacked
+    # hash in one pipeline: 300 queues cost what 3 do. An unacked hash of the test's own,
+    # so other tests' unacknowledged messages do not lengthen the scan.
+    options = {"unacked_key": f"unacked-{unique}"}
+    queues = [f"rt-{unique}-{index}" for index in range(300)]
+    app = make_app(redis_url, **options)
+    for queue in queues[:3]:
+        publish(app, queue, 2)
+    adapter = make_adapter(redis_url, transport_options=options)
+    adapter.observe(queues[:3])  # connects: the handshake is not a reading
+    # redis-py sends each request (a command, or a whole pipeline) with one call of this.
+    requests: list[int] = []
+    send = redis.connection.AbstractConnection.send_packed_command
+
+    def counted(self: Any, command: Any, check_health: bool = True) -> None:
+        requests.append(1)
+        send(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+    try:
+        for names in (queues[:3], queues):
+            del requests[:]
+            observation = adapter.observe(names)
+            assert observation.queue_depth == 6
+            assert observation.unacked == 0
+            assert len(requests) == 1, f"{len(names)} queues"
+    finally:
+        monkeypatch.undo()
+        for queue in queues[:3]:
+            delete_queue(redis_url, queue)
 
 
 @pytest.fixture

@@ -202,15 +202,22 @@ class KombuQueueDepth:
             )
             for queue in queues
         }
-        # One round trip for every list of every queue. kombu LPUSHes and BRPOPs, so a
-        # list's oldest messages are at its tail; LRANGE reads them and leaves them there.
-        # A key of another type fails only its own commands (raise_on_error=False).
+        # One round trip for every list of every queue, and the first page of kombu's
+        # unacked hash: a pass's reading is one request, however many queues, while fewer
+        # than UNACKED_SCAN_BATCH messages are unacknowledged. kombu LPUSHes and BRPOPs,
+        # so a list's oldest messages are at its tail; LRANGE reads them and leaves them
+        # there. A key of another type fails only its own commands (raise_on_error=False).
         pipe = self._redis.pipeline(transaction=False)
         for queue_keys in keys.values():
             for key in queue_keys:
                 pipe.llen(key)
                 pipe.lrange(key, -LATENCY_SCAN, -1)
-        replies: Iterator[Any] = iter(pipe.execute(raise_on_error=False))
+        unacked_key = channel.global_keyprefix + channel.unacked_key
+        if channel.ack_emulation:
+            pipe.hscan(unacked_key, 0, count=UNACKED_SCAN_BATCH)
+        results = pipe.execute(raise_on_error=False)
+        first_page = results.pop() if channel.ack_emulation else None
+        replies: Iterator[Any] = iter(results)
         now = self._clock()
         per_queue: dict[str, int] = {}
         scans: dict[str, TailScan] = {}
@@ -228,7 +235,7 @@ class KombuQueueDepth:
                 continue
             per_queue[queue] = sum(int(length) for length in lengths)
             scans[queue] = scan_tails(tails, now=now)
-        unacked = self._redis_unacked(channel, list(per_queue))
+        unacked = self._redis_unacked(channel, list(per_queue), first_page)
         return BrokerObservation(
             queue_depth=sum(per_queue.values()),
             per_queue=per_queue,
@@ -242,22 +249,34 @@ class KombuQueueDepth:
             errors=errors,
         )
 
-    def _redis_unacked(self, channel: Any, queues: list[str]) -> dict[str, int] | None:
-        """Each queue's entries in kombu's unacked hash; None when kombu keeps none."""
+    def _redis_unacked(
+        self, channel: Any, queues: list[str], first_page: Any
+    ) -> dict[str, int] | None:
+        """Each queue's entries in kombu's unacked hash; None when kombu keeps none.
+
+        `first_page`: the reply to the scan's first HSCAN, read with the queues.
+        """
         if not channel.ack_emulation:
             return None  # kombu removes a message as it delivers it: nothing to count
         assert self._redis is not None
         prefix = channel.global_keyprefix
+        if isinstance(first_page, redis.exceptions.ResponseError):
+            raise first_page  # the key is not a hash: nothing can be counted
         # Each entry is a delivery tag → JSON [message, exchange, routing_key], kept
         # until the message is acknowledged or, unacknowledged for visibility_timeout,
         # restored to its queue. HSCAN may repeat an entry: the tag counts it once.
         routes: dict[bytes, tuple[str, str]] = {}
-        for tag, raw in self._redis.hscan_iter(
-            prefix + channel.unacked_key, count=UNACKED_SCAN_BATCH
-        ):
-            route = unacked_route(raw)
-            if route is not None:
-                routes[tag] = route
+        cursor, page = first_page
+        while True:
+            for tag, raw in page.items():
+                route = unacked_route(raw)
+                if route is not None:
+                    routes[tag] = route
+            if not int(cursor):
+                break
+            cursor, page = self._redis.hscan(
+                prefix + channel.unacked_key, cursor, count=UNACKED_SCAN_BATCH
+            )
         counted = Counter(routes.values())
         exchanges = sorted({exchange for exchange, _ in counted})
         pipe = self._redis.pipeline(transaction=False)
