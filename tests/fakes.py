@@ -106,13 +106,34 @@ class FakeProtector:
     def tasks(self, cluster: str, service: str) -> list[TaskInfo]:
         return [TaskInfo(arn, frozenset({ip})) for ip, arn in self.tasks_by_worker.items()]
 
+    protected: set[str] = field(default_factory=set)
+    """The ARNs protected now (by anyone: a test may protect one itself)."""
+
     def protected_until(self, cluster: str, arns: Sequence[str]) -> dict[str, float]:
-        return {}
+        return {arn: float("inf") for arn in arns if arn in self.protected}
 
     def set_protection(
         self, cluster: str, arns: Sequence[str], enabled: bool, minutes: int = 60
     ) -> None:
         self.calls.append(f"protect {','.join(arns)} {enabled} {minutes}m")
+        if enabled:
+            self.protected.update(arns)
+        else:
+            self.protected.difference_update(arns)
+
+
+@dataclass
+class FakeConsumers:
+    """A ConsumerControl: what it was told goes to `calls`; fails with `failing`."""
+
+    calls: list[str]
+    failing: bool = False
+
+    def set_consuming(self, workers: Sequence[str], queues: Sequence[str], consuming: bool) -> None:
+        verb = "add_consumer" if consuming else "cancel_consumer"
+        self.calls.append(f"{verb} {','.join(workers)} {','.join(queues)}")
+        if self.failing:
+            raise AdapterError(f"workers not confirmed: {workers[0]} did not answer")
 
 
 @dataclass

@@ -637,6 +637,7 @@ spec:
   queues: [{queues}]
   metric: queue_depth
   protectBusyTasks: {protect}
+  drainScaleIn: {drain}
   scaleOut: {{threshold: 10, steps: [{{metricIntervalLowerBound: 0, scalingAdjustment: 1}}]}}
 """
 
@@ -647,9 +648,16 @@ def pool(
     service: str = "celery-worker",
     queues: str = "celery",
     protect: bool = False,
+    drain: bool | None = None,
 ) -> str:
+    """A pool for the IAM policy; `drain` None leaves drainScaleIn at its default."""
     return POOL.format(
-        name=name, cluster=cluster, service=service, queues=queues, protect=str(protect).lower()
+        name=name,
+        cluster=cluster,
+        service=service,
+        queues=queues,
+        protect=str(protect).lower(),
+        drain="null" if drain is None else str(drain).lower(),
     )
 
 

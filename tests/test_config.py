@@ -636,6 +636,31 @@ def test_sqs_with_safe_scale_in_set_explicitly() -> None:
     parse_config(documents(controller("broker: sqs://"), pool("safeScaleIn: false")), "x")
 
 
+@pytest.mark.parametrize(
+    ("broker", "setting", "drains"),
+    [
+        ("redis://localhost:6379/0", "", True),  # safe by default where a worker can drain
+        ("amqp://guest@rabbit//", "", True),
+        ("redis://localhost:6379/0", "drainScaleIn: false", False),
+        ("sqs://", "", False),  # no remote control
+    ],
+)
+def test_drain_then_remove_is_the_default_where_the_broker_can_drain(
+    broker: str, setting: str, drains: bool
+) -> None:
+    config = parse_config(documents(controller(f"broker: {broker}"), pool(setting)), "x")
+    pool_spec = config.pools[0].spec
+    assert config.controller.drains(pool_spec) is drains
+    assert config.controller.guards_tasks(pool_spec) is drains
+    assert pool_spec.drain_timeout == 600.0
+
+
+def test_sqs_refuses_drain_scale_in_and_a_drain_timeout_is_bounded() -> None:
+    message = config_error(documents(controller("broker: sqs://"), pool("drainScaleIn: true")))
+    assert "spec.drainScaleIn: needs Celery's remote control (cancel_consumer)" in message
+    assert "spec.drainTimeout: longer than 0s" in config_error(pool("drainTimeout: 0s"))
+
+
 def test_redis_may_give_latency() -> None:
     config = parse_config(pool("metric: queue_latency_seconds"), "scaler.yaml")
     assert config.pools[0].spec.metric is Metric.QUEUE_LATENCY_SECONDS

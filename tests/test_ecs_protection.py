@@ -1,7 +1,8 @@
 """Task protection calls against ECS's real service model (botocore's Stubber).
 
-The local AWS API does not implement task protection; the Stubber validates every
-request against the same model the real service uses.
+The Stubber validates every request against the same model the real service uses and
+answers what the local AWS API cannot be made to (a failure, an access denial);
+tests/integration/test_drain.py runs the adapter against the local AWS API.
 """
 
 from __future__ import annotations

@@ -30,7 +30,8 @@ HERE = Where("aws", "eu-west-1", "123456789012")
 
 
 def test_the_least_a_configuration_can_need() -> None:
-    settings = config("cloudwatch: {enabled: false}")
+    # Without drain-then-remove (on by default for Redis: task protection, below).
+    settings = config("cloudwatch: {enabled: false}", pool(drain=False))
     assert policy(settings, aws_adapters(settings), HERE) == {
         "Version": "2012-10-17",
         "Statement": [
@@ -105,11 +106,18 @@ def test_sqs_only_on_the_pools_queues_as_celery_names_them() -> None:
     assert not any(a.startswith("sqs:") for a in actions(policy(redis, aws_adapters(redis))))
 
 
+def test_drain_then_remove_needs_task_protection_by_default_but_not_on_sqs() -> None:
+    redis = config("cloudwatch: {enabled: false}", pool())
+    assert "EcsTasks" in statements(policy(redis, aws_adapters(redis), HERE))
+    sqs = config("broker: 'sqs://', cloudwatch: {enabled: false}", pool())
+    assert "EcsTasks" not in statements(policy(sqs, aws_adapters(sqs), HERE))
+
+
 def test_task_protection_only_in_the_clusters_of_pools_that_ask() -> None:
     settings = config(
         "cloudwatch: {enabled: false}",
-        pool("a", cluster="prod", protect=True),
-        pool("b", cluster="batch", service="other"),
+        pool("a", cluster="prod", protect=True, drain=False),
+        pool("b", cluster="batch", service="other", drain=False),
     )
     found = statements(policy(settings, aws_adapters(settings), HERE))
     assert found["EcsTasks"]["Action"] == [
@@ -202,8 +210,8 @@ def protection() -> Iterator[tuple[EcsTaskProtection, Stubber, list[str]]]:
 def test_task_protection_declares_exactly_what_it_calls(
     protection: tuple[EcsTaskProtection, Stubber, list[str]],
 ) -> None:
-    # The local AWS API has no task protection: botocore's stubbed client records the
-    # operations every public method calls instead.
+    # Against ECS's own service model (botocore's Stubber); the integration test against
+    # the local AWS API (tests/integration/test_iam.py) covers the same adapter too.
     adapter, stubber, called = protection
     task = "arn:aws:ecs:us-east-1:123456789012:task/prod/" + "a" * 32
     stubber.add_response("list_tasks", {"taskArns": [task]})
@@ -218,8 +226,9 @@ def test_task_protection_declares_exactly_what_it_calls(
 
 INTEGRATION_FEATURES = (
     # What the integration tests exercise against the local AWS API: ECS services and
-    # their tags, leases, CloudWatch PutMetricData, `report`; and SQS, which cannot share
-    # a configuration with the others. Task protection is checked above.
+    # their tags, task protection (drain-then-remove, on by default for Redis), leases,
+    # CloudWatch PutMetricData, `report`; and SQS, which cannot share a configuration
+    # with the others.
     config("leaderElection: {enabled: true}"),
     config("broker: 'sqs://', cloudwatch: {enabled: false}"),
 )

@@ -76,3 +76,39 @@ def test_busy_but_far_from_expiry_is_not_rewritten_and_unmapped_busy_are_named()
     )
     assert (changes.protect, changes.release) == ((), ())
     assert changes.unmapped == ("celery@elsewhere",)
+
+
+def test_a_drain_protects_every_task_but_the_drained_ones_and_releases_those() -> None:
+    workers = [worker("celery@ip-10-0-1-23", 0), worker("celery@10.0.2.7", 1)]
+    changes = protection_changes(
+        workers,
+        TASKS,
+        {A.arn: NOW + 3000},
+        {A.arn},
+        NOW,
+        90,
+        draining=("celery@ip-10-0-1-23",),
+        drain_minutes=11,
+    )
+    # B (busy) and C (its worker did not even answer) are protected; A, drained, released.
+    assert changes.protect == tuple(sorted([B.arn, C.arn]))
+    assert (changes.release, changes.minutes) == ((A.arn,), 11)
+
+
+def test_during_a_rollout_only_busy_tasks_stay_protected_and_only_for_a_while() -> None:
+    workers = [worker("celery@ip-10-0-1-23", 1), worker("celery@10.0.2.7", 0)]
+    ours = {A.arn, B.arn, C.arn}
+    until = dict.fromkeys(ours, NOW + 30)
+    during = protection_changes(workers, TASKS, until, ours, NOW, 90, busy_only_until=NOW + 150)
+    assert (during.protect, during.minutes) == ((A.arn,), 3)
+    assert during.release == tuple(sorted([B.arn, C.arn]))  # idle, and not answering
+    after = protection_changes(workers, TASKS, until, ours, NOW, 90, busy_only_until=NOW - 1)
+    assert (after.protect, after.release) == ((), tuple(sorted(ours)))
+
+
+def test_without_protect_busy_everything_this_controller_protected_is_released() -> None:
+    changes = protection_changes(
+        [worker("celery@ip-10-0-1-23", 1)], TASKS, {A.arn: NOW + 9}, {A.arn}, NOW, 90,
+        protect_busy=False,
+    )  # fmt: skip
+    assert (changes.protect, changes.release, changes.unmapped) == ((), (A.arn,), ())

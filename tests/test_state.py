@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from celery_scaler.core.model import Action, LastAction, PendingWrite, PoolMemory, ScaleOutCooldown
+from celery_scaler.core.model import (
+    Action,
+    Drain,
+    LastAction,
+    PendingWrite,
+    PoolMemory,
+    ScaleOutCooldown,
+)
 from celery_scaler.core.state import (
+    DRAIN,
+    DRAIN_WORKERS,
     FAILURES,
     LAST_DESIRED,
     LAST_REASON,
@@ -108,3 +117,26 @@ def test_a_pending_write_is_one_tag_removed_once_the_state_is_written() -> None:
     assert tag_changes(done, written) == ({LAST_DESIRED: "5"}, [PENDING_WRITE])
     for garbage in ("scale_out 2 5 2025-11-21T04:40:00Z", "grow 2 to 5 2025-11-21T04:40:00Z"):
         assert memory_from_tags({PENDING_WRITE: garbage}).pending is None
+
+
+def test_a_drain_survives_a_restart_whatever_its_number_of_workers() -> None:
+    # Ten workers named as the README asks (celery@<task id>): more than one tag holds.
+    workers = tuple(f"celery@{index:032x}" for index in range(10))
+    drain = Drain(current=12, desired=2, started=T - 60, workers=workers)
+    tags = memory_to_tags(PoolMemory(drain=drain))
+    assert tags[DRAIN] == "12 to 2 2025-11-21T04:39:00Z"
+    assert all(len(value) <= 256 for value in tags.values())
+    assert f"{DRAIN_WORKERS}-2" in tags
+    assert memory_from_tags(tags).drain == drain
+    removing = Drain(12, 2, T - 60, workers[:1], removing=T)
+    assert memory_from_tags(memory_to_tags(PoolMemory(drain=removing))).drain == removing
+    # Over: every drain tag goes, the extra ones included.
+    to_set, to_remove = tag_changes(PoolMemory(), tags)
+    assert (to_set, sorted(to_remove)) == ({}, sorted(tags))
+
+
+def test_a_drain_tag_that_does_not_parse_is_ignored() -> None:
+    for header in ("12 to", "x to 2 2025-11-21T04:39:00Z", "12 to 2 yesterday"):
+        tags = {DRAIN: header, DRAIN_WORKERS: "celery@a"}
+        assert memory_from_tags(tags).drain is None
+    assert memory_from_tags({DRAIN: "12 to 2 2025-11-21T04:39:00Z"}).drain is None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery_scaler.core.model import PoolMemory, ScaleOutCooldown, ServiceObservation
+from celery_scaler.core.conditions import note_conditions
+from celery_scaler.core.model import Drain, PoolMemory, ScaleOutCooldown, ServiceObservation
 from celery_scaler.core.state import memory_to_tags
 from celery_scaler.core.status import pool_status
 from tests.helpers import design_pool
@@ -53,3 +54,18 @@ def test_a_policy_that_never_scales_in_shows_no_scale_in_cooldown() -> None:
         },
     }
     assert cooldowns(STARTED, policies=[burst]) == {"scale_out": 30.0, "scale_in": 200.0}
+
+
+def test_a_drain_in_progress_shows_with_its_workers() -> None:
+    drain = Drain(current=3, desired=2, started=NOW - 40, workers=("celery@a",))
+    memory, _ = note_conditions(PoolMemory(drain=drain), {}, NOW - 40)
+    service = ServiceObservation(3, 3, 0, False, tags=memory_to_tags(memory))
+    status = pool_status(design_pool(), service, NOW)
+    assert status.conditions["Draining"] is True
+    assert status.drain == {
+        "from": 3,
+        "to": 2,
+        "since": NOW - 40,
+        "workers": ["celery@a"],
+        "phase": "draining",
+    }

@@ -22,7 +22,7 @@ from celery_scaler.adapters.permissions import Tool
 from celery_scaler.adapters.retries import RetryPolicy
 from celery_scaler.analysis.history import CloudWatchHistory
 from celery_scaler.core.config import Config, WorkerPool
-from celery_scaler.core.ports import QueueDepthSource, WorkerInspector
+from celery_scaler.core.ports import ConsumerControl, QueueDepthSource, WorkerInspector
 from celery_scaler.engine.reconcile import Reconciler
 from celery_scaler.iam import Grant
 from celery_scaler.telemetry.cloudwatch import CloudWatchMetrics
@@ -47,7 +47,7 @@ def aws_adapters(config: Config, tools: Iterable[Tool] = ()) -> list[Grant]:
     controller = config.controller
     # ScalableTargets: every pass looks for other autoscalers on the pools' services.
     found: list[Grant] = [Grant(EcsService, config.pools), Grant(ScalableTargets, config.pools)]
-    protected = tuple(pool for pool in config.pools if pool.spec.protect_busy_tasks)
+    protected = tuple(pool for pool in config.pools if controller.guards_tasks(pool.spec))
     if protected:
         found.append(Grant(EcsTaskProtection, protected))
     if controller.broker_kind == "sqs":
@@ -139,6 +139,7 @@ def build(config: Config, *, session: boto3.Session | None = None) -> Reconciler
     session = session or boto3.Session(region_name=controller.region)
     broker: QueueDepthSource
     inspector: WorkerInspector | None
+    consumers: ConsumerControl | None = None
     if uses(config, SqsQueueDepth):
         sqs: SQSClient = aws_client(config, "sqs", session, in_pass=True)
         broker = SqsQueueDepth(sqs, queue_name_prefix=controller.sqs_queue_name_prefix)
@@ -150,7 +151,7 @@ def build(config: Config, *, session: boto3.Session | None = None) -> Reconciler
             management_url=controller.rabbitmq_management_url,
             retry=broker_retries(config),
         )
-        inspector = inspector_for(
+        celery = inspector_for(
             controller.broker,
             controller.inspect_timeout,
             control_exchange=controller.control_exchange,
@@ -163,6 +164,12 @@ def build(config: Config, *, session: boto3.Session | None = None) -> Reconciler
                 for policy in pool.spec.scaling_policies
             },
         )
+        inspector = celery
+        if any(controller.drains(pool.spec) for pool in config.pools):
+            # The inspector itself: its rounds take turns, and a worker it tells to stop or
+            # resume consuming is asked for its queues again by the next inspect round
+            # (membership is otherwise kept for a minute).
+            consumers = celery
     ecs = aws_client(config, "ecs", session, in_pass=True)
     return Reconciler(
         config=config,
@@ -171,6 +178,7 @@ def build(config: Config, *, session: boto3.Session | None = None) -> Reconciler
         inspector=inspector,
         election=build_leases(config, session=session) if uses(config, DynamoLeases) else None,
         protector=EcsTaskProtection(ecs) if uses(config, EcsTaskProtection) else None,
+        consumers=consumers,
         scaling=ScalableTargets(
             aws_client(config, "application-autoscaling", session, in_pass=True)
         ),

@@ -166,9 +166,17 @@ def test_busy_real_workers_hold_scale_in_and_are_reported(
         "cooldown": 0,
         "steps": [{"metricIntervalUpperBound": 0, "scalingAdjustment": -1}],
     }
+    # safeScaleIn alone (these workers run in no ECS task, so none could be drained).
     path = write(
         tmp_path,
-        pool_config(redis_url, cluster, queue, control_exchange=exchange, scaleIn=no_cooldown),
+        pool_config(
+            redis_url,
+            cluster,
+            queue,
+            control_exchange=exchange,
+            scaleIn=no_cooldown,
+            drainScaleIn=False,
+        ),
     )
     with start_workers(redis_url, 3, [queue], control_exchange=exchange) as fleet:
         fleet.make_busy(fleet[0])

@@ -207,6 +207,8 @@ def test_unanswered_workers_do_not_hold_a_broker_only_pool_without_safe_scale_in
         queue,
         control_exchange=unique,
         safeScaleIn=False,
+        # Drained, the scale-in would wait for a worker to drain: none answers.
+        drainScaleIn=False,
         scaleIn=NO_COOLDOWN_IN,
     )
     line = reconcile_once(write(tmp_path, text))

@@ -12,7 +12,7 @@ import pytest
 
 from celery_scaler.adapters.autoscaling import ScalableTargets, ScalingSuspension
 from celery_scaler.adapters.broker import SqsQueueDepth
-from celery_scaler.adapters.ecs import EcsService
+from celery_scaler.adapters.ecs import EcsService, EcsTaskProtection
 from celery_scaler.adapters.leases import DynamoLeases
 from celery_scaler.adapters.permissions import Tool
 from celery_scaler.analysis.history import CloudWatchHistory
@@ -89,6 +89,7 @@ def test_each_aws_adapter_declares_exactly_what_it_calls(aws: LocalAws, unique: 
         adapter: aws.client(service)
         for adapter, service in [
             (EcsService, "ecs"),
+            (EcsTaskProtection, "ecs"),
             (DynamoLeases, "dynamodb"),
             (SqsQueueDepth, "sqs"),
             (CloudWatchMetrics, "cloudwatch"),
@@ -104,6 +105,19 @@ def test_each_aws_adapter_declares_exactly_what_it_calls(aws: LocalAws, unique: 
     arn = ecs.describe(cluster, "workers").arn
     ecs.write_tags(arn, {"celery-scaler.io/last-desired": "2"}, [])
     ecs.write_tags(arn, {}, ["celery-scaler.io/last-desired"])
+
+    # A task of the service, as the local fleet starts one (as ECS's scheduler would).
+    task = aws.client("ecs").run_task(
+        cluster=cluster,
+        taskDefinition="workers-task",
+        launchType="FARGATE",
+        group="service:workers",
+        startedBy="ecs-svc/1",
+    )["tasks"][0]["taskArn"]
+    protection = EcsTaskProtection(clients[EcsTaskProtection])
+    assert [found.arn for found in protection.tasks(cluster, "workers")] == [task]
+    protection.set_protection(cluster, [task], True, 5)
+    assert list(protection.protected_until(cluster, [task])) == [task]
 
     leases = DynamoLeases(clients[DynamoLeases], f"leases-{unique}", "me", 30.0, time.time)
     assert [pool.name for pool in leases.elect(config().pools)] == ["default"]

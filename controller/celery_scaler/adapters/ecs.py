@@ -24,6 +24,7 @@ def _observation(described: Any) -> ServiceObservation:
     deploying = len(deployments) > 1 or any(
         deployment.get("rolloutState") == "IN_PROGRESS" for deployment in deployments
     )
+    created = [d["createdAt"].timestamp() for d in deployments if d.get("createdAt")]
     return ServiceObservation(
         desired=described.get("desiredCount", 0),
         running=described.get("runningCount", 0),
@@ -33,6 +34,7 @@ def _observation(described: Any) -> ServiceObservation:
             tag["key"]: tag.get("value", "") for tag in described.get("tags", []) if "key" in tag
         },
         arn=described.get("serviceArn", ""),
+        deployment_started=max(created) if deploying and created else None,
     )
 
 

@@ -32,6 +32,8 @@ class Condition(StrEnum):
     pool's queues are empty (core/metrics.py `prefetch_hoarders`)."""
     WORKERS_UNREACHABLE = "WorkersUnreachable"
     """Fewer workers answered inspect than ECS runs, and that blocks scale-in."""
+    DRAINING = "Draining"
+    """A scale-in waits for the workers it removes to finish their tasks (core/drain.py)."""
     CONFLICT = "Conflict"
     """Application Auto Scaling policies this controller did not create can change the
     service's count too (core/autoscaling.py): the pool holds and the pass fails."""
@@ -104,7 +106,17 @@ def _holds(worker: WorkerSnapshot) -> str:
 def note_conditions(
     memory: PoolMemory, holding: Conditions, now: float
 ) -> tuple[PoolMemory, tuple[str, ...]]:
-    """Remember since when each condition holds; an event for each that appears or clears."""
+    """Remember since when each condition holds; an event for each that appears or clears.
+
+    `Draining` holds exactly while the memory holds a drain, whatever `holding` says.
+    """
+    holding = {key: value for key, value in holding.items() if key != Condition.DRAINING}
+    if memory.drain is not None:
+        drain = memory.drain
+        holding[Condition.DRAINING] = (
+            f"{drain.current} → {drain.desired} waits for {', '.join(drain.workers)} to finish "
+            "their tasks"
+        )
     since = dict(memory.conditions)
     events: list[str] = []
     for condition, message in holding.items():

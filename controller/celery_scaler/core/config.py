@@ -772,6 +772,18 @@ class WorkerPoolSpec(_Spec):
     """Keep ECS task scale-in protection on tasks whose worker is busy (see protection.py)."""
     task_protection: Duration = 3600.0
     """How long each protection lasts (ECS allows 1 minute to 48 hours); renewed while busy."""
+    drain_scale_in: bool | None = Field(
+        default=None,
+        description="Drain-then-remove (core/drain.py): a scale-in first tells the workers it "
+        "removes to stop consuming, keeps scale-in protection on every other task, waits until "
+        "they are idle and only then lowers desiredCount, so ECS stops no task mid-work. "
+        "Default (null): on for Redis and RabbitMQ; SQS has no remote control to do it.",
+    )
+    drain_timeout: Duration = Field(
+        default=600.0,
+        description="How long a drain waits for its workers to finish their tasks before it "
+        "gives up, restores their consumers and reports it (the scale-in is tried again later).",
+    )
     fallback: FallbackSpec = FallbackSpec()
     alarms: AlarmsSpec = AlarmsSpec()
     """Overrides of the Controller's `alarms` for this pool."""
@@ -807,6 +819,11 @@ class WorkerPoolSpec(_Spec):
         if not 60 <= self.task_protection <= 48 * 3600:
             raise _FieldError(
                 "taskProtection", "ECS protects a task for 1 minute to 48 hours (1m to 48h)"
+            )
+        if not 0 < self.drain_timeout <= 48 * 3600:
+            raise _FieldError(
+                "drainTimeout",
+                "longer than 0s and at most 48h (ECS protects the other tasks meanwhile)",
             )
         return self
 
@@ -1011,6 +1028,15 @@ class ControllerSpec(_Spec):
             return "redis"
         return "sqs" if scheme == "sqs" else "amqp"
 
+    def drains(self, pool: WorkerPoolSpec) -> bool:
+        """Whether `pool` scales in by drain-then-remove: by default wherever Celery's
+        remote control can drain a worker (Redis, RabbitMQ), never on SQS."""
+        return self.broker_kind != "sqs" and pool.drain_scale_in is not False
+
+    def guards_tasks(self, pool: WorkerPoolSpec) -> bool:
+        """Whether the controller sets ECS task scale-in protection for `pool`."""
+        return pool.protect_busy_tasks or self.drains(pool)
+
 
 class ControllerDocument(_Spec):
     api_version: Literal["celery-scaler/v1"]
@@ -1208,6 +1234,12 @@ def _check_broker_can_give(controller: ControllerSpec, pool: WorkerPool, label: 
         raise ConfigError(
             f"{label}: spec.safeScaleIn: needs Celery's remote control (inspect) to see busy "
             "workers, which the SQS transport does not have; remove it or set it to false"
+        )
+    if kind == "sqs" and pool.spec.drain_scale_in:
+        raise ConfigError(
+            f"{label}: spec.drainScaleIn: needs Celery's remote control (cancel_consumer) to "
+            "drain a worker, which the SQS transport does not have; the workers protect their "
+            "own tasks while busy instead (celery_scaler.instrument)"
         )
     if kind == "sqs" and pool.spec.protect_busy_tasks:
         raise ConfigError(

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from enum import StrEnum
 
-from celery_scaler.core.model import Observation, WorkerSnapshot
+from celery_scaler.core.model import (
+    BrokerObservation,
+    Observation,
+    ServiceObservation,
+    WorkerSnapshot,
+)
 
 KILOBYTES_PER_MEGABYTE = 1024
 
@@ -50,11 +55,12 @@ def unique_workers(workers: Iterable[WorkerSnapshot]) -> tuple[WorkerSnapshot, .
 
 
 def workers_in_pool(
-    workers: Iterable[WorkerSnapshot], queues: Iterable[str]
+    workers: Iterable[WorkerSnapshot], queues: Iterable[str], draining: Collection[str] = ()
 ) -> tuple[WorkerSnapshot, ...]:
-    """The workers that consume at least one of the pool's queues."""
+    """The workers that consume at least one of the pool's queues, and those of `draining`
+    (node names): a drained worker consumes none, yet is the pool's until ECS stops it."""
     wanted = frozenset(queues)
-    return tuple(worker for worker in workers if worker.queues & wanted)
+    return tuple(worker for worker in workers if worker.queues & wanted or worker.name in draining)
 
 
 def busy_workers(workers: Iterable[WorkerSnapshot]) -> int:
@@ -65,11 +71,24 @@ def busy_workers(workers: Iterable[WorkerSnapshot]) -> int:
 def _saturated_while_queues_empty(obs: Observation) -> tuple[WorkerSnapshot, ...] | None:
     """The workers busy in every slot when the pool's queues are empty (none otherwise);
     None when the broker or the workers were not read."""
-    if obs.broker is None or obs.workers is None:
+    return _saturated(obs.broker, _unique_or_none(obs.workers))
+
+
+def _unique_or_none(
+    workers: Iterable[WorkerSnapshot] | None,
+) -> tuple[WorkerSnapshot, ...] | None:
+    return unique_workers(workers) if workers is not None else None
+
+
+def _saturated(
+    broker: BrokerObservation | None, workers: tuple[WorkerSnapshot, ...] | None
+) -> tuple[WorkerSnapshot, ...] | None:
+    """`_saturated_while_queues_empty` of workers already made unique."""
+    if broker is None or workers is None:
         return None
-    if obs.broker.queue_depth > 0:
+    if broker.queue_depth > 0:
         return ()
-    return tuple(worker for worker in unique_workers(obs.workers) if worker.saturated)
+    return tuple(worker for worker in workers if worker.saturated)
 
 
 def hoarded_tasks(obs: Observation) -> int | None:
@@ -79,7 +98,10 @@ def hoarded_tasks(obs: Observation) -> int | None:
     worker nor a new one can take them: each waits for a slot of the worker holding it.
     None when the broker or the workers were not read.
     """
-    saturated = _saturated_while_queues_empty(obs)
+    return _hoarded(_saturated_while_queues_empty(obs))
+
+
+def _hoarded(saturated: tuple[WorkerSnapshot, ...] | None) -> int | None:
     return None if saturated is None else sum(worker.reserved for worker in saturated)
 
 
@@ -107,9 +129,15 @@ def unanswered_workers(obs: Observation) -> int | None:
     Never below 0 (workers of a rollout's old tasks may answer too). None unless both the
     service and the workers were read.
     """
-    if obs.service is None or obs.workers is None:
+    return _unanswered(obs.service, _unique_or_none(obs.workers))
+
+
+def _unanswered(
+    service: ServiceObservation | None, workers: tuple[WorkerSnapshot, ...] | None
+) -> int | None:
+    if service is None or workers is None:
         return None
-    return max(0, obs.service.running - len(unique_workers(obs.workers)))
+    return max(0, service.running - len(workers))
 
 
 def compute_metrics(obs: Observation) -> dict[str, float]:
@@ -119,7 +147,9 @@ def compute_metrics(obs: Observation) -> dict[str, float]:
     mistake missing data for an idle fleet.
     """
     values: dict[str, float] = {}
-    broker, workers, service = obs.broker, obs.workers, obs.service
+    broker, service = obs.broker, obs.service
+    # Made unique once for every figure below (the simulator asks for them every pass).
+    workers = _unique_or_none(obs.workers)
     if broker is not None and broker.errors:
         # Some of the pool's queues could not be read: a partial sum would pass for a small one.
         broker = None
@@ -134,7 +164,6 @@ def compute_metrics(obs: Observation) -> dict[str, float]:
         if broker.unstamped is not None:
             values[Metric.UNSTAMPED_MESSAGES] = broker.unstamped
     if workers is not None:
-        workers = unique_workers(workers)
         values[Metric.ACTIVE_TASKS] = sum(w.active for w in workers)
         values[Metric.RESERVED_TASKS] = sum(w.reserved for w in workers)
         # Asked of the workers only when a pool scales on them: unknown otherwise.
@@ -156,14 +185,15 @@ def compute_metrics(obs: Observation) -> dict[str, float]:
         rss = [w.max_rss_kb for w in workers if w.max_rss_kb is not None]
         if rss:
             values[Metric.MEMORY_USAGE] = max(rss) / KILOBYTES_PER_MEGABYTE
-    hoarded = hoarded_tasks(obs)
+    # The broker as read, errors or not, as hoarded_tasks has it.
+    hoarded = _hoarded(_saturated(obs.broker, workers))
     if hoarded is not None:
         values[Metric.HOARDED_TASKS] = hoarded
-    unanswered = unanswered_workers(obs)
+    unanswered = _unanswered(service, workers)
     if unanswered is not None:
         values[Metric.UNANSWERED_WORKERS] = unanswered
     if broker is not None and service is not None:
-        held = held_tasks(broker.unacked, workers)
+        held = _held(broker.unacked, workers)
         if held is not None:
             values[Metric.BACKLOG_PER_TASK] = (broker.queue_depth + held) / max(service.desired, 1)
     return values
@@ -177,9 +207,13 @@ def held_tasks(unacked: int | None, workers: Iterable[WorkerSnapshot] | None) ->
     the broker also sees what dead or unanswering workers left behind, inspect also sees
     tasks acknowledged as they started (Celery's default). None when neither is known.
     """
+    return _held(unacked, _unique_or_none(workers))
+
+
+def _held(unacked: int | None, workers: tuple[WorkerSnapshot, ...] | None) -> int | None:
+    """`held_tasks` of workers already made unique."""
     seen = None
     if workers is not None:
-        workers = unique_workers(workers)
         seen = sum(w.active for w in workers) + sum(w.reserved for w in workers)
     if unacked is None or seen is None:
         return seen if unacked is None else unacked

@@ -94,3 +94,12 @@ class TaskProtector(Protocol):
     def set_protection(
         self, cluster: str, arns: Sequence[str], enabled: bool, minutes: int = 60
     ) -> None: ...
+
+
+class ConsumerControl(Protocol):
+    """Which queues a worker consumes, through Celery's remote control (core/drain.py)."""
+
+    def set_consuming(self, workers: Sequence[str], queues: Sequence[str], consuming: bool) -> None:
+        """Tell exactly `workers` to stop (`cancel_consumer`) or resume (`add_consumer`)
+        consuming `queues`; raises AdapterError naming the workers that did not confirm."""
+        ...

@@ -16,8 +16,9 @@ Mapping a worker to its task, most exact first:
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from celery_scaler.core.model import WorkerSnapshot
@@ -60,25 +61,18 @@ def task_of_worker(worker: str, tasks: Iterable[TaskInfo]) -> TaskInfo | None:
 @dataclass(frozen=True)
 class ProtectionChanges:
     protect: tuple[str, ...]
+    """Task ARNs to protect, or whose protection to renew, for `minutes`."""
     release: tuple[str, ...]
     unmapped: tuple[str, ...]
     """Busy workers whose task could not be told: they stay unprotected."""
+    minutes: int = 60
 
 
-def protection_changes(
-    workers: Iterable[WorkerSnapshot],
-    tasks: Iterable[TaskInfo],
-    protected_until: Mapping[str, float],
-    protected_by_us: Iterable[str],
-    now: float,
-    renew_within: float,
-) -> ProtectionChanges:
-    """Which task ARNs to protect (or renew) and which to release this pass.
-
-    Only a task whose worker answered idle is released, and only if this controller
-    protected it: protection the application set itself is not ours to take away.
-    """
-    tasks = list(tasks)
+def busy_and_idle(
+    workers: Iterable[WorkerSnapshot], tasks: Sequence[TaskInfo]
+) -> tuple[set[str], set[str], list[str]]:
+    """(ARNs of tasks whose worker is busy, of those whose worker answered idle, busy
+    workers matched to no task)."""
     busy: set[str] = set()
     idle: set[str] = set()
     unmapped: list[str] = []
@@ -89,6 +83,53 @@ def protection_changes(
                 unmapped.append(worker.name)
             continue
         (busy if worker.busy else idle).add(task.arn)
-    protect = sorted(arn for arn in busy if protected_until.get(arn, 0.0) - now < renew_within)
-    release = sorted(arn for arn in (idle - busy) & set(protected_by_us) if arn in protected_until)
-    return ProtectionChanges(tuple(protect), tuple(release), tuple(sorted(unmapped)))
+    return busy, idle - busy, unmapped
+
+
+def protection_changes(
+    workers: Iterable[WorkerSnapshot],
+    tasks: Iterable[TaskInfo],
+    protected_until: Mapping[str, float],
+    protected_by_us: Iterable[str],
+    now: float,
+    renew_within: float,
+    *,
+    draining: Collection[str] | None = None,
+    busy_only_until: float | None = None,
+    protect_busy: bool = True,
+    minutes: int = 60,
+    drain_minutes: int = 60,
+) -> ProtectionChanges:
+    """Which task ARNs to protect (or renew) and which to release this pass.
+
+    What this controller wants protected, by what is going on:
+
+    - a drain (`draining`, the drained workers' names; core/drain.py): every task but the
+      drained workers', for `drain_minutes` at a time, so ECS can stop only those;
+    - a deployment rolling out (`busy_only_until`): the tasks of busy workers, and only
+      until then, so protection never holds a deployment up for long; every other task
+      this controller protected is released;
+    - otherwise, with `protect_busy` (protectBusyTasks): the busy workers' tasks, and the
+      ones it protected whose worker did not answer (their state is unknown).
+
+    Protection is renewed when less than `renew_within` seconds of it are left. Only
+    protection this controller set is ever released: the application's own is not ours.
+    """
+    tasks = list(tasks)
+    ours = set(protected_by_us)
+    busy, idle, unmapped = busy_and_idle(workers, tasks)
+    if draining is not None:
+        drained = {task.arn for name in draining if (task := task_of_worker(name, tasks))}
+        wanted = {task.arn for task in tasks} - drained
+        minutes, unmapped = drain_minutes, []
+    elif busy_only_until is not None:
+        wanted = busy if now < busy_only_until else set()
+        minutes = max(1, math.ceil((busy_only_until - now) / 60))
+    elif protect_busy:
+        unknown = {task.arn for task in tasks} - busy - idle
+        wanted = busy | (unknown & ours)
+    else:
+        wanted, unmapped = set(), []
+    protect = sorted(arn for arn in wanted if protected_until.get(arn, 0.0) - now < renew_within)
+    release = sorted(arn for arn in ours - wanted if arn in protected_until)
+    return ProtectionChanges(tuple(protect), tuple(release), tuple(sorted(unmapped)), minutes)

@@ -13,7 +13,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from celery_scaler.core.model import Action, LastAction, PendingWrite, PoolMemory, ScaleOutCooldown
+from celery_scaler.core.model import (
+    Action,
+    Drain,
+    LastAction,
+    PendingWrite,
+    PoolMemory,
+    ScaleOutCooldown,
+)
 
 PREFIX = "celery-scaler.io/"
 PAUSED = PREFIX + "paused"
@@ -33,6 +40,12 @@ CONDITIONS = PREFIX + "conditions"
 """`Name=since Name=since`: the conditions that hold (core/conditions.py), for `status`."""
 PENDING_WRITE = PREFIX + "pending-write"
 """`scale_out 2 to 5 2026-01-01T12:00:00Z`: written before UpdateService, removed after."""
+DRAIN = PREFIX + "drain"
+"""`5 to 3 2026-01-01T12:00:00Z`, then `… removing 2026-01-01T12:03:00Z`: a drain in
+progress (core/drain.py), written before the first worker is told to stop consuming."""
+DRAIN_WORKERS = PREFIX + "drain-workers"
+"""The drained workers' names, space-separated; more of them go on `drain-workers-2`, …:
+a tag value holds 256 characters."""
 
 OWNED = (
     LAST_DESIRED,
@@ -43,8 +56,16 @@ OWNED = (
     LAST_REASON,
     CONDITIONS,
     PENDING_WRITE,
+    DRAIN,
 )
-"""The tags the controller writes; `paused` belongs to people."""
+"""The tags the controller writes (and `drain-workers…`, see `owned`); `paused` belongs to
+people."""
+
+
+def owned(key: str) -> bool:
+    """Whether the controller writes the tag `key`."""
+    return key in OWNED or key == DRAIN_WORKERS or key.startswith(DRAIN_WORKERS + "-")
+
 
 MAX_TAG_VALUE = 256
 # AWS tag values allow letters, digits, spaces and `_ . : / = + - @` only.
@@ -180,7 +201,42 @@ def memory_to_tags(memory: PoolMemory, failure_threshold: int | None = None) -> 
             f"{pending.action.value} {pending.current} to {pending.desired} "
             f"{_timestamp(pending.time)}"
         )
+    if memory.drain is not None:
+        tags.update(_drain_tags(memory.drain))
     return tags
+
+
+def _drain_tags(drain: Drain) -> dict[str, str]:
+    header = f"{drain.current} to {drain.desired} {_timestamp(drain.started)}"
+    if drain.removing is not None:
+        header += f" removing {_timestamp(drain.removing)}"
+    tags = {DRAIN: header}
+    chunks: list[str] = []
+    for name in drain.workers:
+        piece = tag_value(name)
+        if chunks and len(chunks[-1]) + 1 + len(piece) <= MAX_TAG_VALUE:
+            chunks[-1] += " " + piece
+        else:
+            chunks.append(piece)
+    for index, chunk in enumerate(chunks):
+        tags[DRAIN_WORKERS if index == 0 else f"{DRAIN_WORKERS}-{index + 1}"] = chunk
+    return tags
+
+
+def _parse_drain(tags: Mapping[str, str]) -> Drain | None:
+    words = tags.get(DRAIN, "").split()
+    if len(words) not in (4, 6) or words[1] != "to":
+        return None
+    current, desired, started = _parse_int(words[0]), _parse_int(words[2]), words[3]
+    start = _parse_timestamp(started)
+    removing = _parse_timestamp(words[5]) if len(words) == 6 and words[4] == "removing" else None
+    if current is None or desired is None or start is None or (len(words) == 6 and not removing):
+        return None
+    keys = [DRAIN_WORKERS, *(f"{DRAIN_WORKERS}-{n}" for n in range(2, len(tags) + 2))]
+    names = [tag_text(name) for key in keys if key in tags for name in tags[key].split()]
+    if not names:
+        return None
+    return Drain(current, desired, start, tuple(names), removing)
 
 
 def memory_from_tags(tags: Mapping[str, str]) -> PoolMemory:
@@ -207,6 +263,7 @@ def memory_from_tags(tags: Mapping[str, str]) -> PoolMemory:
         last_action=last_action,
         conditions=_parse_conditions(tags.get(CONDITIONS, "")),
         pending=_parse_pending(tags.get(PENDING_WRITE, "")),
+        drain=_parse_drain(tags),
     )
 
 
@@ -239,7 +296,7 @@ def tag_changes(
     """
     wanted = memory_to_tags(memory, failure_threshold)
     to_set = {key: value for key, value in wanted.items() if current.get(key) != value}
-    to_remove = [key for key in OWNED if key in current and key not in wanted]
+    to_remove = [key for key in current if owned(key) and key not in wanted]
     return to_set, to_remove
 
 

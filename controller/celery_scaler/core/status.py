@@ -8,6 +8,7 @@ from typing import Any
 from celery_scaler.core.conditions import Condition
 from celery_scaler.core.config import WorkerPool, WorkerPoolSpec
 from celery_scaler.core.cooldowns import scale_in_cooldown_left, scale_out_cooldown_left
+from celery_scaler.core.drain import drain_summary
 from celery_scaler.core.model import PoolMemory, ServiceObservation
 from celery_scaler.core.policy import fallback_active
 from celery_scaler.core.schedules import next_action
@@ -50,6 +51,8 @@ class PoolStatus:
     """The scheduled action that fires next: its name, time and the bounds it sets."""
     paused: tuple[str, ...] = ()
     """The pause tags in force on the service (`celery-scaler.io/paused-scale-in=true`, …)."""
+    drain: dict[str, Any] | None = None
+    """A drain-then-remove scale-in in progress (core/drain.py), from the drain tags."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,6 +129,7 @@ def pool_status(
         leader=leader,
         error=error,
         paused=pause.describe(),
+        drain=drain_summary(memory.drain) if memory.drain is not None else None,
     )
     return _with_bounds(status, spec, now)
 

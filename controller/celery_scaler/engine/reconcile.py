@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TypeVar
 
 from celery_scaler.core.autoscaling import foreign_scaling, resource_id
+from celery_scaler.core.conditions import note_conditions
 from celery_scaler.core.config import Config, WorkerPool
 from celery_scaler.core.errors import AdapterError
 from celery_scaler.core.metrics import compute_metrics, workers_in_pool
@@ -24,6 +25,7 @@ from celery_scaler.core.model import (
 )
 from celery_scaler.core.policy import after_scaling, before_scaling, plan_pass
 from celery_scaler.core.ports import (
+    ConsumerControl,
     Election,
     QueueDepthSource,
     ScalingSource,
@@ -31,8 +33,8 @@ from celery_scaler.core.ports import (
     TaskProtector,
     WorkerInspector,
 )
-from celery_scaler.core.protection import protection_changes
 from celery_scaler.core.state import memory_from_tags, tag_changes, tags_after
+from celery_scaler.engine.guard import TaskGuard
 
 T = TypeVar("T")
 
@@ -86,6 +88,9 @@ class PoolResult:
     bounds: Mapping[str, Any] | None = None
     """minCapacity and maxCapacity in force this pass, and the schedules that set them
     (`schedules`, empty when the pool's own apply)."""
+    drain: Mapping[str, Any] | None = None
+    """A drain-then-remove scale-in in progress (engine/guard.py): `from`, `to`, `since`,
+    `workers` and `phase` (`draining`, or `removing` once the count was lowered)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,7 +120,9 @@ class Reconciler:
     election: Election | None = None
     """Set when replicas share the pools (leader election): only held pools are reconciled."""
     protector: TaskProtector | None = None
-    """Set when a pool has protectBusyTasks."""
+    """Set when a pool has protectBusyTasks or drains its scale-ins (engine/guard.py)."""
+    consumers: ConsumerControl | None = None
+    """Celery's remote control of the workers' queues, for drains; None on SQS."""
     scaling: ScalingSource | None = None
     """Application Auto Scaling, read for autoscalers the pools would fight (`Conflict`)."""
     scaling_targets: Mapping[str, ScalableTarget] = field(default_factory=dict)
@@ -248,7 +255,11 @@ class Reconciler:
             foreign = foreign_scaling(target, described_service.tags, prefix)
         observation = Observation(
             broker=queues if isinstance(queues, BrokerObservation) else None,
-            workers=workers_in_pool(workers, pool.spec.queues) if workers is not None else None,
+            workers=(
+                workers_in_pool(workers, pool.spec.queues, self._draining(pool, described_service))
+                if workers is not None
+                else None
+            ),
             service=described_service,
             errors=tuple(errors),
             foreign_scaling=foreign,
@@ -318,6 +329,7 @@ class Reconciler:
     ) -> PoolResult:
         spec = pool.spec
         metrics = compute_metrics(obs)
+        restarted = pool.name not in self.memory
         decision, memory, events, observe_errors = plan_pass(
             spec,
             obs,
@@ -336,14 +348,14 @@ class Reconciler:
         service = obs.service
         threshold = spec.fallback.failure_threshold
         writes = not dry_run and service is not None
-        if writes and service is not None and self.election is not None:
-            # Fencing, only when this pass writes (a write to DynamoDB costs as much).
-            pending = (
-                decision.action is not Action.HOLD
-                or spec.protect_busy_tasks
-                or tag_changes(memory, service.tags, threshold) != ({}, [])
-            )
-            if pending:
+        lease: list[bool] = []
+
+        def holds() -> bool:
+            """Fencing, right before this pass's first write and only then (a write to
+            DynamoDB costs as much): whether the pool's lease is still this replica's."""
+            if self.election is None:
+                return True
+            if not lease:
                 try:
                     # Another replica may have taken the pool since this pass began.
                     held, why = self.election.holds(pool.name), "was lost"
@@ -353,14 +365,35 @@ class Reconciler:
                     held, why = False, f"could not be renewed ({exc})"
                 if not held:
                     errors.append(f"the lease on pool {pool.name!r} {why}; nothing written")
-                    writes = False
-        if writes and spec.protect_busy_tasks and obs.workers is not None:
-            # Before any scale-in, so ECS already sees which tasks to spare.
-            error = self._protect_busy_tasks(pool, obs.workers, now)
-            if error:
-                errors.append(error)
+                lease.append(held)
+            return lease[0]
+
+        if writes and service is not None:
+            pending = decision.action is not Action.HOLD or tag_changes(
+                memory, service.tags, threshold
+            ) != ({}, [])
+            if pending and not holds():
+                writes = False
         tags = dict(service.tags) if service is not None else {}
-        if decision.action is not Action.HOLD and writes and service is not None:
+        drain: dict[str, Any] | None = None
+        if writes and self.protector is not None and self.config.controller.guards_tasks(spec):
+            # Before any scale-in: a drain turns it into a hold until its workers are idle,
+            # and protection is in place before the count drops, so ECS spares those tasks.
+            guard = TaskGuard(self.config, self.ecs, self.protector, self.consumers, holds)
+            guard.protected_by_us = self.protected_by_us
+            guarded = guard.guard(pool, obs, decision, memory, tags, now, restarted=restarted)
+            writes = writes and not guarded.fenced_out
+            decision, memory, tags, drain = (
+                guarded.decision,
+                guarded.memory,
+                guarded.tags,
+                guarded.drain,
+            )
+            errors += guarded.errors
+            # `Draining` holds while a drain does (core/conditions.py note_conditions).
+            memory, noted = note_conditions(memory, dict.fromkeys(memory.conditions, ""), now)
+            events = (*events, *guarded.events, *noted)
+        if decision.action is not Action.HOLD and writes and service is not None and holds():
             # The intent first: a controller that stops before the state below is written
             # leaves it behind, and the next one takes the new count as its own write.
             # Should this write fail, the action goes ahead all the same.
@@ -375,13 +408,16 @@ class Reconciler:
                 self.ecs.set_desired_count(spec.ecs.cluster, spec.ecs.service, decision.desired)
             except AdapterError as exc:
                 errors.append(str(exc))
+                if memory.drain is not None and memory.drain.removing == now:
+                    # Not lowered: the drained workers wait for the next pass's try.
+                    memory = memory.evolve(drain=replace(memory.drain, removing=None))
             else:
                 applied = True
                 memory = after_scaling(spec, memory, decision, now)
         if writes and service is not None:
             # The state lives on the service, written in the same pass as the action.
             to_set, to_remove = tag_changes(memory, tags, threshold)
-            if to_set or to_remove:
+            if (to_set or to_remove) and holds():
                 try:
                     self.ecs.write_tags(service.arn, to_set, to_remove)
                 except AdapterError as exc:
@@ -407,44 +443,17 @@ class Reconciler:
             warnings=decision.warnings,
             failures=memory.consecutive_failures,
             policy=decision.policy,
+            drain=drain,
             bounds=_bounds_json(decision),
         )
 
-    def _protect_busy_tasks(
-        self, pool: WorkerPool, workers: Sequence[WorkerSnapshot], now: float
-    ) -> str | None:
-        """Protect busy workers' tasks and release idle ones; the error, if any."""
-        if self.protector is None:
-            return None
-        cluster, service = pool.spec.ecs.cluster, pool.spec.ecs.service
-        ours = self.protected_by_us.setdefault(pool.name, set())
-        try:
-            tasks = self.protector.tasks(cluster, service)
-            until = self.protector.protected_until(cluster, [task.arn for task in tasks])
-            changes = protection_changes(
-                workers,
-                tasks,
-                until,
-                ours,
-                now,
-                renew_within=2 * self.config.controller.interval + 60,
-            )
-            if changes.protect:
-                minutes = max(1, round(pool.spec.task_protection / 60))
-                self.protector.set_protection(cluster, changes.protect, True, minutes)
-                ours.update(changes.protect)
-            if changes.release:
-                self.protector.set_protection(cluster, changes.release, False)
-                ours.difference_update(changes.release)
-        except AdapterError as exc:
-            return str(exc)
-        ours.intersection_update(task.arn for task in tasks)
-        if changes.unmapped:
-            return (
-                f"busy workers not matched to an ECS task, left unprotected: "
-                f"{', '.join(changes.unmapped)} (see the worker naming in the README)"
-            )
-        return None
+    def _draining(self, pool: WorkerPool, service: ServiceObservation | None) -> tuple[str, ...]:
+        """The workers a drain of the pool has told to stop consuming its queues."""
+        memory = self.memory.get(pool.name)
+        if memory is None and service is not None:
+            memory = memory_from_tags(service.tags)
+        drain = memory.drain if memory is not None else None
+        return drain.workers if drain is not None else ()
 
     def _memory_of(self, pool: WorkerPool, obs: Observation) -> PoolMemory:
         """This process's memory of the pool, or, the first time, what its tags say."""

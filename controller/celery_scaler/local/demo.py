@@ -41,6 +41,7 @@ from celery_scaler.engine.reconcile import PassReport, PoolResult
 from celery_scaler.engine.runner import run_forever
 from celery_scaler.local.aws_api import local_aws
 from celery_scaler.local.fleet import FleetCounts, FleetEvent, LocalFleet, local_fleet
+from celery_scaler.local.ledger import Fates
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 CLUSTER, SERVICE, POOL = "celery-scaler-demo", "workers", "demo"
@@ -225,6 +226,9 @@ class DemoSettings:
     interval: float = 1.0
     start_delay: float = 3.0
     """Seconds an ECS task takes to start (30-60 s on ECS; compressed here)."""
+    stop_timeout: float = 2.0
+    """The task's stopTimeout: SIGKILL this long after SIGTERM (ECS's 30 s, compressed as
+    the start delay is). A running task still going then is cut short."""
     min_capacity: int = 1
     max_capacity: int = 8
     quiet_seconds: float = 8.0
@@ -349,6 +353,10 @@ class DemoSummary:
     """Queue wait (enqueue → start) of each burst task."""
     worker_seconds: float
     actions: int
+    fates: Fates | None = None
+    """What became of every task the workers ran (the fleet's ledger)."""
+    drains: int = 0
+    """Scale-ins that drained their workers first."""
 
 
 def summarize(
@@ -361,6 +369,7 @@ def summarize(
     burst_at: float | None,
     interrupted: bool,
     worker_seconds: float,
+    fates: Fates | None = None,
 ) -> DemoSummary:
     applied = [s for s in samples if s.result.applied]
     after_burst = [s for s in applied if burst_at is not None and s.time >= burst_at]
@@ -393,6 +402,10 @@ def summarize(
         waits=[r.wait for r in burst],
         worker_seconds=worker_seconds,
         actions=len(applied),
+        fates=fates,
+        drains=sum(
+            1 for s in samples for event in s.result.events if event.startswith("drain began")
+        ),
     )
 
 
@@ -433,6 +446,12 @@ def summary_text(summary: DemoSummary) -> Text:
         f"scaling actions: {summary.actions}; {summary.worker_seconds:.0f} worker-seconds; "
         f"ran {summary.ended - summary.started:.0f}s"
     )
+    fates = summary.fates
+    if fates is not None:
+        lines.append(
+            f"scale-ins drained first: {summary.drains}; tasks completed {fates.completed}, "
+            f"cut short by a stop {fates.interrupted} ({fates.lost} lost)"
+        )
     for line in lines:
         text.append(f"  {line}\n")
     return text
@@ -592,7 +611,7 @@ def run_demo(
                     [queue],
                     control_exchange=exchange,
                     start_delay=settings.start_delay,
-                    stop_timeout=settings.task_seconds + 10,
+                    stop_timeout=settings.stop_timeout,
                     name_prefix="demo",
                 ),
                 broker=broker,
@@ -699,6 +718,7 @@ def _drive(
             burst_at=burst_at[0] if burst_at else None,
             interrupted=interrupted,
             worker_seconds=fleet.worker_seconds(ended),
+            fates=fleet.fates(),
         )
     return summary
 
