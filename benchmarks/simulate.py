@@ -1,13 +1,15 @@
 """How long `celery-scaler simulate` takes for a day: a 24 h trace at 15 s passes.
 
 Builds a 24 h trace CSV (one row a minute, a diurnal load around `--rate` tasks a
-second, 10 s tasks) and times, for DESIGN.md's example pool: parsing the trace, the
-controller's run (5,760 passes), and the same with `--compare alarm-path`. Run from the
-repository root:
+second, 10 s tasks) and times the CPU, for DESIGN.md's example pool, of: parsing the
+trace, the controller's run (5,760 passes), and the same with `--compare alarm-path`.
+CPU seconds of this process (time.process_time), so other work on the machine shows
+less than in wall time. Run from the repository root:
 
     python -m benchmarks.simulate [--rounds 5] [--rate 2 10]
 
-Goal: the controller's run of a 24 h trace (parse + arrivals + simulation) < 2 s.
+Goal: the controller's run of a 24 h trace (parse + arrivals + simulation) < 1 s of CPU
+at 10 tasks a second (864,000 tasks).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from celery_scaler.analysis.simulate import AlarmPathSettings, SimSettings, simu
 from celery_scaler.analysis.workload import parse_trace
 from celery_scaler.core.config import parse_config
 
-GOAL_SECONDS = 2.0
+GOAL_SECONDS = 1.0
 DAY = 24 * 3600
 
 
@@ -43,9 +45,9 @@ def day_trace(rate: float) -> str:
 def timed(action: Callable[[], object], rounds: int) -> list[float]:
     samples = []
     for _ in range(rounds):
-        started = time.perf_counter()
+        started = time.process_time()
         action()
-        samples.append(time.perf_counter() - started)
+        samples.append(time.process_time() - started)
     return samples
 
 
@@ -59,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     pool = parse_config(example, "example.yaml").pools[0]
     settings = SimSettings(interval=15.0)
     console = Console()
-    table = Table(title="simulate: a 24 h trace at 15 s passes (median of rounds)")
-    for column in ("tasks/s", "tasks", "what", "median s", "max s", "goal"):
+    table = Table(title="simulate: a 24 h trace at 15 s passes, CPU seconds (median of rounds)")
+    for column in ("tasks/s", "tasks", "what", "median s", "min-max s", "goal"):
         table.add_column(column)
     met = True
     for rate in args.rate:
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                 str(result.runs[0].tasks),
                 what,
                 f"{median:.2f}",
-                f"{max(samples):.2f}",
+                f"{min(samples):.2f}-{max(samples):.2f}",
                 "—" if goal is None else f"< {goal:g} s: {'met' if ok else 'MISSED'}",
             )
     console.print(table)
