@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import pytest
@@ -422,6 +422,35 @@ def test_a_clusters_describe_calls_go_out_together_ten_services_each() -> None:
     assert sorted(len(call) for call in calls) == [5, 10, 10]
     assert sorted(service for call in calls for service in call) == sorted(ecs.desired)
     assert all(result.error is None for result in report.results)
+
+
+def test_pools_write_their_tags_at_the_same_time() -> None:
+    """A first pass writes every scaling pool's tags: four pools' writes are in flight
+    together (each waits for the other three), not one pool after another."""
+    pools = [
+        POOL.replace("{name}", f"p{index}").replace("{queue}", f"q{index}") for index in range(4)
+    ]
+    config = parse_config("---\n".join(pools), "test.yaml")
+    together = threading.Barrier(4)
+
+    first: set[str] = set()
+
+    class TogetherEcs(FakeEcs):
+        def write_tags(self, arn: str, tags: Mapping[str, str], remove: Sequence[str]) -> None:
+            if arn not in first:  # each pool's first write (its intent) waits for the others
+                first.add(arn)
+                together.wait(timeout=10)
+            super().write_tags(arn, tags, remove)
+
+    ecs = TogetherEcs(desired={f"p{index}": 1 for index in range(4)})
+    depths = {f"q{index}": 50 for index in range(4)}
+    report = Reconciler(
+        config=config, broker=FakeBroker(depths), ecs=ecs, inspector=None
+    ).reconcile(0.0)
+    assert [(result.action, result.applied, result.error) for result in report.results] == [
+        ("scale_out", True, None)
+    ] * 4
+    assert sorted(ecs.writes) == [(f"p{index}", 2) for index in range(4)]
 
 
 def test_busy_tasks_are_protected_before_a_scale_in() -> None:

@@ -19,6 +19,10 @@ TOOL_ATTEMPTS = 5
 """Requests a command run by a person (report, alarms, status) makes at most per call."""
 PASS_ATTEMPTS = 3
 """Requests the reconcile pass makes at most per call: a later pass is the next retry."""
+PASS_CONNECTIONS = 32
+"""Connections a pass's client keeps open: as many as the pass makes calls at once (its
+32 threads, engine/reconcile.py MAX_THREADS). botocore keeps 10; past them each call at
+once opens a connection of its own and drops it after."""
 
 
 def client_config(deadline: float | None = None) -> BotocoreConfig:
@@ -34,15 +38,16 @@ def client_config(deadline: float | None = None) -> BotocoreConfig:
     instead of botocore's 60 s read timeout times every attempt.
     """
     if deadline is None:
-        connect, read, attempts = 5.0, 15.0, TOOL_ATTEMPTS
+        connect, read, attempts, connections = 5.0, 15.0, TOOL_ATTEMPTS, 10
     else:
         connect = min(5.0, max(1.0, deadline / 4))
         read = min(15.0, max(1.0, deadline / 2))
-        attempts = PASS_ATTEMPTS
+        attempts, connections = PASS_ATTEMPTS, PASS_CONNECTIONS
     return BotocoreConfig(
         retries={"mode": "standard", "total_max_attempts": attempts},
         connect_timeout=connect,
         read_timeout=read,
+        max_pool_connections=connections,
         # `app/celery-scaler` in every request's User-Agent: CloudTrail's userAgent names
         # the controller, and the tests tell its calls from their own (tests/aws_calls.py).
         user_agent_appid=USER_AGENT_APP_ID,  # type: ignore[call-arg]  # newer than botocore-stubs
