@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from celery_scaler.adapters.leases import DynamoLeases
@@ -55,6 +58,32 @@ def test_leases_fence_a_replica_that_lost_its_pool(aws: LocalAws, unique: str) -
     assert not one.holds("a")
     assert two.holds("a")
     assert two.owners() == {"a": "two", "b": "two"}
+
+
+def test_an_election_writes_its_leases_at_once(aws: LocalAws, unique: str) -> None:
+    # 20 pools: 20 conditional writes to take them, then 20 to renew them, each batch in
+    # flight together (counted as botocore sends them), not one after another.
+    client = aws.client("dynamodb")
+    lock, counts = threading.Lock(), {"in_flight": 0, "most": 0}
+
+    def sending(**_: object) -> None:
+        with lock:
+            counts["in_flight"] += 1
+            counts["most"] = max(counts["most"], counts["in_flight"])
+        time.sleep(0.05)  # the others start meanwhile, if they are sent at once
+
+    def answered(**_: object) -> None:
+        with lock:
+            counts["in_flight"] -= 1
+
+    client.meta.events.register("before-send.dynamodb.UpdateItem", sending)
+    client.meta.events.register("after-call.dynamodb.UpdateItem", answered)
+    leases = DynamoLeases(client, f"leases-{unique}", "one", lease_duration=30, clock=Clock())
+    names = [f"p{index}" for index in range(20)]
+    for _ in range(2):  # acquire, then renew
+        counts["most"] = 0
+        assert [pool.name for pool in leases.elect(pools(*names))] == names
+        assert counts["most"] > 1
 
 
 def test_release_hands_pools_over_at_once(aws: LocalAws, unique: str) -> None:

@@ -18,8 +18,9 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.literals import BillingModeType
     from mypy_boto3_dynamodb.type_defs import AttributeDefinitionTypeDef, KeySchemaElementTypeDef
+
+T = TypeVar("T")
 
 REPLICA_PREFIX = "replica/"
 KEY = "name"
@@ -81,6 +84,20 @@ def plan(
     return LeasePlan(tuple(keep), tuple(acquire), tuple(release))
 
 
+LEASE_WRITES_AT_ONCE = 16
+"""Conditional writes of one election in flight together."""
+
+
+def _at_once(write: Callable[[str], T], names: Sequence[str]) -> list[T]:
+    """`write` of each name, in flight together (up to LEASE_WRITES_AT_ONCE); the results
+    in order. The first error raised is raised, once every write has ended."""
+    if len(names) <= 1:
+        return [write(name) for name in names]
+    threads = min(LEASE_WRITES_AT_ONCE, len(names))
+    with ThreadPoolExecutor(threads, thread_name_prefix="lease") as pool:
+        return list(pool.map(write, names))
+
+
 class DynamoLeases:
     """Leases as items of one DynamoDB table (key `name`), written with conditions only."""
 
@@ -125,10 +142,18 @@ class DynamoLeases:
         )
         names = [pool.name for pool in pools]
         decided = plan(self.owner, names, items, replicas, now)
-        for name in decided.release:
-            self._release(name)
-        held = {name for name in decided.renew if self._renew(name, items[name].token)}
-        held |= {name for name in decided.acquire if self._acquire(name, items.get(name))}
+        # One conditional write per lease, each on its own: at once rather than one after
+        # another (a replica of 500 pools over 3 renews about 170 of them every pass).
+        _at_once(self._release, decided.release)
+        renewed = _at_once(lambda name: self._renew(name, items[name].token), decided.renew)
+        acquired = _at_once(lambda name: self._acquire(name, items.get(name)), decided.acquire)
+        held = {
+            name
+            for name, won in zip(
+                (*decided.renew, *decided.acquire), (*renewed, *acquired), strict=True
+            )
+            if won
+        }
         with self._lock:
             self._held = {name: token for name, token in self._held.items() if name in held}
         return [pool for pool in pools if pool.name in held]
