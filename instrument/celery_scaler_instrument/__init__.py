@@ -14,6 +14,9 @@ It does two things:
 - Workers of this app send task events (`worker_send_task_events`, what `-E` does),
   from which the controller counts `succeeded_tasks`, `failed_tasks` and
   `retried_tasks`: Celery's inspect `stats` has no such counts.
+- On the SQS transport (or with `protect_busy_tasks=True`), a worker running on ECS keeps
+  its own task protected from scale-in while it holds tasks (`protection.py`): there the
+  controller cannot drain a worker before removing it, having no remote control.
 
 This is a distribution of its own, `celery-scaler-instrument`, whose only requirement is
 Celery: an application installs it without the controller's dependencies. The
@@ -37,8 +40,12 @@ PUBLISHED_AT_HEADER = "celery_scaler_published_at"
 _DISPATCH_UID = "celery_scaler.instrument.stamp_published_at"
 
 
-def instrument(app: Celery) -> None:
+def instrument(app: Celery, *, protect_busy_tasks: bool | None = None) -> None:
     """Stamp published task messages with their publish time and turn task events on.
+
+    `protect_busy_tasks`: a worker on ECS protects its own task from scale-in while it
+    holds tasks (`protection.py`). None (the default) does so on the SQS transport only,
+    where the controller cannot drain workers; False never, True on any broker.
 
     Idempotent. Task events take effect in workers started after the call (the worker
     reads the setting when it starts), which is why the call belongs in the app's module.
@@ -61,6 +68,13 @@ def instrument(app: Celery) -> None:
     # receiver is a module function the caller never holds.
     before_task_publish.connect(_stamp_published_at, weak=False, dispatch_uid=_DISPATCH_UID)
     app.conf.worker_send_task_events = True
+    if protect_busy_tasks is None:
+        broker = str(app.conf.broker_url or "")
+        protect_busy_tasks = broker.split("://", 1)[0] == "sqs"
+    if protect_busy_tasks:
+        from celery_scaler_instrument.protection import protect_busy_tasks as protect
+
+        protect()
 
 
 def uninstrument() -> None:

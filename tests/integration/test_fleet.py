@@ -269,3 +269,27 @@ def test_a_task_protects_itself_through_the_ecs_agent_endpoint(
         set_desired(aws, fleet, 1)
         wait_for(lambda: fleet.counts().stopping == 0 and fleet.counts().running == 1, 15, "1")
         assert fleet.workers == [kept]
+
+
+def test_workers_that_protect_their_own_busy_tasks_are_not_stopped_mid_task(
+    aws: LocalAws, redis_url: str, unique: str, cleanup: None
+) -> None:
+    # What instrument(app) does on SQS, where no drain is possible: each worker protects
+    # its own task through the ECS agent endpoint while it holds tasks.
+    fleet = fleet_for(aws, redis_url, unique, 3, env={"CELERY_SCALER_PROTECT_BUSY_TASKS": "1"})
+    sender = TaskSender(redis_url, fleet.queues[0], f"f-{unique}.report")
+    with fleet:
+        sender.send(4.0)
+        wait_for(lambda: bool(sender.records()), 15, "the task to start")
+        (record,) = sender.records()
+        busy = next(w for w in fleet.workers if w.name == record.worker)
+        set_desired(aws, fleet, 1)
+        # The two idle workers go; the busy one is protected and keeps its task.
+        wait_for(lambda: fleet.counts().stopping == 0 and fleet.counts().running == 1, 15, "1")
+        assert fleet.workers == [busy]
+        set_desired(aws, fleet, 0)
+        # Released once idle, and then stopped: the task completed first.
+        wait_for(lambda: fleet.counts().running == 0, 30, "the busy worker to stop")
+        fates = fleet.fates()
+        assert (fates.completed, fates.interrupted) == (1, 0)
+    sender.close()

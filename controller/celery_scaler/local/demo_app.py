@@ -74,6 +74,13 @@ def wait_for_start(**_: object) -> None:
         time.sleep(max(0.0, float(start_at) - time.time()))
 
 
+if os.environ.get("CELERY_SCALER_PROTECT_BUSY_TASKS") == "1":
+    # What an application on SQS gets from instrument(app): each worker on ECS protects
+    # its own task while it holds tasks (the local fleet serves the ECS agent's endpoint).
+    from celery_scaler_instrument import instrument
+
+    instrument(app, protect_busy_tasks=True)
+
 _ledger: Any = None
 
 
