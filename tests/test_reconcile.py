@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import pytest
 
@@ -451,6 +453,34 @@ def test_pools_write_their_tags_at_the_same_time() -> None:
         ("scale_out", True, None)
     ] * 4
     assert sorted(ecs.writes) == [(f"p{index}", 2) for index in range(4)]
+
+
+def test_a_pool_pass_starts_once_what_it_reads_is_in(config: Config) -> None:
+    """No pool pass holds a thread waiting on the inspect round: each starts after it."""
+    ended: list[float] = []
+    started: list[float] = []
+
+    class SlowInspector(FakeInspector):
+        def inspect(self, expected: Mapping[frozenset[str], int]) -> tuple[WorkerSnapshot, ...]:
+            time.sleep(0.2)
+            ended.append(time.monotonic())
+            return super().inspect(expected)
+
+    class Recording(Reconciler):
+        def _pool_pass(self, *args: Any, **kwargs: Any) -> Any:
+            started.append(time.monotonic())
+            return super()._pool_pass(*args, **kwargs)
+
+    reconciler = Recording(
+        config=config,
+        broker=FakeBroker({"images": 0}),
+        ecs=FakeEcs(desired={"images": 1, "emails": 1}),
+        inspector=SlowInspector(workers=()),
+    )
+    results = reconciler.reconcile(0.0).results
+    assert [result.error for result in results] == [None, None]
+    assert len(started) == 2
+    assert min(started) >= ended[0]
 
 
 def test_busy_tasks_are_protected_before_a_scale_in() -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -178,23 +179,44 @@ class Reconciler:
                 call = executor.submit(self.ecs.describe_many, cluster, services)
                 describes.update(dict.fromkeys(((cluster, s) for s in services), call))
             workers = executor.submit(self._inspect, pools, describes)
-            passes = [
-                executor.submit(
-                    self._pool_pass,
-                    pool,
-                    describes[pool.spec.ecs.cluster, pool.spec.ecs.service],
-                    broker,
-                    workers,
-                    scaling,
-                    now,
-                    dry_run,
-                    deadline,
-                )
-                for pool in pools
-            ]
-            # Each pool pass waits for its observations only until the deadline and writes
+            # A pool's pass is submitted once what it reads is in: the broker, the inspect
+            # round, the autoscalers and its own DescribeServices call (or once the pass
+            # deadline passed, when its pass reports what did not answer). Its thread then
+            # decides and writes without waiting, rather than hundreds of passes holding
+            # every thread, all woken at once when the inspect round ends.
+            of_call: dict[Described, list[int]] = {}
+            for index, pool in enumerate(pools):
+                call = describes[pool.spec.ecs.cluster, pool.spec.ecs.service]
+                of_call.setdefault(call, []).append(index)
+            passes: list[Future[tuple[PoolResult, Observation]] | None] = [None] * len(pools)
+
+            def submit(indexes: list[int]) -> None:
+                for index in indexes:
+                    pool = pools[index]
+                    passes[index] = executor.submit(
+                        self._pool_pass,
+                        pool,
+                        describes[pool.spec.ecs.cluster, pool.spec.ecs.service],
+                        broker,
+                        workers,
+                        scaling,
+                        now,
+                        dry_run,
+                        deadline,
+                    )
+
+            shared: list[Future[Any]] = [broker, workers, scaling]
+            wait(shared, timeout=max(0.0, deadline - time.monotonic()))
+            with contextlib.suppress(TimeoutError):
+                for call in as_completed(
+                    list(of_call), timeout=max(0.0, deadline - time.monotonic())
+                ):
+                    submit(of_call.pop(call))
+            for indexes in of_call.values():
+                submit(indexes)
+            # Each pool pass reads its observations only until the deadline and writes
             # nothing without them, so these results come in about then at the latest.
-            outcomes = [future.result() for future in passes]
+            outcomes = [future.result() for future in passes if future is not None]
         finally:
             # A read still out past the deadline (a blackholed endpoint) ends on its own,
             # bounded by the client's timeouts; its pools have already failed this pass.
