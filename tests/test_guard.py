@@ -175,3 +175,17 @@ def test_the_inspector_itself_drains_so_its_next_round_asks_the_drained_queues_a
     assert reconciler.consumers is reconciler.inspector
     off = parse_config(CONFIG.replace("safeScaleIn: false", "drainScaleIn: false"), "x")
     assert build(off).consumers is None
+
+
+def test_a_service_that_runs_no_task_scales_in_without_a_drain(config: Config) -> None:
+    reconciler, _, calls = make(config, ())
+    assert isinstance(reconciler.protector, FakeProtector)
+    reconciler.protector.tasks_by_worker.clear()
+    (result,) = reconciler.reconcile(0.0).results
+    assert (result.action, result.desired, result.applied, result.drain) == (
+        "scale_in",
+        2,
+        True,
+        None,
+    )
+    assert calls == ["desired 2"]

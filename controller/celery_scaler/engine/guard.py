@@ -230,6 +230,9 @@ class TaskGuard:
         now: float,
     ) -> None:
         decision = guarded.decision
+        if not tasks:
+            # ECS runs none of the service's tasks: no worker to drain, no task to stop.
+            return
         ours = self.protected_by_us[pool.name]
         victims, skipped = choose_victims(
             obs.workers or (), tasks, until, ours, decision.current - decision.desired, now
