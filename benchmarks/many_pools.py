@@ -39,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -122,7 +123,11 @@ def configuration(
 
 
 def replica(config_path: str, passes: int) -> None:
-    """Run `passes` passes once stdin says go; print one JSON line of what they took."""
+    """Run `passes` passes once stdin says go; print one JSON line of what they took.
+
+    Then go on with passes, unmeasured, until stdin says stop: a replica done early
+    must not hand its pools to the others while they still measure.
+    """
     from rich.console import Console
 
     from celery_scaler.compose import build, build_telemetry
@@ -146,13 +151,16 @@ def replica(config_path: str, passes: int) -> None:
     # Its registry is updated every pass; the HTTP server and the task-event receiver
     # are threads of their own that a pass does not wait for.
     telemetry.server = telemetry.events = None
+    stop = threading.Event()
     with contextlib.redirect_stdout(null):
-        for _ in range(passes):
+        while not stop.is_set():
             # What engine.runner.run_once does, with the reporters timed apart.
             report = reconciler.reconcile(time.time())
             reported = time.monotonic()
             print_report(console, report, output="json")
             telemetry(report)
+            if len(measured) == passes:
+                continue
             measured.append(
                 {
                     "wall_s": time.monotonic() - started,
@@ -165,8 +173,10 @@ def replica(config_path: str, passes: int) -> None:
             )
             calls.clear()
             started, cpu = time.monotonic(), time.process_time()
+            if len(measured) == passes:
+                print(json.dumps(measured), file=sys.__stdout__, flush=True)
+                threading.Thread(target=lambda: (sys.stdin.readline(), stop.set())).start()
         release_leases(reconciler)
-    print(json.dumps(measured), flush=True)
 
 
 def count_aws_calls() -> Counter[str]:
@@ -254,7 +264,10 @@ def fill_queues(queues: list[str]) -> None:
     pipe.execute()
 
 
-def run_replicas(config_path: str, replicas: int, passes: int, env: dict[str, str]) -> list[Any]:
+def run_replicas(
+    config_path: str, replicas: int, passes: int, env: dict[str, str], aws_pid: int
+) -> tuple[list[Any], float]:
+    """Each replica's measured passes, and the local AWS API's CPU while they ran."""
     children = [
         subprocess.Popen(
             [
@@ -272,15 +285,19 @@ def run_replicas(config_path: str, replicas: int, passes: int, env: dict[str, st
         assert child.stdout is not None
         if child.stdout.readline().strip() != "ready":
             raise SystemExit("a replica did not start")
+    aws_cpu = cpu_seconds(aws_pid)
     for child in children:  # all at once, as replicas of one deployment start
         assert child.stdin is not None
         child.stdin.write("go\n")
         child.stdin.flush()
     results = []
     for child in children:
-        out, _ = child.communicate(timeout=600)
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    return results
+        assert child.stdout is not None
+        results.append(json.loads(child.stdout.readline()))
+    aws_cpu = cpu_seconds(aws_pid) - aws_cpu
+    for child in children:  # every replica measured: now they may stop
+        child.communicate("stop\n", timeout=600)
+    return results, aws_cpu
 
 
 def figures(pools: int, results: list[list[dict[str, Any]]]) -> dict[str, Any]:
@@ -354,9 +371,9 @@ def main() -> None:
         text = configuration(args.pools, tag, f"x-{tag}", args.replicas, args.pool_spec)
         config_path.write_text(text)
         with start_workers(REDIS_URL, args.workers, queues, control_exchange=f"x-{tag}"):
-            aws_cpu = cpu_seconds(aws_pid)
-            results = run_replicas(str(config_path), args.replicas, args.passes, env)
-            aws_cpu = cpu_seconds(aws_pid) - aws_cpu
+            results, aws_cpu = run_replicas(
+                str(config_path), args.replicas, args.passes, env, aws_pid
+            )
 
     found = figures(args.pools, results)
     # What the local AWS API spent answering them (AWS's own time, on this machine's cores).
