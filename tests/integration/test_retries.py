@@ -131,6 +131,28 @@ def test_the_management_api_refusing_a_connection_is_asked_again(
     assert observation.errors == {}
 
 
+def test_the_management_api_is_asked_once_for_every_queue(
+    amqp_url: str, rabbit_queue: str, management: TcpProxy
+) -> None:
+    # urllib opens a connection per request: the proxy counts the GETs.
+    others = [f"{rabbit_queue}-{index}" for index in range(3)]
+    with Connection(amqp_url) as connection:  # type: ignore[no-untyped-call]  # kombu has no hints
+        for name in others:
+            Queue(name, channel=connection.channel()).declare()  # type: ignore[no-untyped-call]
+    try:
+        with KombuQueueDepth(amqp_url, management_url=management_through(management)) as adapter:
+            observation = adapter.observe([rabbit_queue, *others, f"{rabbit_queue}-missing"])
+        assert management.accepted == 1
+        # Every queue RabbitMQ has is read, one it has not is reported, as before.
+        assert observation.missing == {f"{rabbit_queue}-missing"}
+        assert set(observation.errors) == set()
+        assert set(observation.per_queue) == {rabbit_queue, *others, f"{rabbit_queue}-missing"}
+    finally:
+        with Connection(amqp_url) as connection:  # type: ignore[no-untyped-call]
+            for name in others:
+                connection.channel().queue_delete(name)
+
+
 def test_the_management_api_refusing_the_credentials_is_asked_once(
     amqp_url: str, rabbit_queue: str, management: TcpProxy
 ) -> None:
