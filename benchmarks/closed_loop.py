@@ -13,16 +13,20 @@ of tasks, a burst, the trickle again. Contenders:
 3. `celery-ecs-autoscaler` 1.0.0 (PyPI; polls the queue and ECS), its defaults, driven
    through its public `run_target_once` every `poll_seconds` (15 s);
 4. `ecs-celery-autoscaler` 0.1.0 (PyPI; in-app, Celery signals plus a 30 s loop),
-   installed in the publisher and in every worker as its README says, with a stub of
-   the ECS agent's task-protection and task-metadata endpoints (those are not AWS APIs
-   and do not exist off ECS; the stub grants every request).
+   installed in the publisher and in every worker as its README says; each worker
+   protects its own task through the ECS agent's task-protection endpoint, which the
+   local fleet serves per task from the local AWS API (`local/ecs_agent.py`).
 
 The PyPI packages are installed with `pip install --no-deps --target` into a throwaway
 directory (their dependencies, boto3, celery and redis, are the project's own), never
 into the project's environment.
 
+The fleet plays ECS as ECS plays it (`local/fleet.py`): on scale-in it stops tasks
+chosen at random among the unprotected ones, SIGTERM then SIGKILL after the task's 30 s
+stopTimeout; the tasks it cuts short are counted (`tasks interrupted`).
+
 Every duration of every contender and of the fleet (intervals, periods, cooldowns,
-task run time, the 45 s ECS task start) is divided by `--factor`; network timeouts
+task run time, the 45 s ECS task start, the stopTimeout) is divided by `--factor`; network timeouts
 (inspect replies) are not, as message latency does not compress. Reported times are
 multiplied back: they read as real-world seconds.
 
@@ -35,7 +39,6 @@ with worker-seconds ≤ 1.1x that peer's.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -44,9 +47,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -140,49 +142,17 @@ class Result:
     worker_seconds: float | None = None
     actions: int | None = None
     timeline: list[tuple[float, int, int]] = field(default_factory=list)
+    interrupted: int = 0
+    """Tasks cut short by a SIGKILL after the stopTimeout (the fleet's ledger)."""
+    lost: int = 0
 
 
 # --- one contender, in a process of its own ------------------------------------------------
 
 
-class _AgentStub(BaseHTTPRequestHandler):
-    """The ECS agent's task-protection and task-metadata endpoints, granting everything."""
-
-    def do_PUT(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length) or b"{}")
-        self._reply({"protection": {"ProtectionEnabled": body.get("ProtectionEnabled")}})
-
-    def do_GET(self) -> None:
-        self._reply({"DesiredStatus": "RUNNING"})
-
-    def _reply(self, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def agent_stub() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _AgentStub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @dataclass
 class Run:
-    """What a contender needs: the service, the broker, compressed time."""
+    """What a contender needs: the service, the broker, compressed time, the pool's shape."""
 
     name: str
     factor: float
@@ -190,6 +160,11 @@ class Run:
     broker: str
     ecs: Any
     stop: threading.Event
+    queue: str = QUEUE
+    service: str = SERVICE
+    min: int = MIN
+    max: int = MAX
+    concurrency: int = CONCURRENCY
 
     def seconds(self, real: float) -> float:
         return real / self.factor
@@ -236,7 +211,7 @@ def original(run: Run) -> Callable[[], None]:
                 decision = actor.act(now, observation)
                 if decision is not None and decision.action is not Action.HOLD:
                     run.ecs.update_service(
-                        cluster=run.cluster, service=SERVICE, desiredCount=decision.desired
+                        cluster=run.cluster, service=run.service, desiredCount=decision.desired
                     )
             run.stop.wait(max(0.0, min(0.05, actor.next_time - time.time())))
 
@@ -256,13 +231,13 @@ def celery_ecs_autoscaler(run: Run) -> Callable[[], None]:
     # Its defaults (poll 15 s, cooldowns 60 s out and 120 s in), time-compressed.
     target = ScalingTarget(
         name="bench",
-        source=RedisQueueSource(broker_url=run.broker, queue_names=[QUEUE]),
+        source=RedisQueueSource(broker_url=run.broker, queue_names=[run.queue]),
         ecs=EcsServiceTarget(
             cluster_name=run.cluster,
-            service_name=SERVICE,
-            worker_concurrency=CONCURRENCY,
-            min_tasks=MIN,
-            max_tasks=MAX,
+            service_name=run.service,
+            worker_concurrency=run.concurrency,
+            min_tasks=run.min,
+            max_tasks=run.max,
             scale_out_cooldown_seconds=run.seconds(60.0),  # type: ignore[arg-type]
             scale_in_cooldown_seconds=run.seconds(120.0),  # type: ignore[arg-type]
         ),
@@ -301,6 +276,32 @@ STARTERS: dict[str, Callable[[Run], Callable[[], None]]] = {
 }
 
 
+def peer_environment(run: Run, workers: dict[str, str], agent: str) -> str:
+    """Set up ecs-celery-autoscaler's side: its settings in `workers` (the workers'
+    environment) and in this process's (the publisher's); the Celery app module to run.
+
+    Its workers reach the ECS agent through the URLs the local fleet gives each task (real
+    protection of their own task, `local/ecs_agent.py`); the publisher needs the variables
+    set to install at all, and never calls them.
+    """
+    settings = {
+        "PEER_CLUSTER": run.cluster,
+        "PEER_SERVICE": run.service,
+        "PEER_QUEUE": run.queue,
+        "PEER_MIN": str(run.min),
+        "PEER_MAX": str(run.max),
+        "PEER_CONCURRENCY": str(run.concurrency),
+        "PEER_TIME_FACTOR": str(run.factor),
+    }
+    os.environ.update({**settings, "ECS_AGENT_URI": agent, "ECS_CONTAINER_METADATA_URI_V4": agent})
+    workers |= {**settings, "PEER_WORKER": "1"}
+    return "benchmarks.peer_app"
+
+
+STOP_TIMEOUT = 30.0
+"""The ECS task's stopTimeout (ECS's default): SIGTERM, then SIGKILL after this."""
+
+
 def run_contender(name: str, factor: float, peers: Path) -> Result:
     """One contender over the trace, from a fresh service at the minimum."""
     from celery_scaler.adapters.celery_inspect import inspector_for
@@ -308,31 +309,15 @@ def run_contender(name: str, factor: float, peers: Path) -> Result:
     from celery_scaler.analysis.simulate import percentile
     from celery_scaler.local.aws_api import local_aws
     from celery_scaler.local.demo import RedisServer, TaskSender
-    from celery_scaler.local.fleet import DEMO_APP, local_fleet
+    from celery_scaler.local.fleet import local_fleet
 
     sys.path.insert(0, str(peers))
     trace = TRACE
-    with RedisServer() as redis_server, local_aws() as aws, agent_stub() as agent:
+    with RedisServer() as redis_server, local_aws() as aws:
         os.environ.update(aws.env)
         cluster = f"bench-{name}"
         aws.create_service(cluster, SERVICE, MIN)
         env = {"PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(peers)])}
-        app_module = DEMO_APP
-        if name == "ecs-celery-autoscaler":
-            app_module = "benchmarks.peer_app"
-            env |= {
-                "PEER_CLUSTER": cluster,
-                "PEER_SERVICE": SERVICE,
-                "PEER_QUEUE": QUEUE,
-                "PEER_MIN": str(MIN),
-                "PEER_MAX": str(MAX),
-                "PEER_CONCURRENCY": str(CONCURRENCY),
-                "PEER_TIME_FACTOR": str(factor),
-                "ECS_AGENT_URI": agent,
-                "ECS_CONTAINER_METADATA_URI_V4": agent,
-            }
-            os.environ.update(env)  # the publisher's side reads them too
-            env["PEER_WORKER"] = "1"
         ecs = aws.client("ecs")
         run = Run(name, factor, cluster, redis_server.url, ecs, threading.Event())
         fleet = local_fleet(
@@ -341,14 +326,15 @@ def run_contender(name: str, factor: float, peers: Path) -> Result:
             SERVICE,
             redis_server.url,
             [QUEUE],
-            app_module=app_module,
             start_delay=run.seconds(trace.start_delay),
-            stop_timeout=run.seconds(trace.task_seconds) + 10,
+            stop_timeout=run.seconds(STOP_TIMEOUT),
             poll_interval=0.1,
             concurrency=CONCURRENCY,
             env=env,
             cwd=REPO_ROOT,
         )
+        if name == "ecs-celery-autoscaler":
+            fleet.app_module = peer_environment(run, env, fleet.agent.url)
         burst = TaskSender(redis_server.url, QUEUE, "bench.burst")
         trickle = TaskSender(redis_server.url, QUEUE, "bench.trickle")
         task = run.seconds(trace.task_seconds)
@@ -376,6 +362,7 @@ def run_contender(name: str, factor: float, peers: Path) -> Result:
             contender.join(10)
             used = fleet.worker_seconds(end) - used_before
             changes = [c for c in fleet.desired_changes() if started <= c[0] <= end]
+            fates = fleet.fates()
         burst_records = burst.records()
         records = burst_records + trickle.records()
         burst.close()
@@ -400,6 +387,8 @@ def run_contender(name: str, factor: float, peers: Path) -> Result:
         worker_seconds=used * factor,
         actions=len(changes),
         timeline=[((t - started) * factor, old, new) for t, old, new in changes],
+        interrupted=fates.interrupted,
+        lost=fates.lost,
     )
 
 
@@ -466,7 +455,7 @@ def table_rows(results: list[Result]) -> list[list[str]]:
     rows = []
     for r in results:
         if not r.ran:
-            rows.append([r.name, *["—"] * 8, r.note])
+            rows.append([r.name, *["—"] * 9, r.note])
             continue
         p95 = "—" if r.p95 is None else f"{r.p95:,.0f}s" + (" (≥)" if r.unstarted else "")
         rows.append(
@@ -478,6 +467,7 @@ def table_rows(results: list[Result]) -> list[list[str]]:
                 p95,
                 _fmt(r.worker_seconds, ""),
                 str(r.actions),
+                f"{r.interrupted} ({r.lost} lost)",
                 _ratio(r.p95, base.p95 if base else None),
                 _ratio(r.worker_seconds, base.worker_seconds if base else None),
                 r.note,
@@ -488,8 +478,8 @@ def table_rows(results: list[Result]) -> list[list[str]]:
 
 HEADERS = [
     "contender", "burst → first scale-out", "burst drained", "p50 wait", "p95 wait",
-    "worker-seconds", "scaling actions", "p95 vs celery-scaler", "worker-s vs celery-scaler",
-    "note",
+    "worker-seconds", "scaling actions", "tasks interrupted", "p95 vs celery-scaler",
+    "worker-s vs celery-scaler", "note",
 ]  # fmt: skip
 
 

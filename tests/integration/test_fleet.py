@@ -276,7 +276,7 @@ def test_workers_that_protect_their_own_busy_tasks_are_not_stopped_mid_task(
 ) -> None:
     # What instrument(app) does on SQS, where no drain is possible: each worker protects
     # its own task through the ECS agent endpoint while it holds tasks.
-    fleet = fleet_for(aws, redis_url, unique, 3, env={"CELERY_SCALER_PROTECT_BUSY_TASKS": "1"})
+    fleet = fleet_for(aws, redis_url, unique, 3, env={"CELERY_SCALER_PROTECT_BUSY_TASKS": "1.0"})
     sender = TaskSender(redis_url, fleet.queues[0], f"f-{unique}.report")
     with fleet:
         sender.send(4.0)
@@ -289,7 +289,7 @@ def test_workers_that_protect_their_own_busy_tasks_are_not_stopped_mid_task(
         assert fleet.workers == [busy]
         set_desired(aws, fleet, 0)
         # Released once idle, and then stopped: the task completed first.
-        wait_for(lambda: fleet.counts().running == 0, 30, "the busy worker to stop")
+        wait_for(lambda: fleet.counts().running == 0, 20, "the busy worker to stop")
         fates = fleet.fates()
         assert (fates.completed, fates.interrupted) == (1, 0)
     sender.close()

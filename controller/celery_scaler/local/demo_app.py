@@ -74,12 +74,13 @@ def wait_for_start(**_: object) -> None:
         time.sleep(max(0.0, float(start_at) - time.time()))
 
 
-if os.environ.get("CELERY_SCALER_PROTECT_BUSY_TASKS") == "1":
+if os.environ.get("CELERY_SCALER_PROTECT_BUSY_TASKS"):
     # What an application on SQS gets from instrument(app): each worker on ECS protects
-    # its own task while it holds tasks (the local fleet serves the ECS agent's endpoint).
-    from celery_scaler_instrument import instrument
+    # its own task while it holds tasks (the local fleet serves the ECS agent's endpoint);
+    # the variable's value is the seconds between its checks (15 in instrument).
+    from celery_scaler_instrument.protection import protect_busy_tasks
 
-    instrument(app, protect_busy_tasks=True)
+    protect_busy_tasks(every=float(os.environ["CELERY_SCALER_PROTECT_BUSY_TASKS"]))
 
 _ledger: Any = None
 
