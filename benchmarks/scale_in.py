@@ -31,8 +31,9 @@ Contenders:
    endpoint the fleet serves per task).
 
 Every duration is divided by `--factor` (default 24) and reported back in real-world
-seconds; inspect timeouts are not compressed. One contender runs about 90 s, the whole
-benchmark about 9 minutes on 2 cores.
+seconds; inspect timeouts are not compressed. One contender runs about 80 s of load, the
+whole benchmark (with the peers' installation) about 10 minutes on 2 cores; each
+contender's run is cut off after its load plus 2 minutes.
 
     python -m benchmarks.scale_in [--factor 24] [--only NAME ...] [--seed N] [--json]
 
