@@ -52,8 +52,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.report import print_results
 from rich.console import Console
-from rich.table import Table
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PEERS = {"celery-ecs-autoscaler": "1.0.0", "ecs-celery-autoscaler": "0.1.0"}
@@ -530,23 +530,17 @@ def main() -> None:
     console.print(f"trace: {TRACE.describe()}; time compressed {args.factor:g}x", highlight=False)
     console.print(f"celery-scaler's step table: {STEP_TABLE}", highlight=False)
     results = run_all(args.only, args.factor, console)
-    table = Table(title="closed loop (times in real-world seconds)")
-    for header in HEADERS:
-        table.add_column(header)
-    for row in table_rows(results):
-        table.add_row(*row)
-    console.print(table)
-    for line in goals(results):
-        console.print(line, highlight=False)
-    for r in results:
-        if r.ran:
-            steps = ", ".join(f"{t:.0f}s {old}→{new}" for t, old, new in r.timeline)
-            console.print(f"{r.name} desired count: {steps}", highlight=False, soft_wrap=True)
-    if args.markdown:
-        print("| " + " | ".join(HEADERS) + " |")
-        print("|" + "---|" * len(HEADERS))
-        for row in table_rows(results):
-            print("| " + " | ".join(row) + " |")
+    rows = table_rows(results)
+    timelines = [(r.name, r.timeline) for r in results if r.ran]
+    print_results(
+        console,
+        "closed loop (times in real-world seconds)",
+        HEADERS,
+        rows,
+        goals(results),
+        timelines,
+        markdown=args.markdown,
+    )
 
 
 if __name__ == "__main__":

@@ -71,8 +71,8 @@ from benchmarks.closed_loop import (
     install_peers,
     peer_environment,
 )
+from benchmarks.report import print_results
 from rich.console import Console
-from rich.table import Table
 
 SERVICE, QUEUE = "workers", "long"
 MIN, MAX, CONCURRENCY = 1, 8, 2
@@ -528,23 +528,17 @@ def main() -> None:
         contenders = {r.name: r.figures() if r.ran else {"error": r.note} for r in results}
         print(json.dumps({"contenders": contenders}))
         return
-    table = Table(title="scale-in (times in real-world seconds)")
-    for header in HEADERS:
-        table.add_column(header)
-    for row in table_rows(results):
-        table.add_row(*row)
-    console.print(table)
-    for line in goals(results):
-        console.print(line, highlight=False)
-    for r in results:
-        if r.ran:
-            steps = ", ".join(f"{t:.0f}s {old}→{new}" for t, old, new in r.timeline)
-            console.print(f"{r.name} desired count: {steps}", highlight=False, soft_wrap=True)
-    if args.markdown:
-        print("| " + " | ".join(HEADERS) + " |")
-        print("|" + "---|" * len(HEADERS))
-        for row in table_rows(results):
-            print("| " + " | ".join(row) + " |")
+    rows = table_rows(results)
+    timelines = [(r.name, r.timeline) for r in results if r.ran]
+    print_results(
+        console,
+        "scale-in (times in real-world seconds)",
+        HEADERS,
+        rows,
+        goals(results),
+        timelines,
+        markdown=args.markdown,
+    )
 
 
 if __name__ == "__main__":
