@@ -62,13 +62,19 @@ def entries(since: int = 0) -> Iterator[dict[str, Any]]:
         handle.seek(since)
         text = handle.read().decode("utf-8")
     # Server threads append concurrently and write each entry's newline separately, so
-    # entries are read one JSON value after another rather than line by line.
+    # entries are read one JSON value after another rather than line by line. An entry
+    # may still be being written (the file's tail), and one larger than the write buffer
+    # may be split by another thread's entry: such a fragment is skipped, not an error.
     decoder = json.JSONDecoder()
     position = text.find(_ENTRY)
     while position >= 0:
-        entry, position = decoder.raw_decode(text, position)
+        try:
+            entry, end = decoder.raw_decode(text, position)
+        except json.JSONDecodeError:
+            position = text.find(_ENTRY, position + 1)
+            continue
         yield entry
-        position = text.find(_ENTRY, position)
+        position = text.find(_ENTRY, end)
 
 
 _ENTRY = '{"headers"'
