@@ -102,8 +102,11 @@ class FakeProtector:
 
     calls: list[str]
     tasks_by_worker: dict[str, str]
+    reads: int = 0
+    """How often the service's tasks were read."""
 
     def tasks(self, cluster: str, service: str) -> list[TaskInfo]:
+        self.reads += 1
         return [TaskInfo(arn, frozenset({ip})) for ip, arn in self.tasks_by_worker.items()]
 
     protected: set[str] = field(default_factory=set)

@@ -189,3 +189,16 @@ def test_a_service_that_runs_no_task_scales_in_without_a_drain(config: Config) -
         None,
     )
     assert calls == ["desired 2"]
+
+
+def test_a_steady_pass_reads_no_task_and_a_scale_in_does(config: Config) -> None:
+    idle = (worker("10.0.0.1"), worker("10.0.0.2"))
+    reconciler, ecs, calls = make(config, idle)
+    assert isinstance(reconciler.protector, FakeProtector)
+    ecs.desired["images"] = 2  # at minCapacity: nothing to drain, nothing to protect
+    (steady,) = reconciler.reconcile(0.0).results
+    assert (steady.action, reconciler.protector.reads, calls) == ("hold", 0, [])
+    ecs.desired["images"] = 3
+    (scale_in,) = reconciler.reconcile(15.0).results
+    assert scale_in.drain is not None
+    assert reconciler.protector.reads == 1

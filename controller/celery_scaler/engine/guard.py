@@ -92,6 +92,8 @@ class TaskGuard:
         spec, service = pool.spec, obs.service
         assert service is not None
         guarded = Guarded(decision, memory, dict(tags))
+        if not self._has_work(pool, obs, decision, memory):
+            return guarded
         cluster = spec.ecs.cluster
         try:
             tasks = self.protector.tasks(cluster, spec.ecs.service)
@@ -114,6 +116,24 @@ class TaskGuard:
         drain = guarded.memory.drain
         guarded.drain = drain_summary(drain) if drain is not None else None
         return guarded
+
+    def _has_work(
+        self, pool: WorkerPool, obs: Observation, decision: Decision, memory: PoolMemory
+    ) -> bool:
+        """Whether this pass may drain, protect or release anything.
+
+        When not, the service's tasks are not read: the steady pass of a pool that drains
+        only its scale-ins costs no ECS call (ListTasks, DescribeTasks and
+        GetTaskProtection a pool a pass are most of a pass's AWS calls at hundreds of pools).
+        """
+        service = obs.service
+        return (
+            memory.drain is not None
+            or self._would_drain(pool, obs, decision)
+            or pool.spec.protect_busy_tasks
+            or (service is not None and service.deploying)
+            or bool(self.protected_by_us.get(pool.name))
+        )
 
     def _would_drain(self, pool: WorkerPool, obs: Observation, decision: Decision) -> bool:
         """Whether this pass's decision is a scale-in to drain first.
