@@ -102,30 +102,19 @@ def update_task_protection(self: EC2ContainerServiceResponse) -> ActionResult:
             f"expiresInMinutes must be between 1 and {MAX_PROTECTION_MINUTES}"
         )
     now = _now()
-    protected: list[dict[str, Any]] = []
-    failures: list[dict[str, str]] = []
-    with _lock:
-        until = _state(backend).protected_until
-        for name in given:
-            task = _find_task(backend, cluster, name)
-            failure = _task_failure(task, name)
-            if failure is not None:
-                failures.append(failure)
-                continue
-            assert task is not None
-            if enabled:
-                until[task.task_arn] = now + timedelta(minutes=int(minutes))
-                protected.append(
-                    {
-                        "taskArn": task.task_arn,
-                        "protectionEnabled": True,
-                        "expirationDate": until[task.task_arn],
-                    }
-                )
-            else:
-                until.pop(task.task_arn, None)
-                protected.append({"taskArn": task.task_arn, "protectionEnabled": False})
-    return ActionResult({"protectedTasks": protected, "failures": failures})
+
+    def update(task: Task, until: dict[str, datetime]) -> dict[str, Any]:
+        if enabled:
+            until[task.task_arn] = now + timedelta(minutes=int(minutes))
+            return {
+                "taskArn": task.task_arn,
+                "protectionEnabled": True,
+                "expirationDate": until[task.task_arn],
+            }
+        until.pop(task.task_arn, None)
+        return {"taskArn": task.task_arn, "protectionEnabled": False}
+
+    return _protection_result(backend, cluster, given, update)
 
 
 def get_task_protection(self: EC2ContainerServiceResponse) -> ActionResult:
@@ -133,6 +122,26 @@ def get_task_protection(self: EC2ContainerServiceResponse) -> ActionResult:
     cluster = backend._get_cluster(self._get_param("cluster")).name
     given: list[str] = self._get_param("tasks", [])
     now = _now()
+
+    def read(task: Task, until: dict[str, datetime]) -> dict[str, Any]:
+        expires = until.get(task.task_arn)
+        if expires is not None and expires > now:
+            return {"taskArn": task.task_arn, "protectionEnabled": True, "expirationDate": expires}
+        until.pop(task.task_arn, None)  # expired: ECS clears it
+        return {"taskArn": task.task_arn, "protectionEnabled": False}
+
+    return _protection_result(backend, cluster, given, read)
+
+
+def _protection_result(
+    backend: EC2ContainerServiceBackend,
+    cluster: str,
+    given: list[str],
+    answer: Callable[[Task, dict[str, datetime]], dict[str, Any]],
+) -> ActionResult:
+    """Both protection operations' answer: `answer(task, protected_until)` for each given task
+    that can be protected (under the lock, as it may change the expiries), a failure for
+    each that cannot, in the order given."""
     protected: list[dict[str, Any]] = []
     failures: list[dict[str, str]] = []
     with _lock:
@@ -144,14 +153,7 @@ def get_task_protection(self: EC2ContainerServiceResponse) -> ActionResult:
                 failures.append(failure)
                 continue
             assert task is not None
-            expires = until.get(task.task_arn)
-            if expires is not None and expires > now:
-                protected.append(
-                    {"taskArn": task.task_arn, "protectionEnabled": True, "expirationDate": expires}
-                )
-            else:
-                until.pop(task.task_arn, None)  # expired: ECS clears it
-                protected.append({"taskArn": task.task_arn, "protectionEnabled": False})
+            protected.append(answer(task, until))
     return ActionResult({"protectedTasks": protected, "failures": failures})
 
 
