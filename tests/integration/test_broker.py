@@ -97,10 +97,17 @@ def make_adapter() -> Iterator[Callable[..., KombuQueueDepth]]:
 
 
 @pytest.fixture
-def instrumented() -> Iterator[None]:
-    """Publishes in this test are stamped; the (process-wide) receiver goes afterwards."""
+def make_instrumented_app(make_app: Callable[..., Celery]) -> Iterator[Callable[..., Celery]]:
+    """`make_app`, the app instrumented: its publishes are stamped. The instrumentation's
+    receiver is process-wide, so it goes before the test and after it."""
     uninstrument()
-    yield
+
+    def make(url: str, **transport_options: object) -> Celery:
+        app = make_app(url, **transport_options)
+        instrument(app)
+        return app
+
+    yield make
     uninstrument()
 
 
@@ -216,13 +223,11 @@ def test_redis_depth_counts_every_priority_list(
 def test_redis_global_keyprefix(
     redis_url: str,
     unique: str,
-    make_app: Callable[..., Celery],
+    make_instrumented_app: Callable[..., Celery],
     make_adapter: Callable[..., KombuQueueDepth],
-    instrumented: None,
 ) -> None:
     queue, prefix = f"q-{unique}", f"pfx-{unique}:"
-    app = make_app(redis_url, global_keyprefix=prefix)
-    instrument(app)
+    app = make_instrumented_app(redis_url, global_keyprefix=prefix)
     try:
         publish(app, queue, priority=0)
         publish(app, queue, priority=9)
@@ -363,10 +368,9 @@ def test_unreachable_broker_fails_fast_without_the_password(url: str, secrets: l
 
 
 def test_instrument_stamps_the_message_celery_writes_to_redis(
-    redis_url: str, queue: str, make_app: Callable[..., Celery], instrumented: None
+    redis_url: str, queue: str, make_instrumented_app: Callable[..., Celery]
 ) -> None:
-    app = make_app(redis_url)
-    instrument(app)
+    app = make_instrumented_app(redis_url)
     before = time.time()
     publish(app, queue)
     after = time.time()
@@ -379,11 +383,10 @@ def test_instrument_stamps_the_message_celery_writes_to_redis(
 
 
 def test_each_publish_gets_a_fresh_stamp(
-    redis_url: str, queue: str, make_app: Callable[..., Celery], instrumented: None
+    redis_url: str, queue: str, make_instrumented_app: Callable[..., Celery]
 ) -> None:
     # A retry republishes with the request's custom headers, the old stamp among them.
-    app = make_app(redis_url)
-    instrument(app)
+    app = make_instrumented_app(redis_url)
     before = time.time()
     publish(app, queue, headers={PUBLISHED_AT_HEADER: 1.0})
     (raw,) = raw_lists(redis_url, (queue,))[queue]
@@ -393,12 +396,10 @@ def test_each_publish_gets_a_fresh_stamp(
 def test_latency_is_the_age_of_the_oldest_message_and_reading_it_consumes_nothing(
     redis_url: str,
     queue: str,
-    make_app: Callable[..., Celery],
+    make_instrumented_app: Callable[..., Celery],
     make_adapter: Callable[..., KombuQueueDepth],
-    instrumented: None,
 ) -> None:
-    app = make_app(redis_url)
-    instrument(app)
+    app = make_instrumented_app(redis_url)
     other = f"{queue}-other"
     try:
         for priority in (9, 0, 5, 9, 0):
@@ -423,12 +424,10 @@ def test_latency_is_the_age_of_the_oldest_message_and_reading_it_consumes_nothin
 def test_latency_never_negative_and_a_stamp_far_ahead_is_unknown(
     redis_url: str,
     queue: str,
-    make_app: Callable[..., Celery],
+    make_instrumented_app: Callable[..., Celery],
     make_adapter: Callable[..., KombuQueueDepth],
-    instrumented: None,
 ) -> None:
-    app = make_app(redis_url)
-    instrument(app)
+    app = make_instrumented_app(redis_url)
     publish(app, queue)
     (raw,) = raw_lists(redis_url, (queue,))[queue]
     # The controller's clock runs a hair behind the publisher's: age 0, not negative.
@@ -464,12 +463,10 @@ def test_empty_queue_latency_is_zero(
 def test_rabbitmq_has_no_latency(
     amqp_url: str,
     queue: str,
-    make_app: Callable[..., Celery],
+    make_instrumented_app: Callable[..., Celery],
     make_adapter: Callable[..., KombuQueueDepth],
-    instrumented: None,
 ) -> None:
-    app = make_app(amqp_url)
-    instrument(app)
+    app = make_instrumented_app(amqp_url)
     publish(app, queue)
     assert make_adapter(amqp_url).observe([queue]).latency_seconds is None
 
