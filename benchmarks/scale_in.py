@@ -38,7 +38,9 @@ contender's run is cut off after its load plus 2 minutes.
     python -m benchmarks.scale_in [--factor 24] [--only NAME ...] [--seed N] [--json]
 
 `--json` prints one JSON object: `{"contenders": {"<name>": {"tasks", "completed",
-"interrupted", "redelivered", "lost", "scale_ins", "worker_seconds", "p95_wait_s"}}}`.
+"interrupted", "redelivered", "lost", "scale_ins", "worker_seconds", "p95_wait_s"}},
+"floor_worker_seconds"}`, the last the fewest worker-seconds that complete the load
+(its tasks' run time over the slots of an ECS task).
 
 Goal: celery-scaler interrupts and loses 0 tasks, scales in, and uses at most 1.1x the
 worker-seconds of the best contender that does interrupt tasks.
@@ -459,7 +461,13 @@ def table_rows(results: list[Result]) -> list[list[str]]:
     return rows
 
 
-def goals(results: list[Result]) -> list[str]:
+def floor_worker_seconds(seed: int) -> float:
+    """The fewest worker-seconds that complete the load: its tasks' own run time, with
+    every slot of every ECS task busy all the time (no start-up, no idle slot)."""
+    return sum(runs for _, runs in LOAD.tasks(seed)) / CONCURRENCY
+
+
+def goals(results: list[Result], floor: float) -> list[str]:
     ran = {r.name: r for r in results if r.ran}
     ours = ran.get(DRAINING)
     if ours is None:
@@ -481,6 +489,11 @@ def goals(results: list[Result]) -> list[str]:
         f"worker-seconds ≤ 1.1x the best contender that interrupts tasks ({best.name}"
         f"{undone}): {ratio:.2f}x — {_met(ratio <= 1.1)}"
     )
+    if 1.1 * best.worker_seconds < floor:
+        lines.append(
+            f"  which no contender can meet by completing the load: its tasks need at least "
+            f"{floor:,.0f} worker-seconds, {floor / best.worker_seconds:.2f}x {best.name}'s"
+        )
     done = [r for r in interrupting if r.completed]
     if done and ours.completed:
         cheapest = min(done, key=lambda r: r.worker_seconds / r.completed)
@@ -524,9 +537,10 @@ def main() -> None:
             highlight=False,
         )
     results = run_all(args.only, args.factor, args.seed, console)
+    floor = floor_worker_seconds(args.seed)
     if console is None:
         contenders = {r.name: r.figures() if r.ran else {"error": r.note} for r in results}
-        print(json.dumps({"contenders": contenders}))
+        print(json.dumps({"contenders": contenders, "floor_worker_seconds": round(floor)}))
         return
     rows = table_rows(results)
     timelines = [(r.name, r.timeline) for r in results if r.ran]
@@ -535,7 +549,7 @@ def main() -> None:
         "scale-in (times in real-world seconds)",
         HEADERS,
         rows,
-        goals(results),
+        goals(results, floor),
         timelines,
         markdown=args.markdown,
     )
