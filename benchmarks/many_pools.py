@@ -245,14 +245,20 @@ def create_services(endpoint: str, tag: str, pools: int) -> None:
 
 
 def fill_queues(queues: list[str]) -> None:
-    """0 to 40 copies of one real Celery message in each queue, in one round trip."""
+    """0 to 40 copies of one real Celery message in each queue, in one round trip.
+
+    The task sleeps an hour: each worker (concurrency 1, prefetch 1) takes one and holds
+    it, so the depths stay put and the later passes are the steady ones. Tasks that end
+    at once would have the workers drain thousands of messages during the run, on the
+    controller's cores, with pools scaling in pass after pass as their queues empty.
+    """
     import redis
     from celery import Celery
 
     client = redis.Redis.from_url(REDIS_URL)
     publisher = Celery(broker=REDIS_URL, set_as_current=False)
     template = f"{queues[0]}-template"
-    publisher.send_task("tests.noop", queue=template)
+    publisher.send_task("tests.sleep", args=(3600,), queue=template)
     publisher.close()
     message = client.rpop(template)
     rng = random.Random(7)
