@@ -196,9 +196,10 @@ def test_replicas_share_pools_one_writer_each_and_fail_over(
 
     wait_for(taken_over, 3 * LEASE, f"the pools of {victim} to move")
     failover = time.monotonic() - killed
-    # Expiry of the lease, plus at most one pass until another replica looks (no
-    # worker answers here, so each pass waits out its inspect timeout).
-    assert failover <= LEASE + INTERVAL + INSPECT_TIMEOUT + 1.5, failover
+    # Expiry of the lease, plus a pass until another replica looks (no worker answers
+    # here, so each pass waits out its inspect timeout) and, on a loaded machine, one
+    # more; a takeover that waited for a second lease term would take longer still.
+    assert failover <= LEASE + 2 * (INTERVAL + INSPECT_TIMEOUT) + 1.5, failover
     after = recording.updates()
     assert all(replica != victim for replica, _ in after)
     assert_never_two_writers(after)
