@@ -117,6 +117,9 @@ def note_conditions(
             f"{drain.current} → {drain.desired} waits for {', '.join(drain.workers)} to finish "
             "their tasks"
         )
+    if holding.keys() == memory.conditions.keys():
+        # Nothing appeared or cleared (most passes): the memory already says since when.
+        return memory, ()
     since = dict(memory.conditions)
     events: list[str] = []
     for condition, message in holding.items():

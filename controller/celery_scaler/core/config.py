@@ -908,7 +908,7 @@ class WorkerPoolSpec(_Spec):
         # pydantic copies the instance's __dict__, where `scaling_policies` is cached: a
         # copy with other rules must work its policies out anew.
         copied = super().model_copy(update=update, deep=deep)
-        for cached in ("scaling_policies", "scheduled_actions"):
+        for cached in ("scaling_policies", "activation_policies", "scheduled_actions"):
             copied.__dict__.pop(cached, None)
         return copied
 
@@ -921,9 +921,12 @@ class WorkerPoolSpec(_Spec):
         """minCapacity and maxCapacity in force at `now`: the schedules' or the pool's own."""
         return bounds_at(self.min_capacity, self.max_capacity, self.scheduled_actions, now)
 
-    @property
+    @cached_property
     def activation_policies(self) -> tuple[ScalingPolicySpec, ...]:
-        """The policies with an activation value: they decide 0 ↔ 1 where minCapacity is 0."""
+        """The policies with an activation value: they decide 0 ↔ 1 where minCapacity is 0.
+
+        Cached, as `scaling_policies`: every pass asks for them.
+        """
         return tuple(p for p in self.scaling_policies if p.activation is not None)
 
     def scaling_policy(self, name: str | None) -> ScalingPolicySpec | None:

@@ -266,20 +266,26 @@ class PoolMemory:
     """A drain-then-remove scale-in in progress."""
 
     def evolve(self, **changes: object) -> PoolMemory:
-        """A copy with `changes`, as `dataclasses.replace` makes it (unknown names refused;
-        there is no __post_init__ to run) in a quarter of its time: a pass evolves the
-        memory several times, and the simulator runs a day's passes in well under a second.
-        """
-        unknown = changes.keys() - _POOL_MEMORY_FIELDS
-        if unknown:
-            raise TypeError(f"PoolMemory has no field {', '.join(sorted(unknown))}")
-        evolved = object.__new__(type(self))
-        # Frozen: the fields are set in the instance's dict, as dataclasses' __init__ does.
-        evolved.__dict__.update(self.__dict__, **changes)
-        return evolved
+        """A copy with `changes` (`_evolved`): a pass evolves the memory several times."""
+        return _evolved(self, _POOL_MEMORY_FIELDS, changes)
 
 
 _POOL_MEMORY_FIELDS = frozenset(f.name for f in fields(PoolMemory))
+
+
+def _evolved(instance: T, known: frozenset[str], changes: Mapping[str, object]) -> T:
+    """A copy of `instance` with `changes`, as `dataclasses.replace` makes it (unknown names
+    refused; neither class has a __post_init__ to run) in a quarter of its time: the
+    simulator runs a day's passes, each evolving the memory and its decision, in well under
+    a second.
+    """
+    unknown = changes.keys() - known
+    if unknown:
+        raise TypeError(f"{type(instance).__name__} has no field {', '.join(sorted(unknown))}")
+    evolved = object.__new__(type(instance))
+    # Frozen: the fields are set in the instance's dict, as dataclasses' __init__ does.
+    evolved.__dict__.update(instance.__dict__, **changes)
+    return evolved
 
 
 @dataclass(frozen=True)
@@ -323,3 +329,10 @@ class Decision:
     """Things a person must act on that change no count (a condition held too long)."""
     bounds: Bounds | None = None
     """minCapacity and maxCapacity in force at the pass, and the schedules that set them."""
+
+    def evolve(self, **changes: object) -> Decision:
+        """A copy with `changes` (`_evolved`): every pass gives its decision the bounds."""
+        return _evolved(self, _DECISION_FIELDS, changes)
+
+
+_DECISION_FIELDS = frozenset(f.name for f in fields(Decision))

@@ -66,8 +66,9 @@ def record_sample(
     memory: PoolMemory, now: float, value: float, window: float, policy: str = DEFAULT_POLICY
 ) -> PoolMemory:
     """Add a sample to a policy's window and drop the ones that fell out (0 keeps one)."""
-    samples = memory.samples.get(policy, ())
-    kept = tuple((t, v) for t, v in samples if window > 0 and t >= now - window)
+    kept: Samples = ()
+    if window > 0:
+        kept = tuple((t, v) for t, v in memory.samples.get(policy, ()) if t >= now - window)
     return memory.evolve(samples={**memory.samples, policy: (*kept, (now, value))})
 
 
@@ -133,7 +134,7 @@ def decide(
     bounds = pool.bounds_at(now)
     pause = pause_from_tags(obs.service.tags) if obs.service is not None else Pause()
     decision = _decide(pool, obs, metrics, memory, now, interval, bounds, pause)
-    decision = replace(_paused_direction(decision, pause), bounds=bounds)
+    decision = _paused_direction(decision, pause).evolve(bounds=bounds)
     unreachable = workers_unreachable(pool, obs)
     if unreachable is None:
         return decision
@@ -142,7 +143,7 @@ def decide(
         "none of the pool's queues or uses another control exchange blocks it for good"
     )
     conditions = {**decision.conditions, Condition.WORKERS_UNREACHABLE: sentence}
-    return replace(decision, conditions=conditions)
+    return decision.evolve(conditions=conditions)
 
 
 def _decide(
@@ -228,9 +229,10 @@ def _by_policies(
 
     action = _action(current, desired)
     detail = f" ({'; '.join(notes)})" if notes else ""
-    reason = f"{premise} ({rule}): {current} → {desired}{detail}"
     if action is Action.HOLD:
         reason = f"{premise} ({rule}): holding at {current}{detail}"
+    else:
+        reason = f"{premise} ({rule}): {current} → {desired}{detail}"
     return Decision(
         action, current, desired, chosen.metric, chosen.value, reason, rule, chosen.policy
     )
@@ -418,7 +420,7 @@ def _paused_direction(decision: Decision, pause: Pause) -> Decision:
         f"{direction} paused by the tag {tag}=true: holding at {current} "
         f"(otherwise {decision.reason})"
     )
-    return replace(decision, action=Action.HOLD, desired=current, reason=reason)
+    return decision.evolve(action=Action.HOLD, desired=current, reason=reason)
 
 
 def _without_data(
@@ -578,8 +580,10 @@ def workers_unreachable(pool: WorkerPoolSpec, obs: Observation) -> str | None:
     neither, so for it AWS's step semantics hold exactly and nothing waits (every policy's
     metric must be broker-only for that).
     """
-    broker_only = all(p.metric in BROKER_ONLY_METRICS for p in pool.scaling_policies)
-    if broker_only and not pool.safe_scale_in:
+    # safeScaleIn first: most pools have it on, and then no policy's metric matters.
+    if not pool.safe_scale_in and all(
+        p.metric in BROKER_ONLY_METRICS for p in pool.scaling_policies
+    ):
         return None
     missing = unanswered_workers(obs)
     if not missing or obs.service is None:
@@ -645,7 +649,7 @@ def plan_pass(
     memory, condition_events = note_conditions(memory, holding, now)
     warnings = overdue_conditions(memory, holding, now)
     if warnings:
-        decision = replace(decision, warnings=decision.warnings + warnings)
+        decision = decision.evolve(warnings=decision.warnings + warnings)
     if obs.foreign_scaling is not None:
         # An error, so `--once` exits 1; not a failed read, so no fallback capacity.
         errors += (conflict_sentence(obs.foreign_scaling),)
@@ -700,17 +704,18 @@ def note_pass(
     is there, as AWS measures from the current capacity.
     """
     failures = memory.consecutive_failures + 1 if obs.errors or obs.service is None else 0
-    memory = memory.evolve(consecutive_failures=failures)
     if obs.service is None:
-        return memory, ()
+        return memory.evolve(consecutive_failures=failures), ()
     desired, last = obs.service.desired, memory.last_desired
     if last is None or desired == last:
-        return memory.evolve(last_desired=desired), ()
+        return memory.evolve(consecutive_failures=failures, last_desired=desired), ()
     event = (
         f"desiredCount changed outside the controller: {last} → {desired}; "
         "taken as current, scale-in cooldown started"
     )
-    memory = memory.evolve(last_desired=desired, scale_in_cooldown_started=now)
+    memory = memory.evolve(
+        consecutive_failures=failures, last_desired=desired, scale_in_cooldown_started=now
+    )
     cooldown = memory.scale_out_cooldown
     if cooldown is not None and cooldown.added > 0 and desired < last:
         added = max(0, cooldown.added - (last - desired))

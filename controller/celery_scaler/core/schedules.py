@@ -192,6 +192,9 @@ def bounds_at(
     the result cross (one action raised minCapacity above a maxCapacity set earlier), the
     bound set last wins and the other is moved to it, as setting it again would do.
     """
+    if not actions and min_capacity <= max_capacity:
+        # No schedule (most pools), asked every pass: the pool's own, nothing to search.
+        return Bounds(min_capacity, max_capacity)
     # (when it fired, its order, the bound, the action's name); the pool's own never fired.
     low: tuple[float, int, int, str | None] = (float("-inf"), -1, min_capacity, None)
     high: tuple[float, int, int, str | None] = (float("-inf"), -1, max_capacity, None)

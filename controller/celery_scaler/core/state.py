@@ -110,12 +110,17 @@ class Pause:
         )
 
 
+_NOT_PAUSED = Pause()
+
+
 def pause_from_tags(tags: Mapping[str, str]) -> Pause:
     """The pause tags of a service; `paused-replicas` first, as KEDA ranks its annotations.
 
     A `paused-replicas` that is not a whole number of tasks holds the pool rather than
     being ignored: whoever set it meant to stop the controller.
     """
+    if not tags:
+        return _NOT_PAUSED  # every pass asks: the simulator's and a replay's services have none
     given = tags.get(PAUSED_REPLICAS)
     if given is not None:
         count = _parse_int(given.strip())
