@@ -71,7 +71,12 @@ def busy_workers(workers: Iterable[WorkerSnapshot]) -> int:
 def _saturated_while_queues_empty(obs: Observation) -> tuple[WorkerSnapshot, ...] | None:
     """The workers busy in every slot when the pool's queues are empty (none otherwise);
     None when the broker or the workers were not read."""
-    return _saturated(obs.broker, _unique_or_none(obs.workers))
+    broker, workers = obs.broker, obs.workers
+    if broker is None or workers is None:
+        return None
+    if broker.queue_depth > 0:
+        return ()  # before making the workers unique: a queue with messages needs none
+    return _saturated(broker, unique_workers(workers))
 
 
 def _unique_or_none(
@@ -129,15 +134,16 @@ def unanswered_workers(obs: Observation) -> int | None:
     Never below 0 (workers of a rollout's old tasks may answer too). None unless both the
     service and the workers were read.
     """
-    return _unanswered(obs.service, _unique_or_none(obs.workers))
+    # Each worker once, by name, as `unique_workers` counts them.
+    answered = None if obs.workers is None else len({worker.name for worker in obs.workers})
+    return _unanswered(obs.service, answered)
 
 
-def _unanswered(
-    service: ServiceObservation | None, workers: tuple[WorkerSnapshot, ...] | None
-) -> int | None:
-    if service is None or workers is None:
+def _unanswered(service: ServiceObservation | None, answered: int | None) -> int | None:
+    """`unanswered_workers` from how many unique workers answered."""
+    if service is None or answered is None:
         return None
-    return max(0, service.running - len(workers))
+    return max(0, service.running - answered)
 
 
 def compute_metrics(obs: Observation) -> dict[str, float]:
@@ -163,9 +169,15 @@ def compute_metrics(obs: Observation) -> dict[str, float]:
             values[Metric.DELAYED_TASKS] = broker.delayed
         if broker.unstamped is not None:
             values[Metric.UNSTAMPED_MESSAGES] = broker.unstamped
+    # The workers' active + reserved tasks: summed once for ACTIVE_TASKS, RESERVED_TASKS
+    # and BACKLOG_PER_TASK.
+    in_hand: int | None = None
     if workers is not None:
-        values[Metric.ACTIVE_TASKS] = sum(w.active for w in workers)
-        values[Metric.RESERVED_TASKS] = sum(w.reserved for w in workers)
+        active = sum(w.active for w in workers)
+        reserved = sum(w.reserved for w in workers)
+        in_hand = active + reserved
+        values[Metric.ACTIVE_TASKS] = active
+        values[Metric.RESERVED_TASKS] = reserved
         # Asked of the workers only when a pool scales on them: unknown otherwise.
         for metric, counts in (
             (Metric.SCHEDULED_TASKS, [w.scheduled for w in workers]),
@@ -189,11 +201,11 @@ def compute_metrics(obs: Observation) -> dict[str, float]:
     hoarded = _hoarded(_saturated(obs.broker, workers))
     if hoarded is not None:
         values[Metric.HOARDED_TASKS] = hoarded
-    unanswered = _unanswered(service, workers)
+    unanswered = _unanswered(service, None if workers is None else len(workers))
     if unanswered is not None:
         values[Metric.UNANSWERED_WORKERS] = unanswered
     if broker is not None and service is not None:
-        held = _held(broker.unacked, workers)
+        held = _held(broker.unacked, in_hand)
         if held is not None:
             values[Metric.BACKLOG_PER_TASK] = (broker.queue_depth + held) / max(service.desired, 1)
     return values
@@ -207,14 +219,13 @@ def held_tasks(unacked: int | None, workers: Iterable[WorkerSnapshot] | None) ->
     the broker also sees what dead or unanswering workers left behind, inspect also sees
     tasks acknowledged as they started (Celery's default). None when neither is known.
     """
-    return _held(unacked, _unique_or_none(workers))
+    unique = _unique_or_none(workers)
+    in_hand = None if unique is None else sum(w.active + w.reserved for w in unique)
+    return _held(unacked, in_hand)
 
 
-def _held(unacked: int | None, workers: tuple[WorkerSnapshot, ...] | None) -> int | None:
-    """`held_tasks` of workers already made unique."""
-    seen = None
-    if workers is not None:
-        seen = sum(w.active for w in workers) + sum(w.reserved for w in workers)
+def _held(unacked: int | None, seen: int | None) -> int | None:
+    """`held_tasks` from the unique workers' active + reserved tasks, summed already."""
     if unacked is None or seen is None:
         return seen if unacked is None else unacked
     return max(unacked, seen)
