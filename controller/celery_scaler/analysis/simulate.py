@@ -414,9 +414,10 @@ class _Pool:
         concurrency, slotted = self.settings.concurrency, self.slotted
         keys = [(w, concurrency - idle.get(w, 0) if w in slotted else 0) for w in serving]
         found = tuple(map(self._snapshots.get, keys))
+        # `is None`, not `None in found`: that would call each snapshot's __eq__.
         workers = (
             tuple(self._snapshot(worker, active) for worker, active in keys)
-            if None in found
+            if any(snapshot is None for snapshot in found)
             else cast(tuple[WorkerSnapshot, ...], found)
         )
         return Observation(
