@@ -476,24 +476,6 @@ class _Pool:
         ]
 
 
-def run_policy(
-    pool: WorkerPool,
-    load: Arrivals,
-    start: float,
-    end: float,
-    settings: SimSettings,
-    actors: Sequence[Actor],
-    *,
-    name: str,
-    description: str,
-) -> PolicyRun:
-    """Run `actors` on one simulated service over the arrivals, from `start` to `end`."""
-    with _collector_paused():
-        return _run_policy(
-            pool, load, start, end, settings, actors, name=name, description=description
-        )
-
-
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector off for the block, back on after it if it was on.
@@ -512,7 +494,8 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _run_policy(
+@_collector_paused()  # for each run, as a `with` around its body
+def run_policy(
     pool: WorkerPool,
     load: Arrivals,
     start: float,
@@ -523,6 +506,7 @@ def _run_policy(
     name: str,
     description: str,
 ) -> PolicyRun:
+    """Run `actors` on one simulated service over the arrivals, from `start` to `end`."""
     spec = pool.spec
     state = _Pool(spec, load, settings, random.Random(settings.seed))
     initial = spec.min_capacity if settings.initial is None else settings.initial
