@@ -169,34 +169,42 @@ def compute_metrics(obs: Observation) -> dict[str, float]:
             values[Metric.DELAYED_TASKS] = broker.delayed
         if broker.unstamped is not None:
             values[Metric.UNSTAMPED_MESSAGES] = broker.unstamped
-    # The workers' active + reserved tasks: summed once for ACTIVE_TASKS, RESERVED_TASKS
-    # and BACKLOG_PER_TASK.
-    in_hand: int | None = None
+    in_hand: int | None = None  # the workers' active + reserved tasks, for BACKLOG_PER_TASK
     if workers is not None:
-        active = sum(w.active for w in workers)
-        reserved = sum(w.reserved for w in workers)
+        # Every figure of the workers from one loop over them (the simulator asks for them
+        # every pass), set below in the table's order.
+        active = reserved = 0
+        scheduled: int | None = 0
+        revoked: int | None = 0
+        sized_active = sized_slots = 0
+        max_rss_kb: int | None = None
+        for worker in workers:
+            active += worker.active
+            reserved += worker.reserved
+            # Asked of the workers only when a pool scales on them: unknown unless each said.
+            if scheduled is not None:
+                scheduled = None if worker.scheduled is None else scheduled + worker.scheduled
+            if revoked is not None:
+                revoked = None if worker.revoked is None else revoked + worker.revoked
+            # Only workers that reported their concurrency count toward busy_ratio: another's
+            # active tasks over nobody's slots would push the ratio past 1.
+            if worker.concurrency > 0:
+                sized_active += worker.active
+                sized_slots += worker.concurrency
+            if worker.max_rss_kb is not None:
+                max_rss_kb = max(worker.max_rss_kb, max_rss_kb or 0)
         in_hand = active + reserved
         values[Metric.ACTIVE_TASKS] = active
         values[Metric.RESERVED_TASKS] = reserved
-        # Asked of the workers only when a pool scales on them: unknown otherwise.
-        for metric, counts in (
-            (Metric.SCHEDULED_TASKS, [w.scheduled for w in workers]),
-            (Metric.REVOKED_TASKS, [w.revoked for w in workers]),
-        ):
-            known = [count for count in counts if count is not None]
-            if len(known) == len(counts):
-                values[metric] = sum(known)
+        if scheduled is not None:
+            values[Metric.SCHEDULED_TASKS] = scheduled
+        if revoked is not None:
+            values[Metric.REVOKED_TASKS] = revoked
         values[Metric.WORKER_STATUS] = len(workers)
-        # Only workers that reported their concurrency: another's active tasks over
-        # nobody's slots would push the ratio past 1.
-        sized = [w for w in workers if w.concurrency > 0]
-        if sized:
-            values[Metric.BUSY_RATIO] = sum(w.active for w in sized) / sum(
-                w.concurrency for w in sized
-            )
-        rss = [w.max_rss_kb for w in workers if w.max_rss_kb is not None]
-        if rss:
-            values[Metric.MEMORY_USAGE] = max(rss) / KILOBYTES_PER_MEGABYTE
+        if sized_slots:
+            values[Metric.BUSY_RATIO] = sized_active / sized_slots
+        if max_rss_kb is not None:
+            values[Metric.MEMORY_USAGE] = max_rss_kb / KILOBYTES_PER_MEGABYTE
     # The broker as read, errors or not, as hoarded_tasks has it.
     hoarded = _hoarded(_saturated(obs.broker, workers))
     if hoarded is not None:
