@@ -89,8 +89,9 @@ def arrivals(workload: Workload, mean_duration: float, rng: random.Random) -> Ar
             while time < segment.end:
                 times.append(time)
                 time -= gap * log(1.0 - uniform())
-        mean = segment.mean_duration or mean_duration
-        durations += [-mean * log(1.0 - uniform()) for _ in range(len(times) - first)]
+        # -mean once, not once a task: the same product, as `-mean * x` is `(-mean) * x`.
+        scale = -(segment.mean_duration or mean_duration)
+        durations += [scale * log(1.0 - uniform()) for _ in range(len(times) - first)]
     return Arrivals(times, durations)
 
 
