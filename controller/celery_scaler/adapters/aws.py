@@ -25,7 +25,7 @@ PASS_CONNECTIONS = 32
 once opens a connection of its own and drops it after."""
 
 
-def client_config(deadline: float | None = None) -> BotocoreConfig:
+def client_config(deadline: float | None = None, *, validate: bool = True) -> BotocoreConfig:
     """botocore settings: standard retries, timeouts, the controller's User-Agent app id.
 
     botocore's standard retry mode retries throttling errors, 5xx responses and
@@ -35,7 +35,8 @@ def client_config(deadline: float | None = None) -> BotocoreConfig:
 
     With a `deadline` (seconds a pool's pass may take, see engine/reconcile.py) the
     timeouts are sized to it, so a blackholed endpoint costs a pass about its deadline
-    instead of botocore's 60 s read timeout times every attempt.
+    instead of botocore's 60 s read timeout times every attempt. `validate`: botocore
+    checks each request's parameters against the API's shapes before sending it.
     """
     if deadline is None:
         connect, read, attempts, connections = 5.0, 15.0, TOOL_ATTEMPTS, 10
@@ -48,6 +49,7 @@ def client_config(deadline: float | None = None) -> BotocoreConfig:
         connect_timeout=connect,
         read_timeout=read,
         max_pool_connections=connections,
+        parameter_validation=validate,
         # `app/celery-scaler` in every request's User-Agent: CloudTrail's userAgent names
         # the controller, and the tests tell its calls from their own (tests/aws_calls.py).
         user_agent_appid=USER_AGENT_APP_ID,  # type: ignore[call-arg]  # newer than botocore-stubs
