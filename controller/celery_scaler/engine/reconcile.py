@@ -6,7 +6,7 @@ import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 from celery_scaler.core.autoscaling import foreign_scaling, resource_id
@@ -94,7 +94,13 @@ class PoolResult:
     `workers` and `phase` (`draining`, or `removing` once the count was lowered)."""
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # Field by field, not dataclasses.asdict: every value is already JSON-ready (str,
+        # number, tuple of str, dict), and asdict's deep copy cost ~0.1 ms a pool, twice a
+        # pass (the JSON line and the log line): a tenth of a steady pass at 500 pools.
+        return {name: getattr(self, name) for name in _RESULT_FIELDS}
+
+
+_RESULT_FIELDS = tuple(member.name for member in fields(PoolResult))
 
 
 @dataclass(frozen=True)
