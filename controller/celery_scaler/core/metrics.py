@@ -172,7 +172,7 @@ def compute_metrics(obs: Observation) -> dict[str, float]:
     in_hand: int | None = None  # the workers' active + reserved tasks, for BACKLOG_PER_TASK
     if workers is not None:
         # Every figure of the workers from one loop over them (the simulator asks for them
-        # every pass), set below in the table's order.
+        # every pass), then set in the order they always were.
         active = reserved = 0
         scheduled: int | None = 0
         revoked: int | None = 0
@@ -191,8 +191,10 @@ def compute_metrics(obs: Observation) -> dict[str, float]:
             if worker.concurrency > 0:
                 sized_active += worker.active
                 sized_slots += worker.concurrency
-            if worker.max_rss_kb is not None:
-                max_rss_kb = max(worker.max_rss_kb, max_rss_kb or 0)
+            if worker.max_rss_kb is not None and (
+                max_rss_kb is None or worker.max_rss_kb > max_rss_kb
+            ):
+                max_rss_kb = worker.max_rss_kb
         in_hand = active + reserved
         values[Metric.ACTIVE_TASKS] = active
         values[Metric.RESERVED_TASKS] = reserved
