@@ -337,6 +337,11 @@ class _Pool:
         self.worker_seconds = 0.0
         self._next_id = 0
         self._snapshots: dict[tuple[int, int], WorkerSnapshot] = {}
+        self._last_keys: list[tuple[int, int]] | None = None
+        """(worker, active) of the last observation's workers; `_last_workers` their snapshots."""
+        self._last_workers: tuple[WorkerSnapshot, ...] = ()
+        self._services: dict[tuple[int, int, int], ServiceObservation] = {}
+        """(desired, running, pending) → the service as observed with those counts."""
 
     # -- the service
 
@@ -413,22 +418,25 @@ class _Pool:
         idle = self._idle_slots(now)
         concurrency, slotted = self.settings.concurrency, self.slotted
         keys = [(w, concurrency - idle.get(w, 0) if w in slotted else 0) for w in serving]
-        found = tuple(map(self._snapshots.get, keys))
-        # `is None`, not `None in found`: that would call each snapshot's __eq__.
-        workers = (
-            tuple(self._snapshot(worker, active) for worker, active in keys)
-            if any(snapshot is None for snapshot in found)
-            else cast(tuple[WorkerSnapshot, ...], found)
-        )
+        # A busy pool's passes see the same workers with the same counts pass after pass:
+        # the same snapshots then, and the same service view, as last built.
+        if keys != self._last_keys:
+            found = tuple(map(self._snapshots.get, keys))
+            # `is None`, not `None in found`: that would call each snapshot's __eq__.
+            self._last_workers = (
+                tuple(self._snapshot(worker, active) for worker, active in keys)
+                if any(snapshot is None for snapshot in found)
+                else cast(tuple[WorkerSnapshot, ...], found)
+            )
+            self._last_keys = keys
+        counts = (self.desired, len(serving), len(self.live) - len(serving))
+        service = self._services.get(counts)
+        if service is None:
+            service = self._services[counts] = ServiceObservation(*counts, deploying=False)
         return Observation(
             broker=BrokerObservation(queue_depth=waiting, latency_seconds=latency),
-            workers=workers,
-            service=ServiceObservation(
-                desired=self.desired,
-                running=len(serving),
-                pending=len(self.live) - len(serving),
-                deploying=False,
-            ),
+            workers=self._last_workers,
+            service=service,
         )
 
     def _idle_slots(self, now: float) -> dict[int, int]:
