@@ -276,8 +276,7 @@ _POOL_MEMORY_FIELDS = frozenset(f.name for f in fields(PoolMemory))
 def _evolved(instance: T, known: frozenset[str], changes: Mapping[str, object]) -> T:
     """A copy of `instance` with `changes`, as `dataclasses.replace` makes it (unknown names
     refused; neither class has a __post_init__ to run) in a quarter of its time: the
-    simulator runs a day's passes, each evolving the memory and its decision, in well under
-    a second.
+    simulator runs a day's passes, each evolving the memory and its decision several times.
     """
     unknown = changes.keys() - known
     if unknown:
