@@ -243,7 +243,8 @@ def test_a_deployment_replaces_every_task_and_a_protected_one_delays_it(
         assert deploying()
         protect(aws, fleet, kept.name, enabled=False)
         wait_for(lambda: not deploying(), 15, "the deployment to complete")
-        assert not {w.name for w in fleet.workers} & old
+        # ECS marks the old task stopped at once; its worker then shuts down (SIGTERM).
+        wait_for(lambda: not {w.name for w in fleet.workers} & old, 15, "the old worker to stop")
 
 
 def test_a_task_protects_itself_through_the_ecs_agent_endpoint(
