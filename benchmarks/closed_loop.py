@@ -302,6 +302,33 @@ STOP_TIMEOUT = 30.0
 """The ECS task's stopTimeout (ECS's default): SIGTERM, then SIGKILL after this."""
 
 
+def contender_fleet(
+    aws: Any, run: Run, start_delay: float, env: dict[str, str], seed: int = 0
+) -> Any:
+    """The honest local ECS (`local/fleet.py`) for one contender's run: its service, queue
+    and concurrency, the ECS task start delay and stopTimeout compressed, ECS's choices
+    seeded; for ecs-celery-autoscaler the workers run that peer's app."""
+    from celery_scaler.local.fleet import local_fleet
+
+    fleet = local_fleet(
+        aws,
+        run.cluster,
+        run.service,
+        run.broker,
+        [run.queue],
+        start_delay=run.seconds(start_delay),
+        stop_timeout=run.seconds(STOP_TIMEOUT),
+        poll_interval=0.1,
+        concurrency=run.concurrency,
+        env=env,
+        cwd=REPO_ROOT,
+        seed=seed,
+    )
+    if run.name == "ecs-celery-autoscaler":
+        fleet.app_module = peer_environment(run, env, fleet.agent.url)
+    return fleet
+
+
 def run_contender(name: str, factor: float, peers: Path) -> Result:
     """One contender over the trace, from a fresh service at the minimum."""
     from celery_scaler.adapters.celery_inspect import inspector_for
@@ -309,7 +336,6 @@ def run_contender(name: str, factor: float, peers: Path) -> Result:
     from celery_scaler.analysis.simulate import percentile
     from celery_scaler.local.aws_api import local_aws
     from celery_scaler.local.demo import RedisServer, TaskSender
-    from celery_scaler.local.fleet import local_fleet
 
     sys.path.insert(0, str(peers))
     trace = TRACE
@@ -320,21 +346,7 @@ def run_contender(name: str, factor: float, peers: Path) -> Result:
         env = {"PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(peers)])}
         ecs = aws.client("ecs")
         run = Run(name, factor, cluster, redis_server.url, ecs, threading.Event())
-        fleet = local_fleet(
-            aws,
-            cluster,
-            SERVICE,
-            redis_server.url,
-            [QUEUE],
-            start_delay=run.seconds(trace.start_delay),
-            stop_timeout=run.seconds(STOP_TIMEOUT),
-            poll_interval=0.1,
-            concurrency=CONCURRENCY,
-            env=env,
-            cwd=REPO_ROOT,
-        )
-        if name == "ecs-celery-autoscaler":
-            fleet.app_module = peer_environment(run, env, fleet.agent.url)
+        fleet = contender_fleet(aws, run, trace.start_delay, env)
         burst = TaskSender(redis_server.url, QUEUE, "bench.burst")
         trickle = TaskSender(redis_server.url, QUEUE, "bench.trickle")
         task = run.seconds(trace.task_seconds)

@@ -69,9 +69,9 @@ from benchmarks.closed_loop import (
     STOP_TIMEOUT,
     Run,
     celery_ecs_autoscaler,
+    contender_fleet,
     ecs_celery_autoscaler,
     install_peers,
-    peer_environment,
 )
 from benchmarks.report import print_results
 from rich.console import Console
@@ -318,7 +318,6 @@ def run_contender(name: str, factor: float, peers: Path, seed: int) -> Result:
     from celery_scaler.analysis.simulate import percentile
     from celery_scaler.local.aws_api import local_aws
     from celery_scaler.local.demo import RedisServer, TaskSender
-    from celery_scaler.local.fleet import local_fleet
 
     sys.path.insert(0, str(peers))
     load = LOAD
@@ -330,22 +329,7 @@ def run_contender(name: str, factor: float, peers: Path, seed: int) -> Result:
         run = Run(name, factor, cluster, redis_server.url, aws.client("ecs"), threading.Event())
         run.queue, run.service, run.min, run.max = QUEUE, SERVICE, MIN, MAX
         run.concurrency = CONCURRENCY
-        fleet = local_fleet(
-            aws,
-            cluster,
-            SERVICE,
-            redis_server.url,
-            [QUEUE],
-            start_delay=run.seconds(load.start_delay),
-            stop_timeout=run.seconds(STOP_TIMEOUT),
-            poll_interval=0.1,
-            concurrency=CONCURRENCY,
-            env=env,
-            cwd=REPO_ROOT,
-            seed=seed,
-        )
-        if name == "ecs-celery-autoscaler":
-            fleet.app_module = peer_environment(run, env, fleet.agent.url)
+        fleet = contender_fleet(aws, run, load.start_delay, env, seed)
         sender = TaskSender(redis_server.url, QUEUE, "bench.report")
         plan = [(run.seconds(at), run.seconds(length)) for at, length in load.tasks(seed)]
         with fleet:
