@@ -105,16 +105,21 @@ def test_an_outage_writes_the_failures_tag_when_it_matters_not_every_pass() -> N
     )
 
 
-def test_a_pending_write_is_one_tag_removed_once_the_state_is_written() -> None:
+def test_a_pending_write_is_one_tag_emptied_once_the_state_is_written() -> None:
     before = PoolMemory(last_desired=2)
     intent = before.evolve(pending=PendingWrite(Action.SCALE_OUT, 2, 5, T))
     to_set, to_remove = tag_changes(intent, memory_to_tags(before))
     assert (to_set, to_remove) == ({PENDING_WRITE: "scale_out 2 to 5 2025-11-21T04:40:00Z"}, [])
     assert memory_from_tags(memory_to_tags(intent)).pending == intent.pending
     written = tags_after(memory_to_tags(before), to_set, to_remove)
-    # After UpdateService: the new state, and the intent gone, in one write.
+    # After UpdateService: the new state, and the intent emptied, in one TagResource (no
+    # UntagResource); an empty intent is none, and is not written again.
     done = before.evolve(last_desired=5)
-    assert tag_changes(done, written) == ({LAST_DESIRED: "5"}, [PENDING_WRITE])
+    to_set, to_remove = tag_changes(done, written)
+    assert (to_set, to_remove) == ({LAST_DESIRED: "5", PENDING_WRITE: ""}, [])
+    settled = tags_after(written, to_set, to_remove)
+    assert memory_from_tags(settled).pending is None
+    assert tag_changes(done, settled) == ({}, [])
     for garbage in ("scale_out 2 5 2025-11-21T04:40:00Z", "grow 2 to 5 2025-11-21T04:40:00Z"):
         assert memory_from_tags({PENDING_WRITE: garbage}).pending is None
 

@@ -20,6 +20,7 @@ from celery_scaler.core.ports import ServiceClient
 from celery_scaler.core.state import CONDITIONS, LAST_DESIRED, PENDING_WRITE
 from celery_scaler.engine.reconcile import PoolResult
 from celery_scaler.local.aws_api import LocalAws
+from tests import aws_calls
 from tests.helpers import desired_count, json_lines, pool_config, publish, run, write
 
 pytestmark = pytest.mark.integration
@@ -178,7 +179,7 @@ def test_a_write_whose_state_was_not_recorded_is_not_an_external_change(
     assert (after.action, after.current, after.desired) == ("hold", 5, 5)
     assert "3 already added in cooldown" in after.reason
     tags = service_tags(aws, cluster)
-    assert (tags[LAST_DESIRED], PENDING_WRITE in tags) == ("5", False)
+    assert (tags[LAST_DESIRED], tags.get(PENDING_WRITE, "")) == ("5", "")
 
     # A real change by someone else after such a stop is still one: past the cooldown the
     # controller writes 5 → 8 and stops again, then a person sets 6.
@@ -190,7 +191,29 @@ def test_a_write_whose_state_was_not_recorded_is_not_an_external_change(
         "desiredCount changed outside the controller: 5 → 6; taken as current, "
         "scale-in cooldown started",
     )
-    assert PENDING_WRITE not in service_tags(aws, cluster)
+    assert service_tags(aws, cluster).get(PENDING_WRITE, "") == ""
+
+
+def test_a_scaling_action_is_three_ecs_writes(
+    aws: LocalAws, redis_url: str, unique: str, queue: str
+) -> None:
+    cluster = f"c-{unique}"
+    aws.create_service(cluster, "workers", desired=2)
+    config = parse_config(pool_config(redis_url, cluster, queue, control_exchange=unique), "test")
+    publish(redis_url, queue, 30)
+    since = aws_calls.mark()
+    (result,) = build(config).reconcile(time.time()).results
+    assert (result.action, result.desired, result.applied) == ("scale_out", 5, True)
+    writes = [
+        aws_calls.operation_of(entry)
+        for entry in aws_calls.entries(since)
+        if aws_calls.operation_of(entry) in {"TagResource", "UntagResource", "UpdateService"}
+        and cluster in aws_calls.body_of(entry)
+    ]
+    # The intent, the count, then the state with the intent emptied in the same request.
+    assert writes == ["TagResource", "UpdateService", "TagResource"]
+    tags = service_tags(aws, cluster)
+    assert (tags[LAST_DESIRED], tags[PENDING_WRITE]) == ("5", "")
 
 
 # --- 8: workers that do not answer inspect ---------------------------------------------------

@@ -302,6 +302,13 @@ def tag_changes(
     wanted = memory_to_tags(memory, failure_threshold)
     to_set = {key: value for key, value in wanted.items() if current.get(key) != value}
     to_remove = [key for key in current if owned(key) and key not in wanted]
+    if PENDING_WRITE in to_remove:
+        # Settled by emptying it in the TagResource that writes the state it settles:
+        # removing it would take an UntagResource too, a fourth request for every
+        # scaling action. An empty value reads as no write pending.
+        to_remove.remove(PENDING_WRITE)
+        if current[PENDING_WRITE]:
+            to_set[PENDING_WRITE] = ""
     return to_set, to_remove
 
 
