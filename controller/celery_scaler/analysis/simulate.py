@@ -340,6 +340,12 @@ class _Pool:
         self._last_keys: list[tuple[int, int]] | None = None
         """(worker, active) of the last observation's workers; `_last_workers` their snapshots."""
         self._last_workers: tuple[WorkerSnapshot, ...] = ()
+        self._serving: list[int] = []
+        """The workers serving (ready) at the last count, in launch order."""
+        self._all_busy_when_counted = False
+        """The last count found no idle slot."""
+        self._workers_changed = True
+        """A worker was launched, stopped or made ready since the last count."""
         self._services: dict[tuple[int, int, int], ServiceObservation] = {}
         """(desired, running, pending) → the service as observed with those counts."""
 
@@ -370,6 +376,7 @@ class _Pool:
             heapq.heapify(self.slots)
             self.slotted -= gone
         self.desired = desired
+        self._workers_changed = True
 
     def next_ready(self) -> float:
         return self.starting[0][0] if self.starting else INF
@@ -381,6 +388,7 @@ class _Pool:
                 for _ in range(self.settings.concurrency):
                     heapq.heappush(self.slots, (ready, worker))
                 self.slotted.add(worker)
+                self._workers_changed = True
 
     # -- the queue
 
@@ -414,8 +422,33 @@ class _Pool:
         """What the controller would read now: the queue, inspect replies, the service."""
         waiting = bisect_left(self.times, now, self.started) - self.started
         latency = now - self.times[self.started] if waiting else 0.0
-        serving = [worker for worker, ready in self.live.items() if ready <= now]
         idle = self._idle_slots(now)
+        # A saturated pool (most of a busy day's passes) keeps every slot busy pass after
+        # pass: with no idle slot now nor at the last count, and no worker come, gone or
+        # due to serve since, each worker's count is its concurrency as then.
+        if (
+            idle
+            or not self._all_busy_when_counted
+            or self._workers_changed
+            or self.next_ready() <= now
+        ):
+            self._count_workers(now, idle)
+        serving = self._serving
+        counts = (self.desired, len(serving), len(self.live) - len(serving))
+        service = self._services.get(counts)
+        if service is None:
+            service = self._services[counts] = ServiceObservation(*counts, deploying=False)
+        return Observation(
+            broker=BrokerObservation(queue_depth=waiting, latency_seconds=latency),
+            workers=self._last_workers,
+            service=service,
+        )
+
+    def _count_workers(self, now: float, idle: dict[int, int]) -> None:
+        """The serving workers and their snapshots (active = busy slots) as of `now`."""
+        serving = self._serving = [worker for worker, ready in self.live.items() if ready <= now]
+        self._all_busy_when_counted = not idle
+        self._workers_changed = False
         concurrency, slotted = self.settings.concurrency, self.slotted
         keys = [(w, concurrency - idle.get(w, 0) if w in slotted else 0) for w in serving]
         # A busy pool's passes see the same workers with the same counts pass after pass:
@@ -429,15 +462,6 @@ class _Pool:
                 else cast(tuple[WorkerSnapshot, ...], found)
             )
             self._last_keys = keys
-        counts = (self.desired, len(serving), len(self.live) - len(serving))
-        service = self._services.get(counts)
-        if service is None:
-            service = self._services[counts] = ServiceObservation(*counts, deploying=False)
-        return Observation(
-            broker=BrokerObservation(queue_depth=waiting, latency_seconds=latency),
-            workers=self._last_workers,
-            service=service,
-        )
 
     def _idle_slots(self, now: float) -> dict[int, int]:
         """Worker → its slots free at `now` (a slot is busy when it frees after now).
