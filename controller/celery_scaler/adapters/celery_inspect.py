@@ -317,6 +317,8 @@ class CeleryInspector:
         self._reply_key = uuid.uuid4().hex
         self._connection: Any = None
         self._channel: Any = None
+        self._reply_client: Any = None
+        """Redis: the client `_take_queued` reads the reply list with, on the channel's pool."""
         self._known: frozenset[str] = frozenset()
         self._turn = threading.Lock()
         self._commands: tuple[str, ...] = (
@@ -499,10 +501,10 @@ class CeleryInspector:
         them (a command to those workers alone, its replies under that command's label)."""
         connection, channel = self._connect(deadline)
         round_replies = RoundReplies.new(list(commands))
+        # Declared every round, by the consumer below as it is made (kombu's
+        # auto_declare): RabbitMQ deletes an auto-delete queue with its last consumer,
+        # and on Redis the queue is deleted after each round (below).
         reply_queue = self._reply_queue(channel)
-        # Declared every round: RabbitMQ deletes an auto-delete queue with its last
-        # consumer, and on Redis the queue is deleted after each round (below).
-        reply_queue.declare()
 
         def on_reply(body: Any, message: Any) -> None:
             headers = message.headers or {}
@@ -558,14 +560,18 @@ class CeleryInspector:
         """
         if self._driver != "redis" or not self._take_many:
             return
+        if self._reply_client is None:
+            # The client kombu's own `_get` would use, on the channel's pool (the BRPOP
+            # connection is idle between drain_events calls); kept, because kombu builds
+            # a new one for every operation (~0.2 ms: its table of reply parsers), and
+            # this runs after every wake-up of a round.
+            self._reply_client = channel._create_client()
         try:
-            # kombu's own `_get` uses this client; the BRPOP connection is idle between
-            # drain_events calls. One list per priority step, as kombu lays them out.
-            with channel.conn_or_acquire() as client:
-                pipe = client.pipeline(transaction=False)
-                for priority in channel.priority_steps:
-                    pipe.rpop(channel._q_for_pri(queue, priority), QUEUED_BATCH)
-                batches = pipe.execute()
+            # One list per priority step, as kombu lays them out.
+            pipe = self._reply_client.pipeline(transaction=False)
+            for priority in channel.priority_steps:
+                pipe.rpop(channel._q_for_pri(queue, priority), QUEUED_BATCH)
+            batches = pipe.execute()
         except redis.exceptions.ResponseError:
             self._take_many = False  # an older Redis: one BRPOP per reply, as kombu does
             return
@@ -662,6 +668,7 @@ class CeleryInspector:
 
     def _disconnect(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
+        self._reply_client = None
         if connection is not None:
             with contextlib.suppress(Exception):
                 connection.release()
