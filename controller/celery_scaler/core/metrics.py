@@ -68,32 +68,22 @@ def busy_workers(workers: Iterable[WorkerSnapshot]) -> int:
     return sum(1 for worker in unique_workers(workers) if worker.busy)
 
 
-def _saturated_while_queues_empty(obs: Observation) -> tuple[WorkerSnapshot, ...] | None:
-    """The workers busy in every slot when the pool's queues are empty (none otherwise);
-    None when the broker or the workers were not read."""
-    broker, workers = obs.broker, obs.workers
+def _saturated_while_queues_empty(
+    broker: BrokerObservation | None, workers: Iterable[WorkerSnapshot] | None
+) -> tuple[WorkerSnapshot, ...] | None:
+    """The workers busy in every slot when the pool's queues are empty (none otherwise),
+    each once; None when the broker or the workers were not read."""
     if broker is None or workers is None:
         return None
     if broker.queue_depth > 0:
         return ()  # before making the workers unique: a queue with messages needs none
-    return _saturated(broker, unique_workers(workers))
+    return tuple(worker for worker in unique_workers(workers) if worker.saturated)
 
 
 def _unique_or_none(
     workers: Iterable[WorkerSnapshot] | None,
 ) -> tuple[WorkerSnapshot, ...] | None:
     return unique_workers(workers) if workers is not None else None
-
-
-def _saturated(
-    broker: BrokerObservation | None, workers: tuple[WorkerSnapshot, ...] | None
-) -> tuple[WorkerSnapshot, ...] | None:
-    """`_saturated_while_queues_empty` of workers already made unique."""
-    if broker is None or workers is None:
-        return None
-    if broker.queue_depth > 0:
-        return ()
-    return tuple(worker for worker in workers if worker.saturated)
 
 
 def hoarded_tasks(obs: Observation) -> int | None:
@@ -103,7 +93,7 @@ def hoarded_tasks(obs: Observation) -> int | None:
     worker nor a new one can take them: each waits for a slot of the worker holding it.
     None when the broker or the workers were not read.
     """
-    return _hoarded(_saturated_while_queues_empty(obs))
+    return _hoarded(_saturated_while_queues_empty(obs.broker, obs.workers))
 
 
 def _hoarded(saturated: tuple[WorkerSnapshot, ...] | None) -> int | None:
@@ -123,7 +113,7 @@ def prefetch_hoarders(obs: Observation) -> tuple[WorkerSnapshot, ...]:
     """
     return tuple(
         worker
-        for worker in _saturated_while_queues_empty(obs) or ()
+        for worker in _saturated_while_queues_empty(obs.broker, obs.workers) or ()
         if worker.reserved > worker.concurrency
     )
 
@@ -208,7 +198,7 @@ def compute_metrics(obs: Observation) -> dict[str, float]:
         if max_rss_kb is not None:
             values[Metric.MEMORY_USAGE] = max_rss_kb / KILOBYTES_PER_MEGABYTE
     # The broker as read, errors or not, as hoarded_tasks has it.
-    hoarded = _hoarded(_saturated(obs.broker, workers))
+    hoarded = _hoarded(_saturated_while_queues_empty(obs.broker, workers))
     if hoarded is not None:
         values[Metric.HOARDED_TASKS] = hoarded
     unanswered = _unanswered(service, None if workers is None else len(workers))
